@@ -1,0 +1,392 @@
+"""tf.data input pipelines for CIFAR-10/100, ImageNet-1k and image folders.
+
+`load_dataset` yields batches of RAW pixels: images float32
+[batch, H, W, 3] in [0, 255] (the models normalise inside), labels int32
+[batch], or `{"label": int32 [batch], "category": int32 [batch]}` with
+`with_categories=True`.
+
+Pipeline order: read (TFDS files shuffled only for training) -> take
+`max_examples` -> decode/select -> cache (CIFAR by default) -> shuffle
+(training only) -> augment or eval-preprocess (per example) -> batch ->
+prefetch. Image folders shuffle their file list instead of decoded examples.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from dmnn_keras.data import augment
+from dmnn_keras.data import categories
+
+FOLDER_PREFIX = "folder:"
+FOLDER_SPLITS = ("train", "val")
+FOLDER_IMAGE_SIZE = 224
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Static description of a dataset.
+
+    Attributes:
+        name: key in `DATASETS` (or "folder:<root>").
+        tfds_name: TFDS builder name, None for image folders.
+        num_classes: number of fine labels.
+        num_categories: number of coarse category labels (0 if none).
+        image_size: train/eval crop size (height = width).
+        train_split: name of the training split.
+        eval_split: name of the evaluation split.
+        category_names: tuple of `num_categories` str, by category id.
+    """
+
+    name: str
+    tfds_name: str
+    num_classes: int
+    num_categories: int
+    image_size: int
+    train_split: str
+    eval_split: str
+    category_names: tuple
+
+
+DATASETS = {
+    "cifar10": DatasetInfo(
+        name="cifar10",
+        tfds_name="cifar10",
+        num_classes=10,
+        num_categories=len(categories.CIFAR10_CATEGORY_NAMES),
+        image_size=32,
+        train_split="train",
+        eval_split="test",
+        category_names=tuple(categories.CIFAR10_CATEGORY_NAMES),
+    ),
+    "cifar100": DatasetInfo(
+        name="cifar100",
+        tfds_name="cifar100",
+        num_classes=100,
+        num_categories=len(categories.CIFAR100_CATEGORY_NAMES),
+        image_size=32,
+        train_split="train",
+        eval_split="test",
+        category_names=tuple(categories.CIFAR100_CATEGORY_NAMES),
+    ),
+    "imagenet2012": DatasetInfo(
+        name="imagenet2012",
+        tfds_name="imagenet2012",
+        num_classes=1000,
+        num_categories=len(categories.imagenet_category_names()),
+        image_size=224,
+        train_split="train",
+        eval_split="validation",
+        category_names=tuple(categories.imagenet_category_names()),
+    ),
+}
+
+_CIFAR_NAMES = ("cifar10", "cifar100")
+
+
+def _check_positive_int(value, argument, allow_none=True):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"`{argument}` must be a positive int"
+            + (" or None" if allow_none else "")
+            + f". Received: {argument}={value!r}"
+        )
+
+
+def _folder_root(name):
+    root = name[len(FOLDER_PREFIX) :]
+    if not root or not os.path.isdir(root):
+        raise ValueError(
+            "An image folder name must be 'folder:<root>' with an existing "
+            f"<root> directory. Received: name={name!r}"
+        )
+    return root
+
+
+def _folder_class_names(root):
+    """Sorted class subfolder names of `<root>/train` (else `<root>/val`)."""
+    for split in FOLDER_SPLITS:
+        split_dir = os.path.join(root, split)
+        if os.path.isdir(split_dir):
+            return sorted(
+                d
+                for d in os.listdir(split_dir)
+                if os.path.isdir(os.path.join(split_dir, d))
+            )
+    raise ValueError(
+        f"Image folder {root!r} has none of the split folders "
+        f"{list(FOLDER_SPLITS)}."
+    )
+
+
+def get_dataset_info(name):
+    """Returns the `DatasetInfo` of a dataset name.
+
+    Args:
+        name: a key of `DATASETS` or "folder:<root>" (classes = sorted
+            subfolders of `<root>/train`).
+
+    Returns:
+        `DatasetInfo`.
+    """
+    if not isinstance(name, str):
+        raise ValueError(
+            f"Received: name={name!r}. Expected one of {sorted(DATASETS)} "
+            f"or '{FOLDER_PREFIX}<root>'."
+        )
+    if name.startswith(FOLDER_PREFIX):
+        root = _folder_root(name)
+        return DatasetInfo(
+            name=name,
+            tfds_name=None,
+            num_classes=len(_folder_class_names(root)),
+            num_categories=0,
+            image_size=FOLDER_IMAGE_SIZE,
+            train_split="train",
+            eval_split="val",
+            category_names=(),
+        )
+    if name not in DATASETS:
+        raise ValueError(
+            f"Received: name={name!r}. Expected one of {sorted(DATASETS)} "
+            f"or '{FOLDER_PREFIX}<root>'."
+        )
+    return DATASETS[name]
+
+
+def _check_split(split, info):
+    allowed = (info.train_split, info.eval_split)
+    # TFDS slicing such as "train[:10%]" is allowed for TFDS datasets.
+    base = split.split("[")[0] if isinstance(split, str) else None
+    if base not in allowed or (info.tfds_name is None and split != base):
+        raise ValueError(
+            f"Received: split={split!r} for dataset {info.name!r}. Expected "
+            f"one of {list(allowed)}"
+            + (" (TFDS slices like 'train[:1000]' are allowed)."
+               if info.tfds_name else ".")
+        )
+
+
+def _tfds_examples(info, split, training, seed, data_dir):
+    """Reads a TFDS split as (image uint8 [H, W, 3], label, category)."""
+    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+    dataset = tfds.load(
+        info.tfds_name,
+        split=split,
+        shuffle_files=training,
+        data_dir=data_dir,
+        read_config=read_config,
+    )
+
+    def select(example):
+        label = tf.cast(example["label"], tf.int32)
+        if info.name == "cifar10":
+            category = categories.cifar10_category(label)
+        elif info.name == "cifar100":
+            category = tf.cast(example["coarse_label"], tf.int32)
+        else:
+            category = categories.imagenet_category(label)
+        return example["image"], label, category
+
+    return dataset, select
+
+
+def _folder_examples(root, split):
+    """Lists `<root>/<split>/<class>/*` as (image uint8, label, category=-1).
+
+    Files are ordered class-interleaved (first file of every class, then the
+    second, ...), so that `max_examples` keeps a class-balanced subset.
+    """
+    class_names = _folder_class_names(root)
+    split_dir = os.path.join(root, split)
+    if not os.path.isdir(split_dir):
+        raise ValueError(f"Image folder split not found: {split_dir!r}")
+    files_per_class = []
+    for class_name in class_names:
+        class_dir = os.path.join(split_dir, class_name)
+        files = []
+        if os.path.isdir(class_dir):
+            files = sorted(
+                os.path.join(class_dir, f)
+                for f in os.listdir(class_dir)
+                if f.lower().endswith(IMAGE_EXTENSIONS)
+            )
+        files_per_class.append(files)
+    paths, labels = [], []
+    for index in range(max((len(f) for f in files_per_class), default=0)):
+        for label, files in enumerate(files_per_class):
+            if index < len(files):
+                paths.append(files[index])
+                labels.append(label)
+    if not paths:
+        raise ValueError(f"No images found under {split_dir!r}.")
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths), tf.constant(labels, tf.int32))
+    )
+
+    def select(path, label):
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=3, expand_animations=False
+        )
+        return image, label, tf.constant(-1, tf.int32)
+
+    return dataset, select
+
+
+def _make_preprocess(info, image_size, training, seed):
+    """Returns a per-example fn uint8 [H, W, 3] -> float32 [S, S, 3]."""
+    if info.name in _CIFAR_NAMES:
+        padding = max(1, round(4 * image_size / 32))
+        train_augment = (
+            augment.CifarTrainAugment(image_size, padding, seed)
+            if training
+            else None
+        )
+
+        def preprocess(image):
+            image = tf.cast(image, tf.float32)
+            if image_size != info.image_size:
+                image = tf.image.resize(image, [image_size, image_size])
+                image = tf.clip_by_value(image, 0.0, 255.0)
+            if train_augment is not None:
+                image = train_augment(image)
+            return tf.ensure_shape(image, [image_size, image_size, 3])
+
+        return preprocess
+
+    train_augment = (
+        augment.ImageNetTrainAugment(image_size, seed=seed)
+        if training
+        else None
+    )
+
+    def preprocess(image):
+        image = tf.cast(image, tf.float32)
+        if train_augment is not None:
+            image = train_augment(image)
+        else:
+            image = augment.imagenet_eval_preprocess(image, image_size)
+        return tf.ensure_shape(image, [image_size, image_size, 3])
+
+    return preprocess
+
+
+def load_dataset(
+    name,
+    split,
+    *,
+    batch_size,
+    training,
+    image_size=None,
+    max_examples=None,
+    with_categories=False,
+    shuffle_buffer=10000,
+    seed=None,
+    data_dir=None,
+    drop_remainder=None,
+    cache=None,
+):
+    """Builds a batched input pipeline.
+
+    Args:
+        name: "cifar10", "cifar100", "imagenet2012" or "folder:<root>" with
+            `<root>/{train,val}/<class>/*.jpg`.
+        split: "train" or the eval split ("test" for CIFAR, "validation" for
+            ImageNet, "val" for folders); TFDS slices like "train[:1000]" ok.
+        batch_size: int.
+        training: bool; shuffles files and examples and augments (CIFAR: pad
+            4, random crop, flip; else random-resized crop + flip). Eval
+            preprocessing: none for CIFAR, resize shorter side to 256/224 *
+            image_size + center crop otherwise. Eval order is deterministic.
+        image_size: int crop size; default `info.image_size` (32 for CIFAR,
+            224 for ImageNet and folders).
+        max_examples: int or None, keep only the first examples of the split
+            (before shuffling and augmenting).
+        with_categories: bool, also yield the coarse category label.
+        shuffle_buffer: int, example shuffle buffer (training only).
+        seed: int or None; seeds file order, shuffling and augmentation. With
+            a seed, training augmentation maps sequentially so that runs are
+            reproducible.
+        data_dir: TFDS data dir (default: TFDS_DATA_DIR or ~/tensorflow_datasets).
+        drop_remainder: bool; default `training`.
+        cache: bool; cache decoded examples in memory. Default: True for
+            CIFAR, False otherwise.
+
+    Returns:
+        `tf.data.Dataset` of `(images, labels)`: float32
+        [batch, image_size, image_size, 3] in [0, 255] and int32 [batch]; or
+        `(images, {"label": int32 [batch], "category": int32 [batch]})`.
+    """
+    info = get_dataset_info(name)
+    _check_split(split, info)
+    _check_positive_int(batch_size, "batch_size", allow_none=False)
+    _check_positive_int(image_size, "image_size")
+    _check_positive_int(max_examples, "max_examples")
+    _check_positive_int(shuffle_buffer, "shuffle_buffer", allow_none=False)
+    if with_categories and info.num_categories == 0:
+        raise ValueError(
+            f"Dataset {name!r} has no category labels. Received: "
+            f"with_categories=True. Expected one of {sorted(DATASETS)}."
+        )
+    image_size = image_size or info.image_size
+    if cache is None:
+        cache = info.name in _CIFAR_NAMES
+    training = bool(training)
+    if drop_remainder is None:
+        drop_remainder = training
+    autotune = tf.data.AUTOTUNE
+    # Eval and seeded training keep a fixed order.
+    deterministic = (not training) or seed is not None
+
+    is_folder = info.tfds_name is None
+    if is_folder:
+        dataset, select = _folder_examples(_folder_root(name), split)
+    else:
+        dataset, select = _tfds_examples(info, split, training, seed, data_dir)
+    if max_examples is not None:
+        dataset = dataset.take(max_examples)
+    if is_folder and training:
+        # Folders shuffle the (cheap) file paths fully, before decoding.
+        dataset = dataset.shuffle(
+            len(dataset), seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = dataset.map(
+        select, num_parallel_calls=autotune, deterministic=deterministic
+    )
+    if cache:
+        dataset = dataset.cache()
+    if training and not is_folder:
+        dataset = dataset.shuffle(
+            shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        )
+
+    preprocess = _make_preprocess(info, image_size, training, seed)
+
+    def to_model_inputs(image, label, category):
+        image = preprocess(image)
+        if with_categories:
+            return image, {"label": label, "category": category}
+        return image, label
+
+    # Keras' random layers keep their state in a variable: only a
+    # sequential map gives each example the same draw on every run.
+    if training and seed is not None:
+        dataset = dataset.map(to_model_inputs)
+    else:
+        dataset = dataset.map(
+            to_model_inputs,
+            num_parallel_calls=autotune,
+            deterministic=deterministic,
+        )
+    dataset = dataset.batch(
+        batch_size,
+        drop_remainder=drop_remainder,
+        num_parallel_calls=autotune,
+        deterministic=deterministic,
+    )
+    return dataset.prefetch(autotune)
