@@ -1,0 +1,76 @@
+"""Reading the gates of a trained model, and forcing them for benchmarks."""
+
+import keras
+import numpy as np
+
+
+def image_batches(images, batch_size):
+    """Yields numpy image batches from an array or a dataset of images / (images, ...)."""
+    if hasattr(images, "as_numpy_iterator"):
+        for batch in images.as_numpy_iterator():
+            yield batch[0] if isinstance(batch, tuple) else batch
+        return
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            f"images must be a [batch, H, W, C] array or a tf.data.Dataset. Received shape: {images.shape}"
+        )
+    for start in range(0, len(images), batch_size):
+        yield images[start:start + batch_size]
+
+
+def predict_gates(model, images, batch_size=64, return_logits=False):
+    """Inference gates of every gated block of `model` for `images`.
+
+    Args:
+        model: a `DynamicModel`.
+        images: `[N, H, W, 3]` array, or a `tf.data.Dataset` of image batches
+            or of `(images, labels)` batches.
+        return_logits: also return the model's logits `[N, num_classes]`.
+
+    Returns:
+        dict block name -> gates `[N, groups]` (0/1 floats), in network order;
+        with `return_logits`, `(gates, logits)`.
+    """
+    pairs = model.gated_blocks
+    names = [block.name for _, block in pairs]
+    outputs = [controller.output[0] for controller, _ in pairs]
+    logits_tensor = model.get_layer("resource_loss").output if pairs else model.output
+    probe = keras.Model(model.input, outputs + [logits_tensor])
+    collected = [[] for _ in range(len(outputs) + 1)]
+    for batch in image_batches(images, batch_size):
+        results = probe(batch, training=False)
+        results = results if isinstance(results, (list, tuple)) else [results]
+        for store, value in zip(collected, results):
+            store.append(keras.ops.convert_to_numpy(value))
+    arrays = [np.concatenate(c, axis=0) for c in collected]
+    gates = dict(zip(names, arrays[:-1]))
+    return (gates, arrays[-1]) if return_logits else gates
+
+
+def force_gates(model, rate):
+    """A copy of `model` whose controllers run a fixed set of sub-blocks.
+
+    Every block executes its first `round(rate * groups)` sub-blocks for every
+    image (at least one in blocks without a shortcut), whatever the input.
+    Weights are copied; the original model is unchanged.
+
+    Args:
+        model: a gated `DynamicModel` (its config has `forced_gate_rate`).
+        rate: float in [0, 1], or None to restore input-dependent gates.
+
+    Returns:
+        A new model of the same class.
+    """
+    if rate is not None and not (isinstance(rate, (int, float)) and 0.0 <= rate <= 1.0):
+        raise ValueError(f"rate must be None or a number in [0, 1]. Received: rate={rate!r}")
+    config = model.get_config()
+    if "forced_gate_rate" not in config or not model.gated_blocks:
+        raise ValueError(
+            f"force_gates needs a gated dmnn_keras model. Received: {type(model).__name__} "
+            f"named {model.name!r} without gates"
+        )
+    config["forced_gate_rate"] = None if rate is None else float(rate)
+    forced = type(model).from_config(config)
+    forced.set_weights(model.get_weights())
+    return forced

@@ -1,0 +1,170 @@
+"""The DMNN gate controller: one per multi-path block."""
+
+import keras
+from keras import layers, ops
+
+from dmnn_keras.layers.gumbel_gate import GumbelGate
+
+
+@keras.saving.register_keras_serializable(package="dmnn_keras")
+class GateController(keras.layers.Layer):
+    """Decides per sample which sub-blocks of a block run.
+
+    `hidden = ReLU(Dense(GAP(x))) [+ ReLU(Dense(previous_hidden))]`, then one
+    logit per sub-block, turned into hard 0/1 gates by a `GumbelGate`.
+    Optionally a category head (Dense on `hidden`) predicts a coarse category
+    for category supervision; it is used only by the training loss.
+
+    Args:
+        groups: int >= 1, number of sub-blocks (gates).
+        hidden_units: width of the hidden state.
+        use_previous_state: whether the call takes the previous controller's
+            hidden state (ignored by the first controller of a network).
+        num_categories: 0, or the number of coarse categories of the
+            category head.
+        initial_gate_bias: initial bias of the gate logits; 2.0 starts gates
+            on with probability sigmoid(2) = 0.88 in training.
+        temperature, min_active, seed: passed to `GumbelGate`.
+        forced_rate: None, or a float in [0, 1]: ignore the logits and turn on
+            the first `round(forced_rate * groups)` sub-blocks for every sample
+            (for benchmarks and export checks; see `dmnn_keras.force_gates`).
+
+    Call args:
+        inputs: `x` `[batch, H, W, C]`, or `[x, previous_hidden]` with
+            previous_hidden `[batch, hidden_units]`.
+
+    Returns:
+        `(gates, hidden)` with gates `[batch, groups]` in {0, 1} and hidden
+        `[batch, hidden_units]`; `(gates, hidden, category_logits)` with
+        category_logits `[batch, num_categories]` when `num_categories > 0`.
+    """
+
+    def __init__(
+        self,
+        groups,
+        hidden_units=32,
+        use_previous_state=True,
+        num_categories=0,
+        initial_gate_bias=2.0,
+        temperature=1.0,
+        min_active=0,
+        forced_rate=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups must be an int >= 1. Received: groups={groups}")
+        if forced_rate is not None and not 0.0 <= forced_rate <= 1.0:
+            raise ValueError(
+                f"forced_rate must be None or in [0, 1]. Received: forced_rate={forced_rate}"
+            )
+        self.groups = groups
+        self.hidden_units = hidden_units
+        self.use_previous_state = use_previous_state
+        self.num_categories = num_categories
+        self.initial_gate_bias = initial_gate_bias
+        self.temperature = temperature
+        self.min_active = min_active
+        self.forced_rate = forced_rate
+        self.seed = seed
+
+        # === Layers ===
+        self.pool = layers.GlobalAveragePooling2D(name="pool")
+        self.input_dense = layers.Dense(hidden_units, activation="relu", name="input_dense")
+        self.state_dense = layers.Dense(hidden_units, activation="relu", name="state_dense")
+        self.logits_dense = layers.Dense(
+            groups,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            bias_initializer=keras.initializers.Constant(initial_gate_bias),
+            name="logits_dense",
+        )
+        self.gate = GumbelGate(temperature, min_active=min_active, seed=seed, name="gate")
+        self.category_dense = (
+            layers.Dense(num_categories, name="category_dense") if num_categories else None
+        )
+
+    def _split_inputs(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) == 2:
+                return inputs[0], inputs[1]
+            return inputs[0], None
+        return inputs, None
+
+    def build(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):
+            x_shape = input_shape[0]
+            state_shape = input_shape[1] if len(input_shape) > 1 else None
+        else:
+            x_shape, state_shape = input_shape, None
+        if len(x_shape) != 4:
+            raise ValueError(
+                f"GateController expects a 4D feature map [batch, H, W, C]. Received shape: {x_shape}"
+            )
+        self.pool.build(x_shape)
+        self.input_dense.build((x_shape[0], x_shape[-1]))
+        self.has_state_input = self.use_previous_state and state_shape is not None
+        if self.has_state_input:
+            self.state_dense.build((x_shape[0], self.hidden_units))
+        self.logits_dense.build((x_shape[0], self.hidden_units))
+        if self.category_dense is not None:
+            self.category_dense.build((x_shape[0], self.hidden_units))
+        self.input_channels = int(x_shape[-1])
+        self.built = True
+
+    def hidden_state(self, x, previous_hidden=None):
+        """Hidden state `[batch, hidden_units]` of the controller."""
+        hidden = self.input_dense(self.pool(x))
+        if self.has_state_input and previous_hidden is not None:
+            hidden = hidden + self.state_dense(previous_hidden)
+        return hidden
+
+    def call(self, inputs, training=None):
+        x, previous_hidden = self._split_inputs(inputs)
+        hidden = self.hidden_state(x, previous_hidden)
+        logits = self.logits_dense(hidden)
+        if self.forced_rate is not None:
+            gates = self.forced_gates(ops.shape(logits)[0])
+        else:
+            gates = self.gate(logits, training=training)
+        if self.category_dense is not None:
+            return gates, hidden, self.category_dense(hidden)
+        return gates, hidden
+
+    def forced_gates(self, batch_size):
+        """Gates `[batch, groups]` with the first round(forced_rate*groups) on."""
+        active = int(round(self.forced_rate * self.groups))
+        if self.min_active:
+            active = max(active, 1)
+        pattern = [1.0] * active + [0.0] * (self.groups - active)
+        return ops.tile(ops.convert_to_tensor([pattern], "float32"), [batch_size, 1])
+
+    def compute_flops(self):
+        """Multiply-accumulates per sample (the category head is training-only)."""
+        flops = self.input_channels * self.hidden_units + self.hidden_units * self.groups
+        if self.has_state_input:
+            flops += self.hidden_units * self.hidden_units
+        return flops
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        batch = x_shape[0]
+        shapes = [(batch, self.groups), (batch, self.hidden_units)]
+        if self.num_categories:
+            shapes.append((batch, self.num_categories))
+        return tuple(shapes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            groups=self.groups,
+            hidden_units=self.hidden_units,
+            use_previous_state=self.use_previous_state,
+            num_categories=self.num_categories,
+            initial_gate_bias=self.initial_gate_bias,
+            temperature=self.temperature,
+            min_active=self.min_active,
+            forced_rate=self.forced_rate,
+            seed=self.seed,
+        )
+        return config

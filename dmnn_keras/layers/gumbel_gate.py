@@ -1,0 +1,78 @@
+"""Hard straight-through Gumbel-softmax gates."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="dmnn_keras")
+class GumbelGate(keras.layers.Layer):
+    """Turns gate logits into hard 0/1 decisions with a straight-through gradient.
+
+    Each logit `l` is the log-odds of "on" of a two-way Gumbel-softmax
+    (on/off). In training, logistic noise (the difference of two Gumbel
+    samples) is added and the forward value is exactly
+    `1[l + noise > 0]`, while the gradient is that of the soft sample
+    `sigmoid((l + noise) / temperature)`. In inference (`training` False or
+    None) the decision is deterministic, `1[l > 0]`, with no noise.
+
+    Args:
+        temperature: float > 0, temperature of the soft sample.
+        min_active: 0 or 1. With 1, a sample whose gates are all off gets the
+            gate with the largest logit turned on (for blocks that have no
+            shortcut and would otherwise output nothing).
+        seed: optional int seed of the noise.
+
+    Call args:
+        logits: float tensor `[batch, groups]`.
+        training: bool or None.
+
+    Returns:
+        Gates `[batch, groups]`, values exactly 0.0 or 1.0.
+    """
+
+    def __init__(self, temperature=1.0, min_active=0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not temperature > 0:
+            raise ValueError(
+                f"temperature must be > 0. Received: temperature={temperature}"
+            )
+        if min_active not in (0, 1):
+            raise ValueError(
+                f"min_active must be 0 or 1. Received: min_active={min_active}"
+            )
+        self.temperature = float(temperature)
+        self.min_active = int(min_active)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, logits, training=None):
+        logits = ops.cast(logits, "float32")
+        if training:
+            uniform = keras.random.uniform(
+                ops.shape(logits), minval=1e-6, maxval=1.0 - 1e-6,
+                seed=self.seed_generator,
+            )
+            noisy = logits + ops.log(uniform) - ops.log(1.0 - uniform)
+            soft = ops.sigmoid(noisy / self.temperature)
+            hard = self._harden(noisy)
+            # Forward: exactly `hard` (soft - soft == 0); backward: d soft.
+            return hard + (soft - ops.stop_gradient(soft))
+        return self._harden(logits)
+
+    def _harden(self, scores):
+        hard = ops.cast(scores > 0, "float32")
+        if self.min_active:
+            best = ops.one_hot(ops.argmax(scores, axis=-1), ops.shape(scores)[-1])
+            none_on = ops.sum(hard, axis=-1, keepdims=True) < 0.5
+            hard = ops.where(none_on, best, hard)
+        return hard
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            temperature=self.temperature, min_active=self.min_active, seed=self.seed
+        )
+        return config

@@ -1,0 +1,245 @@
+"""Residual blocks split into parallel, individually gated sub-blocks."""
+
+import math
+
+import keras
+from keras import layers, ops
+
+from dmnn_keras.flops import sequential_flops
+
+BLOCK_KINDS = ("bottleneck", "inverted_residual")
+EXECUTIONS = ("masked",)
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4):
+    """Width of each of `groups` bottleneck sub-blocks that keeps the block's parameters.
+
+    A bottleneck `in -> width (1x1) -> width (3x3) -> out (1x1)` has
+    `in*w + 9*w*w + w*out` convolution weights. Splitting it into `groups`
+    sub-blocks of width `p` gives `groups * (in*p + 9*p*p + p*out)`. The rule:
+    `p` is the positive root of the equality, rounded to the nearest multiple of
+    `divisor` (at least `divisor`). With groups=1 it returns `width`.
+    """
+    if groups == 1:
+        return width
+    original = in_channels * width + 9 * width * width + width * out_channels
+    a, b, c = 9 * groups, groups * (in_channels + out_channels), -original
+    root = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+    return max(divisor, int(round(root / divisor)) * divisor)
+
+
+@keras.saving.register_keras_serializable(package="dmnn_keras")
+class MultiPathBlock(keras.layers.Layer):
+    """`shortcut(x) + sum_j gate_j * sub_block_j(x)`, the DMNN block.
+
+    Kinds:
+      * "bottleneck" (ResNet v1.5): each sub-block is 1x1 conv (path_width),
+        3x3 conv (path_width, stride here), 1x1 conv (filters), each with BN,
+        ReLU between; shortcut = identity, or 1x1 conv + BN when the stride or
+        channels change; ReLU after the sum.
+      * "inverted_residual" (MobileNetV2): each sub-block is 1x1 expansion
+        (path_width channels, the block's expansion ratio e split into `groups`
+        parts of e/groups), 3x3 depthwise (stride here), linear 1x1 projection
+        (filters), with BN and ReLU6. With `expand=False` (expansion ratio 1)
+        sub-block j takes the j-th slice of the input channels instead of an
+        expansion. Identity shortcut when stride 1 and channels equal, none
+        otherwise.
+
+    Args:
+        kind: one of "bottleneck", "inverted_residual".
+        filters: output channels.
+        groups: number of sub-blocks.
+        path_width: channels inside each sub-block.
+        strides: 1 or 2.
+        gated: if True the call takes `[x, gates]`; if False all sub-blocks run
+            (static block: with groups=1 exactly the original block).
+        expand: inverted_residual only; False for expansion ratio 1.
+        execution: "masked" computes every sub-block and multiplies it by its
+            gate (differentiable, batch-friendly).
+
+    Call args:
+        inputs: `x` `[batch, H, W, C]`, or `[x, gates]` with gates
+            `[batch, groups]` when gated.
+
+    Returns:
+        `[batch, H / strides, W / strides, filters]`.
+    """
+
+    def __init__(
+        self,
+        kind,
+        filters,
+        groups,
+        path_width,
+        strides=1,
+        gated=True,
+        expand=True,
+        execution="masked",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if kind not in BLOCK_KINDS:
+            raise ValueError(f"kind must be one of {BLOCK_KINDS}. Received: kind={kind!r}")
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups must be an int >= 1. Received: groups={groups}")
+        if strides not in (1, 2):
+            raise ValueError(f"strides must be 1 or 2. Received: strides={strides}")
+        if execution not in EXECUTIONS:
+            raise ValueError(
+                f"execution must be one of {EXECUTIONS}. Received: execution={execution!r}"
+            )
+        self.kind = kind
+        self.filters = filters
+        self.groups = groups
+        self.path_width = path_width
+        self.strides = strides
+        self.gated = gated
+        self.expand = expand
+        self.execution = execution
+
+        # === Layers ===
+        self.paths = [self._make_path(j) for j in range(groups)]
+        self.shortcut = None  # created in build() once the input channels are known
+
+    def _conv(self, filters, kernel_size, strides, name):
+        return layers.Conv2D(
+            filters, kernel_size, strides=strides, padding="same", use_bias=False,
+            kernel_initializer="he_normal", name=name,
+        )
+
+    def _bn(self, name):
+        return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+    def _make_path(self, j):
+        p = f"path{j}_"
+        if self.kind == "bottleneck":
+            return [
+                self._conv(self.path_width, 1, 1, p + "1_conv"), self._bn(p + "1_bn"),
+                layers.ReLU(name=p + "1_relu"),
+                self._conv(self.path_width, 3, self.strides, p + "2_conv"), self._bn(p + "2_bn"),
+                layers.ReLU(name=p + "2_relu"),
+                self._conv(self.filters, 1, 1, p + "3_conv"), self._bn(p + "3_bn"),
+            ]
+        path = []
+        if self.expand:
+            path += [
+                self._conv(self.path_width, 1, 1, p + "expand"), self._bn(p + "expand_bn"),
+                layers.ReLU(6.0, name=p + "expand_relu"),
+            ]
+        path += [
+            layers.DepthwiseConv2D(
+                3, strides=self.strides, padding="same", use_bias=False,
+                depthwise_initializer="he_normal", name=p + "depthwise",
+            ),
+            self._bn(p + "depthwise_bn"),
+            layers.ReLU(6.0, name=p + "depthwise_relu"),
+            self._conv(self.filters, 1, 1, p + "project"), self._bn(p + "project_bn"),
+        ]
+        return path
+
+    def build(self, input_shape):
+        x_shape = tuple(input_shape[0]) if self.gated else tuple(input_shape)
+        if len(x_shape) != 4:
+            raise ValueError(
+                f"MultiPathBlock expects a 4D input [batch, H, W, C]. Received shape: {x_shape}"
+            )
+        in_channels = int(x_shape[-1])
+        if self.kind == "inverted_residual" and not self.expand:
+            if in_channels % self.groups or in_channels // self.groups != self.path_width:
+                raise ValueError(
+                    f"groups must divide the {in_channels} input channels into paths of "
+                    f"path_width={self.path_width}. Received: groups={self.groups}"
+                )
+        self.in_channels = in_channels
+        self.has_identity = self.strides == 1 and in_channels == self.filters
+        needs_projection = self.kind == "bottleneck" and not self.has_identity
+        if needs_projection and self.shortcut is None:
+            self.shortcut = [
+                self._conv(self.filters, 1, self.strides, "shortcut_conv"),
+                self._bn("shortcut_bn"),
+            ]
+        path_input = self._path_input_shape(x_shape)
+        self.path_flops = []
+        for path in self.paths:
+            flops, _ = self._build_sequence(path, path_input)
+            self.path_flops.append(flops)
+        self.shortcut_flops = self._build_sequence(self.shortcut, x_shape)[0] if self.shortcut else 0
+        self.built = True
+
+    def _path_input_shape(self, x_shape):
+        if self.kind == "inverted_residual" and not self.expand:
+            return x_shape[:-1] + (self.path_width,)
+        return x_shape
+
+    @staticmethod
+    def _build_sequence(sequence, shape):
+        flops, _ = sequential_flops(sequence, shape)
+        for layer in sequence:
+            layer.build(shape)
+            shape = tuple(layer.compute_output_shape(shape))
+        return flops, shape
+
+    @property
+    def has_shortcut(self):
+        """Whether the block has a shortcut that always runs."""
+        return self.has_identity or self.shortcut is not None
+
+    def compute_flops(self):
+        """`{"always_on": MACs, "paths": [MACs of each sub-block]}` per sample."""
+        return {"always_on": self.shortcut_flops, "paths": list(self.path_flops)}
+
+    def path_input(self, x, j):
+        """The input of sub-block j (a channel slice for expand=False)."""
+        if self.kind == "inverted_residual" and not self.expand:
+            return x[..., j * self.path_width:(j + 1) * self.path_width]
+        return x
+
+    def run_path(self, x, j, training=None):
+        """Sub-block j on the block input `x`."""
+        y = self.path_input(x, j)
+        for layer in self.paths[j]:
+            y = layer(y, training=training)
+        return y
+
+    def run_shortcut(self, x, training=None):
+        """The always-on part: identity, projection, or None."""
+        if self.shortcut is not None:
+            for layer in self.shortcut:
+                x = layer(x, training=training)
+            return x
+        return x if self.has_identity else None
+
+    def combine(self, shortcut, paths_sum):
+        """Adds the shortcut and applies the block's final activation."""
+        out = paths_sum if shortcut is None else shortcut + paths_sum
+        return ops.relu(out) if self.kind == "bottleneck" else out
+
+    def call(self, inputs, training=None):
+        if self.gated:
+            x, gates = inputs
+            gates = ops.cast(gates, self.compute_dtype)
+        else:
+            x, gates = inputs, None
+        total = None
+        for j in range(self.groups):
+            y = self.run_path(x, j, training)
+            if gates is not None:
+                y = y * gates[:, j, None, None, None]
+            total = y if total is None else total + y
+        return self.combine(self.run_shortcut(x, training), total)
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0] if self.gated else input_shape
+        size = lambda d: None if d is None else -(-d // self.strides)
+        return (x_shape[0], size(x_shape[1]), size(x_shape[2]), self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kind=self.kind, filters=self.filters, groups=self.groups,
+            path_width=self.path_width, strides=self.strides, gated=self.gated,
+            expand=self.expand, execution=self.execution,
+        )
+        return config

@@ -1,0 +1,148 @@
+"""`DynamicModel`: the functional model class shared by every builder."""
+
+import keras
+from keras import ops
+
+from dmnn_keras.flops import layer_flops
+from dmnn_keras.layers.gate_controller import GateController
+from dmnn_keras.layers.resource_loss import ResourceLoss
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_VARIANCE = tuple((s * 255) ** 2 for s in (0.229, 0.224, 0.225))
+
+
+def normalization_layer():
+    """Inputs are raw pixels in [0, 255]; models normalise them themselves."""
+    return keras.layers.Normalization(
+        mean=IMAGENET_MEAN, variance=IMAGENET_VARIANCE, name="normalize"
+    )
+
+
+def check_input_shape(input_shape):
+    """Raises ValueError unless input_shape is (H, W, 3)."""
+    if input_shape is None or len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(
+            "input_shape must be (height, width, 3) for RGB images. "
+            f"Received: input_shape={input_shape}"
+        )
+
+
+def flops_table(inputs, outputs):
+    """Static MACs of the graph from `inputs` to `outputs`.
+
+    Returns:
+        dict with `always_on` (MACs that run for every image) and `blocks`, a
+        list over gated blocks of `{"name", "paths": [MACs per sub-block]}`.
+    """
+    graph = keras.Model(inputs, outputs)
+    always_on, blocks = 0, []
+    for layer in graph.layers:
+        if hasattr(layer, "compute_flops"):
+            flops = layer.compute_flops()
+            if isinstance(flops, dict):
+                always_on += flops["always_on"]
+                if getattr(layer, "gated", False):
+                    blocks.append({"name": layer.name, "paths": flops["paths"]})
+                else:
+                    always_on += sum(flops["paths"])
+            else:
+                always_on += flops
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            always_on += layer_flops(layer, tuple(layer.input.shape))
+    return {"always_on": always_on, "blocks": blocks}
+
+
+class DynamicModel(keras.Model):
+    """Base class of every dmnn_keras model (a functional `keras.Model`).
+
+    Subclasses build their graph and call `super().__init__(inputs=...,
+    outputs=..., category_loss_weights=...)`. With category supervision the
+    graph's outputs are `{"logits": ..., "category_<i>": ...}`; in training
+    `call` returns that dict and `compute_loss` adds the weighted
+    cross-entropy of every controller's category head. In inference (`training`
+    False or None) `call` returns only the logits, so `predict`, `evaluate` and
+    export never see the category heads.
+
+    Labels for category supervision: `y = {"label": [batch], "category":
+    [batch]}` or `y = (label, category)`.
+    """
+
+    def __init__(self, inputs, outputs, category_loss_weights=(), **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.category_loss_weights = tuple(float(w) for w in category_loss_weights)
+
+    # === Introspection ===
+    @property
+    def gated_blocks(self):
+        """`[(controller, block)]` of every gated block, in order."""
+        pairs = []
+        for layer in self.layers:
+            if getattr(layer, "gated", False):
+                pairs.append((self.get_layer(layer.name + "_gate"), layer))
+        return pairs
+
+    @property
+    def controllers(self):
+        """Every gate controller layer, in order."""
+        return [layer for layer in self.layers if isinstance(layer, GateController)]
+
+    @property
+    def resource_loss(self):
+        """The `ResourceLoss` layer, or None for a static model."""
+        for layer in self.layers:
+            if isinstance(layer, ResourceLoss):
+                return layer
+        return None
+
+    @property
+    def has_category_heads(self):
+        return bool(self.category_loss_weights)
+
+    # === Training ===
+    def call(self, inputs, training=None, mask=None):
+        outputs = super().call(inputs, training=training, mask=mask)
+        if isinstance(outputs, dict) and not training:
+            return outputs["logits"]
+        return outputs
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        spec = super().compute_output_spec(inputs, training=training, mask=mask)
+        if isinstance(spec, dict) and not training:
+            return spec["logits"]
+        return spec
+
+    @staticmethod
+    def _split_labels(y):
+        if isinstance(y, dict):
+            return y["label"], y.get("category")
+        if isinstance(y, (tuple, list)) and len(y) == 2:
+            return y[0], y[1]
+        return y, None
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        labels, categories = self._split_labels(y)
+        category_logits = []
+        if isinstance(y_pred, dict):
+            category_logits = [y_pred[f"category_{i}"] for i in range(len(self.category_loss_weights))]
+            y_pred = y_pred["logits"]
+        loss = super().compute_loss(
+            x=x, y=labels, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+        if categories is not None and category_logits:
+            for weight, logits in zip(self.category_loss_weights, category_logits):
+                cross_entropy = keras.losses.sparse_categorical_crossentropy(
+                    categories, logits, from_logits=True
+                )
+                loss = loss + weight * ops.cast(ops.mean(cross_entropy), loss.dtype)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        labels, _ = self._split_labels(y)
+        if isinstance(y_pred, dict):
+            y_pred = y_pred["logits"]
+        return super().compute_metrics(x, labels, y_pred, sample_weight=sample_weight)
+
+    @classmethod
+    def from_config(cls, config):
+        # Subclasses' get_config returns their constructor arguments.
+        return cls(**config)

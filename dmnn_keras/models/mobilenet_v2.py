@@ -1,0 +1,185 @@
+"""MobileNetV2 backbones, static or with DMNN multi-path inverted residuals."""
+
+import keras
+from keras import layers
+
+from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
+from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
+from dmnn_keras.models.gating import DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating
+
+# (expansion t, output channels c, repeats n, first stride s), as in the paper.
+MOBILENET_V2_SPEC = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+    (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+)
+ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+STEMS = ("imagenet", "cifar")
+
+
+def make_divisible(value, divisor=8):
+    """Rounds a channel count as MobileNetV2 does (multiple of 8, >= 90%)."""
+    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+@keras.saving.register_keras_serializable(package="dmnn_keras")
+class DynamicMobileNetV2(DynamicModel):
+    """MobileNetV2 whose inverted residuals are optionally gated multi-path blocks.
+
+    Each block's expansion (ratio e) is split into `groups` sub-blocks of
+    ratio e/groups, each with its own expansion, depthwise and projection
+    convolutions, so parameters and FLOPs equal the original's (up to the
+    projection BatchNorms). The first block (e = 1) has no expansion: its
+    sub-blocks take channel slices of the input. Blocks without an identity
+    shortcut always keep at least one sub-block on.
+
+    Stems: "imagenet" = 3x3/2 stem (output stride 32); "cifar" = 3x3/1 stem and
+    stride 1 in the second stage (output stride 8). `stem=None` picks "cifar"
+    for inputs up to 64 pixels.
+
+    Layer names: `normalize`, `stem_conv`, `stem_bn`, `stem_relu`, `block_{i}`
+    and `block_{i}_gate` (i = 0..16), `head_conv`, `head_bn`, `head_relu`,
+    `avg_pool`, `predictions`, `resource_loss`.
+
+    Args:
+        alpha: width multiplier, one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.
+        Others as `DynamicResNet`.
+
+    Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
+    Outputs: logits `[batch, num_classes]`.
+    """
+
+    def __init__(
+        self,
+        alpha=1.0,
+        groups=4,
+        gating="dmnn",
+        flops_target=0.5,
+        resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
+        num_classes=1000,
+        input_shape=(224, 224, 3),
+        include_top=True,
+        stem=None,
+        num_categories=0,
+        category_loss_weight=1e-4,
+        use_previous_state=True,
+        controller_units=32,
+        temperature=1.0,
+        forced_gate_rate=None,
+        seed=None,
+        **kwargs,
+    ):
+        check_gating(gating, groups, flops_target)
+        check_input_shape(input_shape)
+        if alpha not in ALPHAS:
+            raise ValueError(f"alpha must be one of {ALPHAS}. Received: alpha={alpha!r}")
+        if stem is None:
+            stem = "cifar" if max(input_shape[:2]) <= 64 else "imagenet"
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS} or None. Received: stem={stem!r}")
+
+        # === Layers and functional model ===
+        inputs = keras.Input(shape=input_shape, name="images")
+        x = normalization_layer()(inputs)
+        x = layers.Conv2D(make_divisible(32 * alpha), 3, strides=2 if stem == "imagenet" else 1,
+                          padding="same", use_bias=False, kernel_initializer="he_normal",
+                          name="stem_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="stem_bn")(x)
+        x = layers.ReLU(6.0, name="stem_relu")(x)
+
+        wiring = GateWiring(
+            gating,
+            controller_kwargs=dict(
+                hidden_units=controller_units, use_previous_state=use_previous_state,
+                temperature=temperature, forced_rate=forced_gate_rate,
+            ),
+            num_categories=num_categories,
+            seed=seed,
+        )
+        block_id = 0
+        for stage, (t, c, n, s) in enumerate(MOBILENET_V2_SPEC):
+            if stem == "cifar" and stage == 1:
+                s = 1
+            filters = make_divisible(c * alpha)
+            for i in range(n):
+                in_channels = int(x.shape[-1])
+                expanded = in_channels * t
+                if expanded % groups:
+                    raise ValueError(
+                        f"groups must divide the {expanded} expanded channels of block_{block_id}. "
+                        f"Received: groups={groups}"
+                    )
+                x = wiring.block(
+                    x, stage, f"block_{block_id}",
+                    kind="inverted_residual", filters=filters, groups=groups,
+                    path_width=expanded // groups, strides=s if i == 0 else 1, expand=t != 1,
+                )
+                block_id += 1
+        last_filters = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+        x = layers.Conv2D(last_filters, 1, use_bias=False, kernel_initializer="he_normal",
+                          name="head_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(x)
+        x = layers.ReLU(6.0, name="head_relu")(x)
+        if include_top:
+            x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+            x = layers.Dense(num_classes, name="predictions")(x)
+        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight)
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            category_loss_weights=wiring.category_loss_weights(category_loss_weight),
+            **kwargs,
+        )
+
+        # === Config ===
+        self.alpha = alpha
+        self.groups = groups
+        self.gating = gating
+        self.flops_target = flops_target
+        self.resource_loss_weight = resource_loss_weight
+        self.num_classes = num_classes
+        self.input_shape_ = tuple(input_shape)
+        self.include_top = include_top
+        self.stem = stem
+        self.num_categories = num_categories
+        self.category_loss_weight = category_loss_weight
+        self.use_previous_state = use_previous_state
+        self.controller_units = controller_units
+        self.temperature = temperature
+        self.forced_gate_rate = forced_gate_rate
+        self.seed = seed
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "alpha": self.alpha,
+            "groups": self.groups,
+            "gating": self.gating,
+            "flops_target": self.flops_target,
+            "resource_loss_weight": self.resource_loss_weight,
+            "num_classes": self.num_classes,
+            "input_shape": self.input_shape_,
+            "include_top": self.include_top,
+            "stem": self.stem,
+            "num_categories": self.num_categories,
+            "category_loss_weight": self.category_loss_weight,
+            "use_previous_state": self.use_previous_state,
+            "controller_units": self.controller_units,
+            "temperature": self.temperature,
+            "forced_gate_rate": self.forced_gate_rate,
+            "seed": self.seed,
+        }
+
+
+def DMNNMobileNetV2(alpha=1.0, groups=4, flops_target=0.5, **kwargs):
+    """DMNN-MobileNetV2 (224x224x3, 1000 classes by default)."""
+    return DynamicMobileNetV2(alpha=alpha, groups=groups, flops_target=flops_target,
+                              gating="dmnn", **kwargs)
+
+
+def MobileNetV2(alpha=1.0, **kwargs):
+    """Static MobileNetV2 (3,504,872 parameters at alpha 1.0, 6,108,776 at 1.4)."""
+    return DynamicMobileNetV2(alpha=alpha, groups=1, gating=None, **kwargs)

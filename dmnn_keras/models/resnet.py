@@ -1,0 +1,231 @@
+"""ResNet v1.5 (bottleneck) backbones, static or with DMNN multi-path blocks."""
+
+import keras
+from keras import layers
+
+from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, bottleneck_path_width
+from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
+from dmnn_keras.models.gating import DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating
+
+RESNET_STACKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+STEMS = ("imagenet", "cifar")
+
+
+@keras.saving.register_keras_serializable(package="dmnn_keras")
+class DynamicResNet(DynamicModel):
+    """ResNet v1.5 with bottleneck blocks, each optionally a gated multi-path block.
+
+    Stage s (s = 0..3) has `stack_sizes[s]` bottlenecks of width
+    `64 * 2**s * width_multiplier` and `4x` that many output channels; the first
+    block of stages 1-3 has stride 2 in its 3x3 convolution (v1.5). With
+    `groups > 1` each bottleneck is split into `groups` sub-blocks whose width
+    keeps the parameter count (`bottleneck_path_width`).
+
+    Stems: "imagenet" = 7x7/2 conv + 3x3/2 max-pool (stage 0 at 1/4 of the
+    input); "cifar" = 3x3/1 conv + 2x2/2 max-pool (stage 0 at 16x16 for a
+    32x32 input, which gives ResNet-50 0.33 GMACs, the DMNN paper's CIFAR
+    cost). `stem=None` picks "cifar" for inputs up to 64 pixels.
+
+    Layer names: `normalize`, `conv1_conv`, `conv1_bn`, `conv1_relu`,
+    `pool1_pool`, `conv{s+2}_block{b+1}` (blocks), `conv{s+2}_block{b+1}_gate`
+    (their controllers), `avg_pool`, `predictions`, `resource_loss`.
+
+    Args:
+        stack_sizes: blocks per stage (4 stages).
+        width_multiplier: float > 0 scaling every width.
+        groups: sub-blocks per block (1 = the original ResNet block).
+        gating: None (static) or "dmnn".
+        flops_target: target FLOPs ratio / execution rate in (0, 1].
+        resource_loss_weight: lambda of the resource loss.
+        num_classes, input_shape, include_top: as in `keras.applications`;
+            without the top the output is the last feature map.
+        stem: None, "imagenet" or "cifar".
+        num_categories: 0, or the number of coarse categories predicted by
+            every controller (category supervision).
+        category_loss_weight: weight of stage 0's category losses; each later
+            stage multiplies it by 10.
+        use_previous_state, controller_units, temperature: controller options.
+        forced_gate_rate: None, or run the first round(rate * groups) sub-blocks
+            of every block for every image (see `dmnn_keras.force_gates`).
+        seed: None or int, seed of the gate noise.
+
+    Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
+    Outputs: logits `[batch, num_classes]`.
+
+    Example:
+    ```python
+    model = DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25,
+                          input_shape=(32, 32, 3), num_classes=10, groups=4)
+    ```
+    """
+
+    def __init__(
+        self,
+        stack_sizes=(3, 4, 6, 3),
+        width_multiplier=1.0,
+        groups=4,
+        gating="dmnn",
+        flops_target=0.5,
+        resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
+        num_classes=1000,
+        input_shape=(224, 224, 3),
+        include_top=True,
+        stem=None,
+        num_categories=0,
+        category_loss_weight=1e-4,
+        use_previous_state=True,
+        controller_units=32,
+        temperature=1.0,
+        forced_gate_rate=None,
+        seed=None,
+        **kwargs,
+    ):
+        check_gating(gating, groups, flops_target)
+        check_input_shape(input_shape)
+        if len(stack_sizes) != 4 or any(int(n) < 1 for n in stack_sizes):
+            raise ValueError(
+                f"stack_sizes must be 4 ints >= 1. Received: stack_sizes={stack_sizes}"
+            )
+        if not width_multiplier > 0:
+            raise ValueError(
+                f"width_multiplier must be > 0. Received: width_multiplier={width_multiplier}"
+            )
+        if stem is None:
+            stem = "cifar" if max(input_shape[:2]) <= 64 else "imagenet"
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS} or None. Received: stem={stem!r}")
+        widths = [int(64 * 2**s * width_multiplier) for s in range(4)]
+        for width in widths:
+            if width % groups:
+                raise ValueError(
+                    f"groups must divide the bottleneck width of every stage {widths}. "
+                    f"Received: groups={groups}"
+                )
+
+        # === Layers and functional model ===
+        inputs = keras.Input(shape=input_shape, name="images")
+        x = normalization_layer()(inputs)
+        stem_filters = int(64 * width_multiplier)
+        if stem == "imagenet":
+            x = layers.Conv2D(stem_filters, 7, strides=2, padding="same", use_bias=False,
+                              kernel_initializer="he_normal", name="conv1_conv")(x)
+        else:
+            x = layers.Conv2D(stem_filters, 3, strides=1, padding="same", use_bias=False,
+                              kernel_initializer="he_normal", name="conv1_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="conv1_bn")(x)
+        x = layers.ReLU(name="conv1_relu")(x)
+        if stem == "imagenet":
+            x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+        else:
+            x = layers.MaxPooling2D(2, strides=2, name="pool1_pool")(x)
+
+        wiring = GateWiring(
+            gating,
+            controller_kwargs=dict(
+                hidden_units=controller_units, use_previous_state=use_previous_state,
+                temperature=temperature, forced_rate=forced_gate_rate,
+            ),
+            num_categories=num_categories,
+            seed=seed,
+        )
+        for stage, (blocks, width) in enumerate(zip(stack_sizes, widths)):
+            for b in range(int(blocks)):
+                filters = 4 * width
+                strides = 2 if (b == 0 and stage > 0) else 1
+                in_channels = int(x.shape[-1])
+                x = wiring.block(
+                    x, stage, f"conv{stage + 2}_block{b + 1}",
+                    kind="bottleneck", filters=filters, groups=groups,
+                    path_width=bottleneck_path_width(in_channels, width, filters, groups),
+                    strides=strides,
+                )
+        if include_top:
+            x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+            x = layers.Dense(num_classes, name="predictions")(x)
+        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight)
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            category_loss_weights=wiring.category_loss_weights(category_loss_weight),
+            **kwargs,
+        )
+
+        # === Config ===
+        self.stack_sizes = tuple(int(n) for n in stack_sizes)
+        self.width_multiplier = width_multiplier
+        self.groups = groups
+        self.gating = gating
+        self.flops_target = flops_target
+        self.resource_loss_weight = resource_loss_weight
+        self.num_classes = num_classes
+        self.input_shape_ = tuple(input_shape)
+        self.include_top = include_top
+        self.stem = stem
+        self.num_categories = num_categories
+        self.category_loss_weight = category_loss_weight
+        self.use_previous_state = use_previous_state
+        self.controller_units = controller_units
+        self.temperature = temperature
+        self.forced_gate_rate = forced_gate_rate
+        self.seed = seed
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "stack_sizes": self.stack_sizes,
+            "width_multiplier": self.width_multiplier,
+            "groups": self.groups,
+            "gating": self.gating,
+            "flops_target": self.flops_target,
+            "resource_loss_weight": self.resource_loss_weight,
+            "num_classes": self.num_classes,
+            "input_shape": self.input_shape_,
+            "include_top": self.include_top,
+            "stem": self.stem,
+            "num_categories": self.num_categories,
+            "category_loss_weight": self.category_loss_weight,
+            "use_previous_state": self.use_previous_state,
+            "controller_units": self.controller_units,
+            "temperature": self.temperature,
+            "forced_gate_rate": self.forced_gate_rate,
+            "seed": self.seed,
+        }
+
+
+def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+               num_classes=10, groups=4, flops_target=0.5, **kwargs):
+    """A DMNN ResNet of any depth and width; defaults are a CPU-sized CIFAR model."""
+    return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
+                         input_shape=input_shape, num_classes=num_classes, groups=groups,
+                         flops_target=flops_target, gating="dmnn", **kwargs)
+
+
+def ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+           num_classes=10, groups=1, **kwargs):
+    """The static twin of `DMNNResNet`: same code, gating off."""
+    return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
+                         input_shape=input_shape, num_classes=num_classes, groups=groups,
+                         gating=None, **kwargs)
+
+
+def DMNNResNet50(groups=4, flops_target=0.5, **kwargs):
+    """DMNN-ResNet-50 (224x224x3, 1000 classes by default)."""
+    return DynamicResNet(stack_sizes=RESNET_STACKS[50], groups=groups,
+                         flops_target=flops_target, gating="dmnn", **kwargs)
+
+
+def DMNNResNet101(groups=4, flops_target=0.5, **kwargs):
+    """DMNN-ResNet-101 (224x224x3, 1000 classes by default)."""
+    return DynamicResNet(stack_sizes=RESNET_STACKS[101], groups=groups,
+                         flops_target=flops_target, gating="dmnn", **kwargs)
+
+
+def ResNet50(**kwargs):
+    """Static ResNet-50 v1.5 (25,557,032 parameters with 1000 classes)."""
+    return DynamicResNet(stack_sizes=RESNET_STACKS[50], groups=1, gating=None, **kwargs)
+
+
+def ResNet101(**kwargs):
+    """Static ResNet-101 v1.5 (44,549,160 parameters with 1000 classes)."""
+    return DynamicResNet(stack_sizes=RESNET_STACKS[101], groups=1, gating=None, **kwargs)

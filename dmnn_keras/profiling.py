@@ -1,0 +1,63 @@
+"""`profile`: parameters and FLOPs of a model, full and as executed on images."""
+
+import numpy as np
+
+from dmnn_keras.gates import image_batches, predict_gates
+from dmnn_keras.models.dynamic_model import flops_table
+
+
+def _count(weights):
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def profile(model, images=None, batch_size=64):
+    """Parameters and multiply-accumulates of `model`, optionally per image.
+
+    Args:
+        model: a dmnn_keras model (any functional Keras model works for the
+            static counts).
+        images: optional `[N, H, W, 3]` array or dataset (see `predict_gates`).
+
+    Returns:
+        dict with
+          * `params`: trainable parameters of the inference model (category
+            heads excluded), `controller_params`: those of the controllers;
+          * `flops`: MACs per image with every sub-block on,
+            `always_on_flops`: the part that never skips;
+          * with images: `executed_flops` `[N]` MACs per image, `executed_flops_mean`,
+            `flops_ratio` (mean executed / full), `execution_rates`
+            (block name -> fraction of its sub-blocks run) and `path_rates`
+            (block name -> per sub-block rate).
+    """
+    table = flops_table(model.input, model.outputs)
+    full = table["always_on"] + sum(sum(b["paths"]) for b in table["blocks"])
+    heads = [
+        w for c in getattr(model, "controllers", [])
+        if c.category_dense is not None for w in c.category_dense.trainable_weights
+    ]
+    result = {
+        "params": _count(model.trainable_weights) - _count(heads),
+        "controller_params": _count(
+            w for c in getattr(model, "controllers", []) for w in c.trainable_weights
+        ) - _count(heads),
+        "flops": int(full),
+        "always_on_flops": int(table["always_on"]),
+    }
+    if images is None:
+        return result
+    if table["blocks"]:
+        gates = predict_gates(model, images, batch_size)
+        executed = np.full(len(next(iter(gates.values()))), float(table["always_on"]))
+        for block in table["blocks"]:
+            executed += gates[block["name"]] @ np.asarray(block["paths"], dtype=np.float64)
+        result["execution_rates"] = {name: float(g.mean()) for name, g in gates.items()}
+        result["path_rates"] = {name: g.mean(axis=0).tolist() for name, g in gates.items()}
+    else:
+        count = sum(len(batch) for batch in image_batches(images, batch_size))
+        executed = np.full(count, float(full))
+        result["execution_rates"], result["path_rates"] = {}, {}
+    result["executed_flops"] = executed
+    result["executed_flops_mean"] = float(executed.mean())
+    result["flops_ratio"] = float(executed.mean() / full)
+    return result
+
