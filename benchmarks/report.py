@@ -1,0 +1,56 @@
+"""Writes one benchmark's section of BENCHMARKS.md, leaving the others alone."""
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+BENCHMARKS_MD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BENCHMARKS.md")
+HEADER = "# Benchmarks\n\nEvery section is written by the script it names; rerun the command to refresh it.\n"
+
+
+def machine_description():
+    """One line naming the CPU, core count, OS, Python, TF and Keras versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import keras
+    import tensorflow as tf
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+
+
+def write_section(name, body, command=None):
+    """Replaces (or appends) the section `name` of BENCHMARKS.md.
+
+    The section gets a heading, the command that produced it (default: this
+    process's command line), the machine and the date, then `body` (markdown).
+    """
+    command = command or "python " + " ".join(sys.argv)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=os.path.dirname(BENCHMARKS_MD)).stdout.strip()
+    except OSError:
+        commit = "unknown"
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    section = (
+        f"{begin}\n## {name}\n\n"
+        f"- Command: `{command}`\n- Machine: {machine_description()}\n"
+        f"- Date: {datetime.date.today().isoformat()} (commit {commit or 'unknown'})\n\n"
+        f"{body.strip()}\n{end}"
+    )
+    text = open(BENCHMARKS_MD).read() if os.path.exists(BENCHMARKS_MD) else HEADER
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(BENCHMARKS_MD, "w") as f:
+        f.write(text)
