@@ -1,0 +1,8 @@
+"""Shared test set-up: quiet TF, CIFAR-10 from ../shared/tfds when present."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_SHARED_TFDS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tfds")
+if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED_TFDS):
+    os.environ["TFDS_DATA_DIR"] = os.path.abspath(_SHARED_TFDS)

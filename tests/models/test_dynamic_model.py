@@ -1,0 +1,128 @@
+"""Behaviour of the gated models: training, losses, metrics, determinism, saving."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dmnn_keras as dk
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+
+
+def test_gradients_reach_every_controller():
+    model = dk.DMNNResNet(seed=0)
+    x, y = images(16), np.arange(16) % 10
+    with tf.GradientTape() as tape:
+        loss = LOSS(y, model(x, training=True)) + tf.add_n(model.losses)
+    names = [v.path for c in model.controllers for v in c.trainable_weights]
+    grads = tape.gradient(loss, [v for c in model.controllers for v in c.trainable_weights])
+    for name, grad in zip(names, grads):
+        if "logits_dense" in name or "input_dense" in name:
+            assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0, name
+
+
+def test_resource_loss_is_added_and_metrics_are_logged():
+    model = dk.DMNNResNet(seed=0)
+    model(images(4))
+    assert len(model.losses) == 1
+    model.compile(optimizer="sgd", loss=LOSS)
+    history = model.fit(images(32), np.arange(32) % 10, batch_size=16, epochs=1, verbose=0)
+    assert {"flops_ratio", "execution_rate"} <= set(history.history)
+    assert 0 < history.history["flops_ratio"][0] <= 1
+
+
+def _train_flops_ratio(target, steps=32):
+    keras.utils.set_random_seed(1)
+    model = dk.DMNNResNet(stack_sizes=(2, 1, 1, 1), flops_target=target, seed=1)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=LOSS)
+    x = images(128)
+    y = (x.mean(axis=(1, 2, 3)) > 127).astype("int32")
+    model.fit(x, y, batch_size=32, epochs=steps // 4, verbose=0)
+    ratio = dk.profile(model, x)["flops_ratio"]
+    print(f"flops_target={target}: flops_ratio={ratio:.3f}")
+    return ratio
+
+
+def test_flops_ratio_moves_toward_its_target():
+    start = dk.profile(dk.DMNNResNet(stack_sizes=(2, 1, 1, 1), seed=1), images(64))["flops_ratio"]
+    low, high = _train_flops_ratio(0.3), _train_flops_ratio(0.8)
+    assert start > 0.85
+    assert abs(low - 0.3) < 0.15, low
+    assert abs(high - 0.8) < 0.12, high
+
+
+def test_inference_is_deterministic_and_batch_independent():
+    model = dk.DMNNResNet(seed=0)
+    x = images(8)
+    gates, logits = dk.predict_gates(model, x, return_logits=True)
+    gates1, logits1 = dk.predict_gates(model, x[3:4], return_logits=True)
+    np.testing.assert_allclose(logits[3:4], logits1, rtol=1e-5, atol=1e-4)
+    for name in gates:
+        np.testing.assert_array_equal(gates[name][3:4], gates1[name])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("builder", [
+    lambda: dk.DMNNResNet(seed=0),
+    lambda: dk.ResNet(),
+    lambda: dk.DMNNMobileNetV2(input_shape=(32, 32, 3), num_classes=10),
+    lambda: dk.DMNNResNet(num_categories=2),
+])
+def test_keras_round_trip(builder, tmp_path):
+    model = builder()
+    x = images(6)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_category_supervision_trains_and_stays_out_of_inference():
+    model = dk.DMNNResNet(num_categories=2, seed=0)
+    assert model.category_loss_weights == pytest.approx((1e-4, 1e-3, 1e-2, 1e-1))
+    x, y = images(32), np.arange(32) % 10
+    ds = tf.data.Dataset.from_tensor_slices((x, {"label": y, "category": y % 2})).batch(16)
+    model.compile(optimizer="sgd", loss=LOSS, metrics=["accuracy"])
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert "accuracy" in history.history
+    assert model.predict(x[:2], verbose=0).shape == (2, 10)
+    outputs = model(x[:2], training=True)
+    assert set(outputs) == {"logits", "category_0", "category_1", "category_2", "category_3"}
+    with_categories = model.compute_loss(y={"label": y[:2], "category": y[:2] % 2}, y_pred=outputs)
+    without = model.compute_loss(y=y[:2], y_pred=outputs)
+    assert float(with_categories) > float(without)
+
+
+def test_force_gates():
+    model = dk.DMNNResNet(seed=0)
+    x = images(10)
+    for rate, expected in [(0.0, 0.0), (0.5, 0.5), (1.0, 1.0)]:
+        report = dk.profile(dk.force_gates(model, rate), x)
+        assert set(report["execution_rates"].values()) == {expected}
+    with pytest.raises(ValueError, match="rate"):
+        dk.force_gates(model, 1.5)
+    with pytest.raises(ValueError, match="gated"):
+        dk.force_gates(dk.ResNet(), 0.5)
+
+
+@pytest.mark.parametrize("builder, kwargs, name", [
+    (dk.DMNNResNet, {"groups": 0}, "groups"),
+    (dk.DMNNResNet, {"groups": 3}, "groups"),
+    (dk.DMNNResNet, {"flops_target": 0.0}, "flops_target"),
+    (dk.DMNNResNet, {"flops_target": 1.5}, "flops_target"),
+    (dk.DMNNResNet, {"input_shape": (32, 32)}, "input_shape"),
+    (dk.DMNNResNet, {"stack_sizes": (1, 1, 1)}, "stack_sizes"),
+    (dk.DMNNMobileNetV2, {"alpha": 0.9}, "alpha"),
+    (dk.DMNNMobileNetV2, {"groups": 5}, "groups"),
+    (dk.DynamicResNet, {"gating": "magic"}, "gating"),
+])
+def test_bad_arguments(builder, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        builder(**kwargs)
