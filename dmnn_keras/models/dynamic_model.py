@@ -1,6 +1,7 @@
 """`DynamicModel`: the functional model class shared by every builder."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from dmnn_keras.flops import layer_flops
@@ -32,7 +33,10 @@ def flops_table(inputs, outputs):
 
     Returns:
         dict with `always_on` (MACs that run for every image) and `blocks`, a
-        list over gated blocks of `{"name", "paths": [MACs per sub-block]}`.
+        list over gated blocks of `{"name", "paths": [MACs per gate]}`, plus
+        `"pairs": [[i, j, MACs], ...]` for blocks whose FLOPs have terms that
+        run only when two gates are both on (channel gating; see
+        `executed_block_flops`).
     """
     graph = keras.Model(inputs, outputs)
     always_on, blocks = 0, []
@@ -41,15 +45,38 @@ def flops_table(inputs, outputs):
             flops = layer.compute_flops()
             if isinstance(flops, dict):
                 always_on += flops["always_on"]
+                pairs = flops.get("pairs")
                 if getattr(layer, "gated", False):
-                    blocks.append({"name": layer.name, "paths": flops["paths"]})
+                    block = {"name": layer.name, "paths": flops["paths"]}
+                    if pairs is not None:
+                        block["pairs"] = pairs
+                    blocks.append(block)
                 else:
-                    always_on += sum(flops["paths"])
+                    always_on += sum(flops["paths"]) + sum(f for _, _, f in pairs or ())
             else:
                 always_on += flops
         elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
             always_on += layer_flops(layer, tuple(layer.input.shape))
     return {"always_on": always_on, "blocks": blocks}
+
+
+def block_full_flops(block):
+    """MACs of a `flops_table` block with every gate on."""
+    return sum(block["paths"]) + sum(f for _, _, f in block.get("pairs", ()))
+
+
+def executed_block_flops(block, gates):
+    """MACs executed by a `flops_table` block for numpy gates `[N, G]` -> `[N]`.
+
+    `gates . paths + sum_(i, j, f) in pairs f * gates_i * gates_j`: linear for
+    sub-block gates (DMNN, AIG), bilinear for channel gates (a convolution from
+    gated group i to gated group j runs only when both are on).
+    """
+    gates = np.asarray(gates, dtype=np.float64)
+    executed = gates @ np.asarray(block["paths"], dtype=np.float64)
+    for i, j, f in block.get("pairs", ()):
+        executed = executed + f * gates[:, i] * gates[:, j]
+    return executed
 
 
 class DynamicModel(keras.Model):
@@ -83,8 +110,12 @@ class DynamicModel(keras.Model):
 
     @property
     def controllers(self):
-        """Every gate controller layer, in order."""
-        return [layer for layer in self.layers if isinstance(layer, GateController)]
+        """Every gate controller layer, in order (DMNN's `GateController` and
+        any layer marked `is_gate_controller = True`)."""
+        return [
+            layer for layer in self.layers
+            if isinstance(layer, GateController) or getattr(layer, "is_gate_controller", False)
+        ]
 
     @property
     def resource_loss(self):
@@ -129,11 +160,14 @@ class DynamicModel(keras.Model):
             x=x, y=labels, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
         if categories is not None and category_logits:
+            category_loss = 0.0
             for weight, logits in zip(self.category_loss_weights, category_logits):
                 cross_entropy = keras.losses.sparse_categorical_crossentropy(
                     categories, logits, from_logits=True
                 )
-                loss = loss + weight * ops.cast(ops.mean(cross_entropy), loss.dtype)
+                category_loss = category_loss + weight * ops.mean(cross_entropy)
+            # Scaled per replica under tf.distribute, like every add_loss term.
+            loss = loss + ops.cast(self._aggregate_additional_loss(category_loss), loss.dtype)
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
