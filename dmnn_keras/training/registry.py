@@ -1,0 +1,125 @@
+"""The model registry: `--model` names -> builders of the library.
+
+One dict, `MODELS`, maps a name to a `ModelEntry`. Adding a builder is one
+line, e.g.::
+
+    MODELS["aig_resnet50"] = ModelEntry(dk.AIGResNet50, family="resnet", gated=True)
+
+`build_model(config, num_classes, input_shape, num_categories)` passes each
+builder only the arguments its entry accepts:
+  * every builder: `num_classes`, `input_shape`;
+  * `gated=True`: `groups`, `flops_target`, `resource_loss_weight`,
+    `num_categories`, `seed` (the arguments of the DMNN builders);
+  * `sized=True`: `stack_sizes`, `width_multiplier` (small general ResNets);
+  * `width_arg="alpha"`: `width_multiplier` passed as `alpha` when it is set
+    (MobileNetV2);
+  * `extra`: a function config -> dict of further keyword arguments.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+from dmnn_keras.models import (
+    DMNNMobileNetV2,
+    DMNNResNet,
+    DMNNResNet50,
+    DMNNResNet101,
+    MobileNetV2,
+    ResNet,
+    ResNet50,
+    ResNet101,
+)
+
+FAMILIES = ("resnet", "mobilenet")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """How to call one builder from a training config.
+
+    Attributes:
+        builder: the model function or class.
+        family: "resnet" or "mobilenet"; picks the preset weight decay.
+        gated: the builder takes the DMNN arguments (groups, flops_target, ...).
+        sized: the builder takes `stack_sizes` and `width_multiplier`.
+        width_arg: None, or the name under which `width_multiplier` is passed.
+        defaults: fixed keyword arguments (e.g. `alpha=1.4`).
+        extra: None or a function config -> dict of keyword arguments.
+    """
+
+    builder: Callable
+    family: str
+    gated: bool
+    sized: bool = False
+    width_arg: Optional[str] = None
+    defaults: dict = dataclasses.field(default_factory=dict)
+    extra: Optional[Callable] = None
+
+
+MODELS = {
+    "dmnn_resnet": ModelEntry(DMNNResNet, "resnet", gated=True, sized=True),
+    "resnet": ModelEntry(ResNet, "resnet", gated=False, sized=True),
+    "dmnn_resnet50": ModelEntry(DMNNResNet50, "resnet", gated=True),
+    "dmnn_resnet101": ModelEntry(DMNNResNet101, "resnet", gated=True),
+    "resnet50": ModelEntry(ResNet50, "resnet", gated=False),
+    "resnet101": ModelEntry(ResNet101, "resnet", gated=False),
+    "dmnn_mobilenet_v2": ModelEntry(DMNNMobileNetV2, "mobilenet", gated=True, width_arg="alpha"),
+    "dmnn_mobilenet_v2_140": ModelEntry(
+        DMNNMobileNetV2, "mobilenet", gated=True, defaults={"alpha": 1.4}),
+    "mobilenet_v2": ModelEntry(MobileNetV2, "mobilenet", gated=False, width_arg="alpha"),
+    "mobilenet_v2_140": ModelEntry(MobileNetV2, "mobilenet", gated=False, defaults={"alpha": 1.4}),
+}
+
+
+def get_model_entry(name):
+    """Returns `MODELS[name]`; ValueError naming the allowed models otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}. Received: model={name!r}")
+    return MODELS[name]
+
+
+def build_model(config, num_classes, input_shape, num_categories=0):
+    """Builds `config.model` for a dataset.
+
+    Args:
+        config: a `TrainConfig` (reads model, groups, flops_target,
+            resource_loss_weight, stack_sizes, width_multiplier, seed).
+        num_classes: int.
+        input_shape: `(H, W, 3)`.
+        num_categories: 0, or the category count for category supervision
+            (gated models only).
+    """
+    entry = get_model_entry(config.model)
+    kwargs = dict(entry.defaults, num_classes=num_classes, input_shape=tuple(input_shape))
+    if entry.gated:
+        kwargs.update(
+            groups=config.groups, flops_target=config.flops_target, seed=config.seed,
+            num_categories=num_categories,
+        )
+        if config.resource_loss_weight is not None:
+            kwargs["resource_loss_weight"] = config.resource_loss_weight
+    elif num_categories:
+        raise ValueError(
+            f"category_supervision needs a gated model. Received: model={config.model!r}"
+        )
+    if entry.sized:
+        if config.stack_sizes is not None:
+            kwargs["stack_sizes"] = tuple(config.stack_sizes)
+        if config.width_multiplier is not None:
+            kwargs["width_multiplier"] = config.width_multiplier
+    else:
+        if config.stack_sizes is not None:
+            raise ValueError(
+                f"stack_sizes applies to the models {sorted(n for n, e in MODELS.items() if e.sized)}. "
+                f"Received: stack_sizes={config.stack_sizes!r} with model={config.model!r}"
+            )
+        if config.width_multiplier is not None:
+            if not entry.width_arg:
+                raise ValueError(
+                    f"width_multiplier does not apply to model={config.model!r}. "
+                    f"Received: width_multiplier={config.width_multiplier!r}"
+                )
+            kwargs[entry.width_arg] = config.width_multiplier
+    if entry.extra is not None:
+        kwargs.update(entry.extra(config))
+    return entry.builder(**kwargs)

@@ -1,0 +1,97 @@
+"""The run report: `report.json` and the paper-style markdown table row.
+
+`report.json` fields:
+  * `top1_error` (percent, as in the papers' tables), `top1_accuracy` (fraction);
+  * `params`, `controller_params`, `flops` (MACs per image with every
+    sub-block on), `always_on_flops`, `executed_flops_mean` (MACs actually run,
+    averaged over the eval images), `flops_ratio` (executed / full);
+  * `execution_rates` (block -> fraction of its sub-blocks run) and
+    `path_rates` (block -> rate of each sub-block);
+  * `executed_flops_percentiles` (min, 5, 50, 95, max);
+  * `eval_examples`, `model`, `dataset`, `split`, `flags` (the resolved
+    config), `wall_time_seconds` and, for training runs, `train_seconds` and
+    `epoch_seconds`;
+  * `figures`: file names of the PNG figures; `table_row`: the markdown row.
+"""
+
+import json
+import os
+
+import numpy as np
+
+REPORT_FILE = "report.json"
+TABLE_HEADER = "| Model | Top-1 Err. (%) | Params | FLOPs | FLOPs ratio |\n|---|---|---|---|---|"
+
+
+def human(count):
+    """`25.56M`, `4.11G`, `553.6K`."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f}{unit}"
+    return str(int(count))
+
+
+def table_row(report):
+    """A markdown row in the paper's format: Top-1 Err., Params, FLOPs (executed), FLOPs ratio."""
+    return (f"| {report['model']} | {report['top1_error']:.2f} | {human(report['params'])} | "
+            f"{human(report['executed_flops_mean'])} | {report['flops_ratio']:.2f} |")
+
+
+def build_report(evaluation, model_name, dataset, split, flags=None, **extra):
+    """The report dict of an evaluation (see module docstring)."""
+    stats = evaluation["profile"]
+    executed = np.asarray(stats["executed_flops"])
+    report = {
+        "model": model_name,
+        "dataset": dataset,
+        "split": split,
+        "eval_examples": int(len(evaluation["labels"])),
+        "top1_accuracy": evaluation["accuracy"],
+        "top1_error": 100.0 * (1.0 - evaluation["accuracy"]),
+        "params": stats["params"],
+        "controller_params": stats["controller_params"],
+        "flops": stats["flops"],
+        "always_on_flops": stats["always_on_flops"],
+        "executed_flops_mean": stats["executed_flops_mean"],
+        "flops_ratio": stats["flops_ratio"],
+        "executed_flops_percentiles": {
+            str(q): float(np.percentile(executed, q)) for q in (0, 5, 50, 95, 100)
+        },
+        "execution_rates": stats["execution_rates"],
+        "path_rates": stats["path_rates"],
+        "flags": flags or {},
+    }
+    report.update(extra)
+    report["table_row"] = table_row(report)
+    return report
+
+
+def write_report(report, output_dir):
+    """Writes `report.json`; returns its path."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, REPORT_FILE)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2, default=float)
+    return path
+
+
+def summary(report, output_dir):
+    """The text printed at the end of a run."""
+    lines = [
+        f"Model {report['model']} on {report['dataset']}/{report['split']} "
+        f"({report['eval_examples']} images)",
+        f"  top-1 accuracy {100 * report['top1_accuracy']:.2f}%  (error {report['top1_error']:.2f}%)",
+        f"  params {report['params']:,}  full FLOPs {report['flops']:,} MACs  "
+        f"executed {report['executed_flops_mean']:,.0f} MACs/image  "
+        f"FLOPs ratio {report['flops_ratio']:.3f}",
+    ]
+    if report["execution_rates"]:
+        rates = "  ".join(f"{k}={v:.2f}" for k, v in report["execution_rates"].items())
+        lines.append(f"  execution rates: {rates}")
+    if "wall_time_seconds" in report:
+        lines.append(f"  wall time {report['wall_time_seconds']:.0f} s")
+    lines += ["", TABLE_HEADER, report["table_row"], "",
+              f"Report: {os.path.join(output_dir, REPORT_FILE)}"]
+    for name in report.get("figures", []):
+        lines.append(f"Figure: {os.path.join(output_dir, name)}")
+    return "\n".join(lines)

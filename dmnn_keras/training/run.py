@@ -1,0 +1,182 @@
+"""`run_training(config)`: train, save, evaluate, write the report and figures."""
+
+import json
+import os
+import time
+
+import keras
+
+from dmnn_keras.data import get_dataset_info, load_dataset
+from dmnn_keras.training import callbacks as callbacks_lib
+from dmnn_keras.training import figures as figures_lib
+from dmnn_keras.training import report as report_lib
+from dmnn_keras.training.evaluation import evaluate_model
+from dmnn_keras.training.presets import TrainConfig, resolve_config, scaled_learning_rate
+from dmnn_keras.training.registry import build_model
+from dmnn_keras.training.schedules import make_schedule
+from dmnn_keras.training.strategy import is_chief, make_strategy, worker_index
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+L2_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+
+
+def add_l2(model, weight_decay):
+    """Adds `weight_decay / 2 * ||kernel||^2` of every conv/dense kernel to the model's losses.
+
+    Sets the `regularizer` of the kernel variables (BatchNorm and biases keep
+    none), so the gradient gains `weight_decay * kernel` (coupled L2, as
+    PyTorch's SGD weight_decay). The saved model carries no regularizer.
+    """
+    regularizer = keras.regularizers.L2(weight_decay / 2.0)
+    count = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, L2_LAYERS) and getattr(layer, "kernel", None) is not None:
+            layer.kernel.regularizer = regularizer
+            count += 1
+    return count
+
+
+def make_optimizer(config, steps_per_epoch):
+    """SGD (or Nesterov SGD) with the config's schedule and weight decay."""
+    schedule = make_schedule(
+        config.schedule, scaled_learning_rate(config), steps_per_epoch, config.epochs,
+        config.decay_epochs, config.warmup_epochs,
+    )
+    decoupled = config.weight_decay if config.weight_decay_mode == "decoupled" else None
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule, momentum=config.momentum,
+        nesterov=config.optimizer == "nesterov", weight_decay=decoupled or None,
+    )
+    if decoupled:
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+def _set_policy(name):
+    keras.mixed_precision.set_dtype_policy("float32" if name == "none" else name)
+
+
+def _steps(dataset):
+    count = int(dataset.cardinality())
+    if count < 0:
+        count = sum(1 for _ in dataset)
+    return count
+
+
+def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_examples=None,
+                        batch_size=100, data_dir=None, figures=True, image_size=None, **extra):
+    """Evaluates `model` on `dataset/split`, writes `report.json` and the figures; returns the report."""
+    start = time.perf_counter()
+    info = get_dataset_info(dataset)
+    evaluation = evaluate_model(model, dataset, split, batch_size, max_examples, data_dir,
+                                image_size)
+    names = []
+    if figures:
+        names = figures_lib.write_figures(
+            evaluation, dataset, info.num_classes, info.category_names, output_dir,
+            title=f"{config_dict.get('model', model.name)} on {dataset}",
+        )
+    report = report_lib.build_report(
+        evaluation, config_dict.get("model", model.name), dataset, split or info.eval_split,
+        flags=config_dict, figures=names, eval_seconds=time.perf_counter() - start, **extra,
+    )
+    report_lib.write_report(report, output_dir)
+    return report
+
+
+def run_training(config=None, **overrides):
+    """Trains `config` (a `TrainConfig`, a preset name or None = the default preset).
+
+    Writes into `config.output_dir`: `config.json`, `model.keras`,
+    `training_log.csv`, `logs/` (TensorBoard), `backup/` (while running),
+    `report.json`, the figures; under multi-worker, workers other than the
+    chief write only their backup and model into `output_dir/workers/<i>`.
+
+    Returns:
+        the report dict (see `dmnn_keras.training.report`); on non-chief
+        workers a dict with only the training part.
+    """
+    if config is None or isinstance(config, str):
+        config = resolve_config(config or "cpu", **overrides)
+    elif overrides:
+        config = resolve_config(config.config, **{**config.to_dict(), **overrides})
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, a preset name or None. Received: {config!r}")
+    wall_start = time.perf_counter()
+    previous_policy = keras.mixed_precision.dtype_policy()
+    _set_policy(config.mixed_precision)
+    try:
+        return _run(config, wall_start)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _run(config, wall_start):
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy, config.tpu)
+    chief = is_chief(strategy)
+    output_dir = config.output_dir
+    if not chief:
+        output_dir = os.path.join(config.output_dir, "workers", str(worker_index()))
+    os.makedirs(output_dir, exist_ok=True)
+    flags = config.to_dict()
+    flags["num_replicas"] = strategy.num_replicas_in_sync
+    flags["scaled_learning_rate"] = scaled_learning_rate(config)
+    if chief:
+        with open(os.path.join(output_dir, CONFIG_FILE), "w") as f:
+            json.dump(flags, f, indent=2)
+
+    info = get_dataset_info(config.dataset)
+    with_categories = bool(config.category_supervision)
+    train = load_dataset(
+        config.dataset, info.train_split, batch_size=config.batch_size, training=True,
+        image_size=config.image_size, max_examples=config.max_train_examples,
+        with_categories=with_categories, seed=config.seed, data_dir=config.data_dir,
+    )
+    if config.strategy == "multi_worker":
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train = train.with_options(options)
+    steps_per_epoch = _steps(train)
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the {config.max_train_examples or 'whole'} "
+            "training examples: no full batch"
+        )
+    size = config.image_size or info.image_size
+    with strategy.scope():
+        model = build_model(config, info.num_classes, (size, size, 3),
+                            info.num_categories if with_categories else 0)
+        if config.weight_decay and config.weight_decay_mode == "l2":
+            add_l2(model, config.weight_decay)
+        model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+    callbacks, timer = callbacks_lib.make_callbacks(output_dir, write_logs=chief)
+    train_start = time.perf_counter()
+    history = model.fit(train, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose)
+    train_seconds = time.perf_counter() - train_start
+    model.save(os.path.join(output_dir, MODEL_FILE))
+    training = {
+        "train_seconds": train_seconds,
+        "epoch_seconds": timer.seconds,
+        "epochs_run": [e + 1 for e in timer.epochs],
+        "steps_per_epoch": steps_per_epoch,
+        "final_train_metrics": {k: float(v[-1]) for k, v in history.history.items() if v},
+    }
+    if not chief:
+        return dict(training, flags=flags, chief=False)
+    report = evaluate_and_report(
+        model, flags, config.dataset, info.eval_split, output_dir,
+        max_examples=config.max_eval_examples, data_dir=config.data_dir, figures=config.figures,
+        image_size=config.image_size,
+        **training,
+    )
+    report["wall_time_seconds"] = time.perf_counter() - wall_start
+    report_lib.write_report(report, output_dir)
+    return report

@@ -1,0 +1,61 @@
+"""`tf.distribute` strategies for `--strategy`.
+
+* "default": `tf.distribute.get_strategy()` (one device).
+* "mirrored": `MirroredStrategy` over every GPU, or over every logical CPU
+  device when there is no GPU and more than one CPU device (tests split the
+  CPU with `tf.config.set_logical_device_configuration`).
+* "multi_worker": `MultiWorkerMirroredStrategy`; the cluster comes from the
+  `TF_CONFIG` environment variable (`{"cluster": {"worker": [host:port, ...]},
+  "task": {"type": "worker", "index": i}}`), one process per worker, every
+  worker running the same command. Worker 0 is the chief.
+* "tpu": `TPUClusterResolver(tpu=address)` (address "" = the local TPU VM or
+  the `TPU_NAME` environment variable), `experimental_connect_to_cluster`,
+  `initialize_tpu_system`, then `TPUStrategy`. Not tested here (no TPU).
+
+The batch size given to `model.fit` is the GLOBAL batch; every strategy splits
+it over its replicas, and the learning rate is scaled with the global batch.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from dmnn_keras.training.presets import STRATEGIES
+
+
+def make_strategy(name, tpu=""):
+    """Returns the `tf.distribute.Strategy` called `name` (see module docstring)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
+
+
+def worker_index():
+    """This process's worker index from `TF_CONFIG` (0 without a cluster)."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    return int(task.get("index", 0)) if task.get("type", "worker") in ("worker", "chief") else 0
+
+
+def is_chief(strategy):
+    """True on the process that writes the run's artefacts."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "cluster_spec", None):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if not resolver.cluster_spec().as_dict():
+        return True
+    return task_type == "chief" or (task_type == "worker" and task_id == 0
+                                    and "chief" not in resolver.cluster_spec().as_dict())

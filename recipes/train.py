@@ -1,0 +1,103 @@
+"""Trains a dmnn_keras model, evaluates it and writes its report and figures.
+
+    python recipes/train.py                       # the main job (preset "cpu", ~10 min on 2 cores)
+    python recipes/train.py --config=cifar10 --model=dmnn_resnet50 --strategy=mirrored
+    python recipes/train.py --config=imagenet --model=dmnn_mobilenet_v2 --data_dir=/data/tfds
+
+Flags left unset take the preset's value (`--config`, default "cpu"); see
+`dmnn_keras.training.presets` for the presets. Output directory (default
+`runs/<config>`): model.keras, config.json, training_log.csv, logs/
+(TensorBoard), backup/ (while training; rerun the same command to resume),
+report.json, flops_histogram.png, execution_heatmap.png, flops_extremes.png.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dmnn_keras.training import presets, registry  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("config", presets.DEFAULT_PRESET, sorted(presets.PRESETS), "Named preset.")
+flags.DEFINE_string("model", None, f"Model builder, one of {sorted(registry.MODELS)}.")
+flags.DEFINE_string("dataset", None, "cifar10, cifar100, imagenet2012 or folder:<root>.")
+flags.DEFINE_integer("groups", None, "Sub-blocks per block (gated models).")
+flags.DEFINE_float("flops_target", None, "Target FLOPs ratio in (0, 1] (gated models).")
+flags.DEFINE_float("resource_loss_weight", None, "Weight lambda of the resource loss "
+                   "(default: the builder's).")
+flags.DEFINE_bool("category_supervision", None, "Train the controllers' category heads.")
+flags.DEFINE_float("width_multiplier", None, "Width multiplier (resnet, dmnn_resnet; alpha for "
+                   "mobilenet_v2, dmnn_mobilenet_v2).")
+flags.DEFINE_list("stack_sizes", None, "Blocks per stage, 4 ints (resnet, dmnn_resnet).")
+flags.DEFINE_integer("image_size", None, "Crop size (default: the dataset's).")
+flags.DEFINE_integer("epochs", None, "Training epochs.")
+flags.DEFINE_integer("batch_size", None, "GLOBAL batch size (split over replicas).")
+flags.DEFINE_float("learning_rate", None, "Learning rate for a global batch of 256; the "
+                   "optimizer uses learning_rate * batch_size / 256.")
+flags.DEFINE_enum("optimizer", None, list(presets.OPTIMIZERS), "SGD with momentum, or Nesterov.")
+flags.DEFINE_float("momentum", None, "SGD momentum.")
+flags.DEFINE_float("weight_decay", None, "Weight decay (default: preset, else 1e-4 ResNet, "
+                   "4e-5 MobileNet).")
+flags.DEFINE_enum("weight_decay_mode", None, list(presets.WEIGHT_DECAY_MODES),
+                  "l2: coupled L2 on kernels (PyTorch-style); decoupled: Keras optimizer weight_decay.")
+flags.DEFINE_enum("schedule", None, list(presets.SCHEDULES), "Learning-rate schedule.")
+flags.DEFINE_list("decay_epochs", None, "Epochs where the step schedule divides the lr by 10.")
+flags.DEFINE_float("warmup_epochs", None, "Linear warmup epochs.")
+flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples.")
+flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N eval examples only.")
+flags.DEFINE_string("output_dir", None, "Run directory (default runs/<config>).")
+flags.DEFINE_string("strategy", None, f"One of {list(presets.STRATEGIES)}.")
+flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' = local TPU / $TPU_NAME).")
+flags.DEFINE_string("mixed_precision", None, "none, mixed_float16 (GPU) or mixed_bfloat16 (CPU, TPU); "
+                    "a bare --mixed_precision flag is not accepted: name the policy.")
+flags.DEFINE_integer("seed", None, "Random seed (weights, data order, augmentation, gate noise).")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
+flags.DEFINE_bool("figures", None, "Write the PNG figures.")
+flags.DEFINE_integer("verbose", None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
+
+FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
+          "category_supervision", "width_multiplier", "stack_sizes", "image_size", "epochs",
+          "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
+          "weight_decay_mode", "schedule", "decay_epochs", "warmup_epochs", "max_train_examples",
+          "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed",
+          "data_dir", "figures", "verbose")
+
+
+def _ints(name, values):
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated ints. Received: {name}={values!r}") from None
+
+
+def config_from_flags():
+    """The resolved `TrainConfig` of the parsed flags (ValueError on bad values)."""
+    overrides = {name: FLAGS[name].value for name in FIELDS}
+    if overrides["stack_sizes"] is not None:
+        overrides["stack_sizes"] = _ints("stack_sizes", overrides["stack_sizes"])
+    if overrides["decay_epochs"] is not None:
+        overrides["decay_epochs"] = _ints("decay_epochs", overrides["decay_epochs"])
+    return presets.resolve_config(FLAGS.config, **overrides)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        config = config_from_flags()
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    from dmnn_keras.training import report as report_lib
+    from dmnn_keras.training import run_training
+
+    report = run_training(config)
+    if report.get("chief", True):
+        print("\n" + report_lib.summary(report, config.output_dir))
+
+
+if __name__ == "__main__":
+    app.run(main)
