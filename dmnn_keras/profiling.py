@@ -3,7 +3,7 @@
 import numpy as np
 
 from dmnn_keras.gates import image_batches, predict_gates
-from dmnn_keras.models.dynamic_model import flops_table
+from dmnn_keras.models.dynamic_model import block_full_flops, executed_block_flops, flops_table
 
 
 def _count(weights):
@@ -26,14 +26,17 @@ def profile(model, images=None, batch_size=64):
             `always_on_flops`: the part that never skips;
           * with images: `executed_flops` `[N]` MACs per image, `executed_flops_mean`,
             `flops_ratio` (mean executed / full), `execution_rates`
-            (block name -> fraction of its sub-blocks run) and `path_rates`
-            (block name -> per sub-block rate).
+            (block name -> fraction of its gates on) and `path_rates`
+            (block name -> per gate rate). Executed MACs follow each block's
+            `compute_flops()` (linear in the gates, plus bilinear `pairs` for
+            channel gating).
     """
     table = flops_table(model.input, model.outputs)
-    full = table["always_on"] + sum(sum(b["paths"]) for b in table["blocks"])
+    full = table["always_on"] + sum(block_full_flops(b) for b in table["blocks"])
     heads = [
         w for c in getattr(model, "controllers", [])
-        if c.category_dense is not None for w in c.category_dense.trainable_weights
+        if getattr(c, "category_dense", None) is not None
+        for w in c.category_dense.trainable_weights
     ]
     result = {
         "params": _count(model.trainable_weights) - _count(heads),
@@ -49,7 +52,7 @@ def profile(model, images=None, batch_size=64):
         gates = predict_gates(model, images, batch_size)
         executed = np.full(len(next(iter(gates.values()))), float(table["always_on"]))
         for block in table["blocks"]:
-            executed += gates[block["name"]] @ np.asarray(block["paths"], dtype=np.float64)
+            executed += executed_block_flops(block, gates[block["name"]])
         result["execution_rates"] = {name: float(g.mean()) for name, g in gates.items()}
         result["path_rates"] = {name: g.mean(axis=0).tolist() for name, g in gates.items()}
     else:

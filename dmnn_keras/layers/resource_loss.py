@@ -15,7 +15,11 @@ class ResourceLoss(keras.layers.Layer):
         ratio   = batch mean of executed_flops(image) / full_flops
         loss    = loss_weight * (mean_l (rate_l - t)^2 + (ratio - t)^2)
 
-    `executed_flops(image) = always_on_flops + sum_l sum_j gate_lj * path_flops[l][j]`.
+    `executed_flops(image) = always_on_flops + sum_l sum_j gate_lj * path_flops[l][j]
+    + sum_l sum_(i, j, f) in pair_flops[l] f * gate_li * gate_lj`.
+    The pair terms are for gates whose FLOPs are not linear (channel gating: a
+    convolution between two gated channel groups costs `f` only when both are
+    on); without them (DMNN, AIG) the formula is linear in the gates.
     The metrics `flops_ratio` and `execution_rate` (mean of rate_l) appear in
     `model.fit` logs.
 
@@ -25,6 +29,11 @@ class ResourceLoss(keras.layers.Layer):
         always_on_flops: MACs that run for every image (stem, shortcuts,
             controllers, head, ungated blocks).
         loss_weight: lambda, the weight of the whole resource loss.
+        pair_flops: None, or a list over gated blocks of lists of
+            `[i, j, MACs]` triples (gate indices within the block's gates).
+
+    Subclasses change only the loss (`resource_loss`): they share the FLOPs
+    accounting, the metrics and the place on the main path.
 
     Call args:
         inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`.
@@ -33,35 +42,60 @@ class ResourceLoss(keras.layers.Layer):
         `outputs`, unchanged.
     """
 
-    def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0, **kwargs):
+    def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,
+                 pair_flops=None, **kwargs):
         super().__init__(**kwargs)
         check_flops_target(flops_target)
         self.flops_target = float(flops_target)
         self.path_flops = [[float(f) for f in block] for block in path_flops]
         self.always_on_flops = float(always_on_flops)
         self.loss_weight = float(loss_weight)
-        self.full_flops = self.always_on_flops + sum(sum(b) for b in self.path_flops)
+        if pair_flops is not None and len(pair_flops) != len(self.path_flops):
+            raise ValueError(
+                "pair_flops must have one entry per gated block "
+                f"({len(self.path_flops)}). Received: {len(pair_flops)} entries"
+            )
+        self.pair_flops = None if pair_flops is None else [
+            [[int(i), int(j), float(f)] for i, j, f in block] for block in pair_flops
+        ]
+        pair_total = sum(f for block in self.pair_flops or [] for _, _, f in block)
+        self.full_flops = (
+            self.always_on_flops + sum(sum(b) for b in self.path_flops) + pair_total
+        )
+        self.gateable_flops = self.full_flops - self.always_on_flops
         self.flops_ratio_tracker = keras.metrics.Mean(name="flops_ratio")
         self.execution_rate_tracker = keras.metrics.Mean(name="execution_rate")
 
     def executed_flops(self, gates_list):
         """Executed MACs per image `[batch]` from the gates of every block."""
         total = self.always_on_flops
-        for gates, flops in zip(gates_list, self.path_flops):
-            total = total + ops.sum(
-                ops.cast(gates, "float32") * ops.convert_to_tensor(flops, "float32"), axis=-1
-            )
+        for index, (gates, flops) in enumerate(zip(gates_list, self.path_flops)):
+            gates = ops.cast(gates, "float32")
+            total = total + ops.sum(gates * ops.convert_to_tensor(flops, "float32"), axis=-1)
+            pairs = self.pair_flops[index] if self.pair_flops else None
+            if pairs:
+                first = ops.take(gates, [p[0] for p in pairs], axis=1)
+                second = ops.take(gates, [p[1] for p in pairs], axis=1)
+                weights = ops.convert_to_tensor([p[2] for p in pairs], "float32")
+                total = total + ops.sum(first * second * weights, axis=-1)
         return total
+
+    def resource_loss(self, executed, rates):
+        """The loss (before `loss_weight`) from per-image executed MACs `[batch]`
+        and per-block execution rates `[L]`: DMNN's
+        `mean_l (rate_l - t)^2 + (flops_ratio - t)^2`."""
+        ratio = ops.mean(executed) / self.full_flops
+        t = self.flops_target
+        return ops.mean(ops.square(rates - t)) + ops.square(ratio - t)
 
     def call(self, inputs, training=None):
         outputs, gates_list = inputs[0], list(inputs[1:])
         if not gates_list:
             return outputs
-        ratio = ops.mean(self.executed_flops(gates_list)) / self.full_flops
+        executed = self.executed_flops(gates_list)
+        ratio = ops.mean(executed) / self.full_flops
         rates = ops.stack([ops.mean(ops.cast(g, "float32")) for g in gates_list])
-        t = self.flops_target
-        loss = ops.mean(ops.square(rates - t)) + ops.square(ratio - t)
-        self.add_loss(self.loss_weight * loss)
+        self.add_loss(self.loss_weight * self.resource_loss(executed, rates))
         self.flops_ratio_tracker.update_state(ratio)
         self.execution_rate_tracker.update_state(ops.mean(rates))
         return outputs
@@ -74,6 +108,7 @@ class ResourceLoss(keras.layers.Layer):
         config.update(
             flops_target=self.flops_target, path_flops=self.path_flops,
             always_on_flops=self.always_on_flops, loss_weight=self.loss_weight,
+            pair_flops=self.pair_flops,
         )
         return config
 

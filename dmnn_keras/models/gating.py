@@ -1,11 +1,21 @@
 """Wiring gate controllers to blocks, shared by every builder."""
 
+from dmnn_keras.layers.aig_controller import AIGController
+from dmnn_keras.layers.batch_activation_loss import BatchActivationLoss
+from dmnn_keras.layers.channel_gate import ChannelGate
+from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock, channel_gate_groups
 from dmnn_keras.layers.gate_controller import GateController
+from dmnn_keras.layers.lcnet import LCController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss, check_flops_target
+from dmnn_keras.layers.target_rate_loss import TargetRateLoss
 from dmnn_keras.models.dynamic_model import flops_table
 
-GATINGS = (None, "dmnn")
+GATINGS = (None, "dmnn", "aig", "channel", "lcnet")
+# Methods whose blocks are single (groups=1) blocks with their own controller.
+SINGLE_PATH_GATINGS = ("aig", "channel", "lcnet")
+# Methods that gate channels inside a bottleneck (ResNet only).
+CHANNEL_GATINGS = ("channel", "lcnet")
 DEFAULT_RESOURCE_LOSS_WEIGHT = 2.0
 
 
@@ -15,6 +25,11 @@ def check_gating(gating, groups, flops_target):
         raise ValueError(f"gating must be one of {GATINGS}. Received: gating={gating!r}")
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"groups must be an int >= 1. Received: groups={groups!r}")
+    if gating in SINGLE_PATH_GATINGS and groups != 1:
+        raise ValueError(
+            f"gating={gating!r} gates whole blocks or their channels and needs groups=1. "
+            f"Received: groups={groups}"
+        )
     check_flops_target(flops_target)
 
 
@@ -22,18 +37,33 @@ class GateWiring:
     """Builds gated blocks one after another and collects what the loss needs.
 
     Args:
-        gating: None (static blocks) or "dmnn".
+        gating: None (static blocks), "dmnn" (`GateController` +
+            `MultiPathBlock`), "aig" (`AIGController` + one-path
+            `MultiPathBlock`), "channel" (`ChannelGate` + `ChannelGatedBlock`)
+            or "lcnet" (`LCController` + `ChannelGatedBlock(layer_gate=True)`).
         controller_kwargs: extra `GateController` arguments (hidden_units,
-            use_previous_state, temperature, forced_rate, initial_gate_bias).
-        num_categories: 0, or the size of every controller's category head.
+            use_previous_state, temperature, forced_rate, initial_gate_bias);
+            for the other methods hidden_units, temperature and forced_rate
+            are used.
+        num_categories: 0, or the size of every controller's category head
+            (DMNN only).
         seed: None or int; controller i uses seed + i.
+        dependent: "aig"/"channel": input-dependent gates (True) or one learned
+            logit pair per gate shared by all inputs (False, pruning).
+        stochastic_inference: "aig"/"channel"/"lcnet": keep Gumbel noise in
+            inference (the original ConvNet-AIG).
+        one_sided: "channel": the batch activation loss penalises only B > t.
     """
 
-    def __init__(self, gating, controller_kwargs=None, num_categories=0, seed=None):
+    def __init__(self, gating, controller_kwargs=None, num_categories=0, seed=None,
+                 dependent=True, stochastic_inference=False, one_sided=False):
         self.gating = gating
         self.controller_kwargs = dict(controller_kwargs or {})
         self.num_categories = num_categories
         self.seed = seed
+        self.dependent = dependent
+        self.stochastic_inference = stochastic_inference
+        self.one_sided = one_sided
         self.hidden = None
         self.gates = []
         self.category_logits = []
@@ -43,6 +73,8 @@ class GateWiring:
         """Applies a `MultiPathBlock` named `name` (and its controller `name_gate`)."""
         if self.gating is None:
             return MultiPathBlock(gated=False, name=name, **block_kwargs)(x)
+        if self.gating in SINGLE_PATH_GATINGS:
+            return self._single_path_block(x, name, **block_kwargs)
         block = MultiPathBlock(gated=True, name=name, **block_kwargs)
         has_shortcut = block.kind == "bottleneck" or (
             block_kwargs.get("strides", 1) == 1 and x.shape[-1] == block.filters
@@ -63,17 +95,64 @@ class GateWiring:
         self.gates.append(gates)
         return block([x, gates])
 
+    def _single_path_block(self, x, name, kind, filters, groups, path_width, strides=1,
+                           expand=True):
+        """AIG / channel gating / LC-Net block `name` and its controller `name_gate`."""
+        common = dict(
+            hidden_units=self.controller_kwargs.get("hidden_units", 16),
+            temperature=self.controller_kwargs.get("temperature", 1.0),
+            forced_rate=self.controller_kwargs.get("forced_rate"),
+            stochastic_inference=self.stochastic_inference,
+            seed=None if self.seed is None else self.seed + len(self.gates),
+            name=name + "_gate",
+        )
+        if self.gating == "aig":
+            has_shortcut = kind == "bottleneck" or (strides == 1 and x.shape[-1] == filters)
+            block_kwargs = dict(kind=kind, filters=filters, groups=1, path_width=path_width,
+                                strides=strides, expand=expand, name=name)
+            if not has_shortcut:
+                # Skipping a block without a shortcut would output nothing: it always runs.
+                return MultiPathBlock(gated=False, **block_kwargs)(x)
+            controller = AIGController(1, dependent=self.dependent, **common)
+            block = MultiPathBlock(gated=True, **block_kwargs)
+        else:
+            if kind != "bottleneck":
+                raise ValueError(
+                    f"gating={self.gating!r} gates the channels of ResNet bottlenecks only. "
+                    f"Received a block of kind={kind!r}"
+                )
+            gate_groups = channel_gate_groups(path_width)
+            block = ChannelGatedBlock(filters, path_width, strides=strides,
+                                      gate_groups=gate_groups,
+                                      layer_gate=self.gating == "lcnet", name=name)
+            if self.gating == "channel":
+                controller = ChannelGate(sum(gate_groups), dependent=self.dependent,
+                                         segments=gate_groups, **common)
+            else:
+                controller = LCController(gate_groups, **common)
+        gates, values = controller(x)
+        self.gates.append(gates)
+        return block([x, values])
+
     def outputs(self, inputs, outputs, flops_target, resource_loss_weight):
         """Adds the resource loss; returns the model outputs (a dict with category heads)."""
         if self.gates:
             table = flops_table(inputs, outputs)
-            outputs = ResourceLoss(
-                flops_target,
+            kwargs = dict(
                 path_flops=[b["paths"] for b in table["blocks"]],
                 always_on_flops=table["always_on"],
                 loss_weight=resource_loss_weight,
                 name="resource_loss",
-            )([outputs] + self.gates)
+            )
+            if any("pairs" in b for b in table["blocks"]):
+                kwargs["pair_flops"] = [b.get("pairs", []) for b in table["blocks"]]
+            if self.gating == "aig":
+                loss_layer = TargetRateLoss(flops_target, **kwargs)
+            elif self.gating == "channel":
+                loss_layer = BatchActivationLoss(flops_target, one_sided=self.one_sided, **kwargs)
+            else:
+                loss_layer = ResourceLoss(flops_target, **kwargs)
+            outputs = loss_layer([outputs] + self.gates)
         if self.category_logits:
             named = {"logits": outputs}
             for i, logits in enumerate(self.category_logits):

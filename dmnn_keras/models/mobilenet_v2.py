@@ -45,6 +45,8 @@ class DynamicMobileNetV2(DynamicModel):
 
     Args:
         alpha: width multiplier, one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.
+        gating: None, "dmnn" or "aig" (ConvNet-AIG gates every block that has
+            an identity shortcut; blocks without one always run).
         Others as `DynamicResNet`.
 
     Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
@@ -69,10 +71,18 @@ class DynamicMobileNetV2(DynamicModel):
         temperature=1.0,
         forced_gate_rate=None,
         seed=None,
+        dependent=True,
+        stochastic_inference=False,
+        one_sided=False,
         **kwargs,
     ):
         check_gating(gating, groups, flops_target)
         check_input_shape(input_shape)
+        if gating in ("channel", "lcnet"):
+            raise ValueError(
+                "DynamicMobileNetV2 supports gating None, 'dmnn' and 'aig' (channel gating "
+                f"and LC-Net gate ResNet bottlenecks). Received: gating={gating!r}"
+            )
         if alpha not in ALPHAS:
             raise ValueError(f"alpha must be one of {ALPHAS}. Received: alpha={alpha!r}")
         if stem is None:
@@ -97,6 +107,9 @@ class DynamicMobileNetV2(DynamicModel):
             ),
             num_categories=num_categories,
             seed=seed,
+            dependent=dependent,
+            stochastic_inference=stochastic_inference,
+            one_sided=one_sided,
         )
         block_id = 0
         for stage, (t, c, n, s) in enumerate(MOBILENET_V2_SPEC):
@@ -150,6 +163,9 @@ class DynamicMobileNetV2(DynamicModel):
         self.temperature = temperature
         self.forced_gate_rate = forced_gate_rate
         self.seed = seed
+        self.dependent = dependent
+        self.stochastic_inference = stochastic_inference
+        self.one_sided = one_sided
 
     def get_config(self):
         return {
@@ -171,6 +187,9 @@ class DynamicMobileNetV2(DynamicModel):
             "temperature": self.temperature,
             "forced_gate_rate": self.forced_gate_rate,
             "seed": self.seed,
+            "dependent": self.dependent,
+            "stochastic_inference": self.stochastic_inference,
+            "one_sided": self.one_sided,
         }
 
 

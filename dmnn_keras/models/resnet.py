@@ -34,7 +34,12 @@ class DynamicResNet(DynamicModel):
         stack_sizes: blocks per stage (4 stages).
         width_multiplier: float > 0 scaling every width.
         groups: sub-blocks per block (1 = the original ResNet block).
-        gating: None (static) or "dmnn".
+        gating: None (static), "dmnn" (multi-path blocks), "aig" (ConvNet-AIG:
+            a gate per whole block), "channel" (channel gating of the two
+            inner convolutions, batch activation loss) or "lcnet" (LC-Net:
+            layer and channel-group skip + scale). "aig", "channel" and
+            "lcnet" need groups=1; their gate networks use
+            `controller_units` hidden units (the presets pass 16).
         flops_target: target FLOPs ratio / execution rate in (0, 1].
         resource_loss_weight: lambda of the resource loss.
         num_classes, input_shape, include_top: as in `keras.applications`;
@@ -48,6 +53,12 @@ class DynamicResNet(DynamicModel):
         forced_gate_rate: None, or run the first round(rate * groups) sub-blocks
             of every block for every image (see `dmnn_keras.force_gates`).
         seed: None or int, seed of the gate noise.
+        dependent: "aig"/"channel": True for input-dependent gates, False for
+            one learned logit pair per gate shared by all inputs (pruning
+            mode; see `dmnn_keras.prune`).
+        stochastic_inference: "aig"/"channel"/"lcnet": keep the Gumbel noise
+            in inference (the original ConvNet-AIG); default deterministic.
+        one_sided: "channel": penalise only a batch activation above target.
 
     Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
     Outputs: logits `[batch, num_classes]`.
@@ -78,6 +89,9 @@ class DynamicResNet(DynamicModel):
         temperature=1.0,
         forced_gate_rate=None,
         seed=None,
+        dependent=True,
+        stochastic_inference=False,
+        one_sided=False,
         **kwargs,
     ):
         check_gating(gating, groups, flops_target)
@@ -127,6 +141,9 @@ class DynamicResNet(DynamicModel):
             ),
             num_categories=num_categories,
             seed=seed,
+            dependent=dependent,
+            stochastic_inference=stochastic_inference,
+            one_sided=one_sided,
         )
         for stage, (blocks, width) in enumerate(zip(stack_sizes, widths)):
             for b in range(int(blocks)):
@@ -168,6 +185,9 @@ class DynamicResNet(DynamicModel):
         self.temperature = temperature
         self.forced_gate_rate = forced_gate_rate
         self.seed = seed
+        self.dependent = dependent
+        self.stochastic_inference = stochastic_inference
+        self.one_sided = one_sided
 
     def get_config(self):
         return {
@@ -190,6 +210,9 @@ class DynamicResNet(DynamicModel):
             "temperature": self.temperature,
             "forced_gate_rate": self.forced_gate_rate,
             "seed": self.seed,
+            "dependent": self.dependent,
+            "stochastic_inference": self.stochastic_inference,
+            "one_sided": self.one_sided,
         }
 
 

@@ -1,0 +1,46 @@
+"""The batch activation loss of channel gating (Herrmann, Bowen & Zabih)."""
+
+import keras
+from keras import ops
+
+from dmnn_keras.layers.resource_loss import ResourceLoss
+
+
+@keras.saving.register_keras_serializable(package="dmnn_keras")
+class BatchActivationLoss(ResourceLoss):
+    """`loss_weight * (t - B)^2`, B the batch's fraction of gateable MACs executed.
+
+        B = (batch mean of executed_flops(image) - always_on_flops) / gateable_flops
+
+    with executed FLOPs counted exactly, including the bilinear terms of
+    channel gates (`pair_flops`: a convolution between two gated groups runs
+    only when both are on), and `gateable_flops = full - always_on`. Only the
+    batch mean is constrained, so individual images may use more or less.
+    With `one_sided=True` only `B > t` is penalised: `loss_weight *
+    max(B - t, 0)^2`. Same metrics (`flops_ratio` = executed / full MACs,
+    `execution_rate`) as `ResourceLoss`.
+
+    Args:
+        one_sided: bool.
+        Others as `ResourceLoss` (`flops_target` is t).
+    """
+
+    def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,
+                 one_sided=False, **kwargs):
+        super().__init__(flops_target, path_flops, always_on_flops, loss_weight, **kwargs)
+        self.one_sided = bool(one_sided)
+
+    def batch_activation(self, executed):
+        """B from per-image executed MACs `[batch]`."""
+        return (ops.mean(executed) - self.always_on_flops) / max(self.gateable_flops, 1.0)
+
+    def resource_loss(self, executed, rates):
+        gap = self.batch_activation(executed) - self.flops_target
+        if self.one_sided:
+            gap = ops.relu(gap)
+        return ops.square(gap)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(one_sided=self.one_sided)
+        return config

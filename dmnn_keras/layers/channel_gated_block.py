@@ -1,0 +1,193 @@
+"""A ResNet bottleneck whose inner channels are gated in groups of filters."""
+
+import keras
+from keras import layers, ops
+
+from dmnn_keras.flops import conv_flops
+from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
+
+
+def channel_gate_groups(width, gates=(8, 4)):
+    """Gates of the two inner convolutions of a bottleneck of `width` channels.
+
+    Herrmann et al. gate ResNet-50 with 16/32/64/128 filters per gate in the
+    four stages (bottleneck widths 64/128/256/512, i.e. 4 gates per
+    convolution) and half as many filters per gate in the contracting layers.
+    We read "contracting" as the first 1x1 convolution of a bottleneck, which
+    contracts `4 * width` channels to `width` (8 gates), and give the 3x3
+    convolution 4 gates. For widths that 8 or 4 do not divide (narrow
+    models), the largest divisor of `width` not above the default is used, so
+    filters per gate scale down with the width.
+    """
+    def largest_divisor(limit):
+        return max(d for d in range(1, min(limit, width) + 1) if width % d == 0)
+
+    return tuple(largest_divisor(g) for g in gates)
+
+
+@keras.saving.register_keras_serializable(package="dmnn_keras")
+class ChannelGatedBlock(keras.layers.Layer):
+    """`ReLU(shortcut(x) + [l *] BN3(conv3(m2 * ReLU(BN2(conv2(m1 * ReLU(BN1(conv1(x)))))))))`.
+
+    A ResNet v1.5 bottleneck (`1x1 width -> 3x3 width (stride) -> 1x1
+    filters`, BN after each, shortcut identity or 1x1 conv + BN) whose first
+    two convolutions' outputs are multiplied, after their ReLU, by per-sample
+    masks `m1`, `m2` that repeat one value per group of `width / gate_groups[k]`
+    filters. With binary gates, an off group is exactly zero, so the executed
+    MACs are
+
+        conv1: sum_i g1_i * H W C_in k1                (linear)
+        conv2: sum_ij g1_i g2_j * H' W' 9 k1 k2        (bilinear: both groups on)
+        conv3: sum_j g2_j * H' W' k2 filters           (linear)
+
+    which `compute_flops()` returns as `{"always_on": shortcut MACs, "paths":
+    linear MACs per gate, "pairs": [[i, j, MACs], ...]}` (the protocol used
+    by `flops_table`, `ResourceLoss` and `profile`).
+
+    With `layer_gate=True` (LC-Net) the first gate value `l` multiplies the
+    whole residual branch (skip + scale of the layer); the FLOPs then count
+    the effective channel gates `l * g`, which the controller provides.
+
+    Args:
+        filters: output channels (4 * width in ResNet).
+        width: channels of the two inner convolutions.
+        strides: 1 or 2 (in the 3x3 convolution, v1.5).
+        gate_groups: (gates of conv 1, gates of conv 2); each must divide width.
+        layer_gate: whether the gate values start with a layer gate.
+        gated: False: a plain bottleneck (every channel on), call takes `x`.
+
+    Call args:
+        inputs: `[x, values]`, values `[batch, num_gates]` = `[l] + g1 + g2`
+            (0/1 gates, or gates times scales for LC-Net).
+
+    Returns:
+        `[batch, H / strides, W / strides, filters]`.
+    """
+
+    def __init__(self, filters, width, strides=1, gate_groups=(8, 4), layer_gate=False,
+                 gated=True, **kwargs):
+        super().__init__(**kwargs)
+        if strides not in (1, 2):
+            raise ValueError(f"strides must be 1 or 2. Received: strides={strides}")
+        gate_groups = tuple(int(g) for g in gate_groups)
+        if len(gate_groups) != 2 or any(g < 1 or width % g for g in gate_groups):
+            raise ValueError(
+                f"gate_groups must be two ints >= 1 dividing width={width}. "
+                f"Received: gate_groups={gate_groups}"
+            )
+        self.filters = filters
+        self.width = width
+        self.strides = strides
+        self.gate_groups = gate_groups
+        self.layer_gate = bool(layer_gate)
+        self.gated = gated
+        self.num_gates = int(self.layer_gate) + sum(gate_groups)
+
+        # === Layers ===
+        conv = lambda f, k, s, name: layers.Conv2D(
+            f, k, strides=s, padding="same", use_bias=False, kernel_initializer="he_normal",
+            name=name,
+        )
+        bn = lambda name: layers.BatchNormalization(
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+        )
+        self.conv1, self.bn1 = conv(width, 1, 1, "1_conv"), bn("1_bn")
+        self.conv2, self.bn2 = conv(width, 3, strides, "2_conv"), bn("2_bn")
+        self.conv3, self.bn3 = conv(filters, 1, 1, "3_conv"), bn("3_bn")
+        self._conv, self._bn = conv, bn
+        self.shortcut = None  # created in build() once the input channels are known
+
+    def build(self, input_shape):
+        x_shape = tuple(input_shape[0]) if self.gated else tuple(input_shape)
+        if len(x_shape) != 4:
+            raise ValueError(
+                f"ChannelGatedBlock expects a 4D input [batch, H, W, C]. Received shape: {x_shape}"
+            )
+        if self.gated and int(input_shape[1][-1]) != self.num_gates:
+            raise ValueError(
+                f"{self.name} expects {self.num_gates} gate values. "
+                f"Received gates of shape {input_shape[1]}"
+            )
+        self.in_channels = int(x_shape[-1])
+        self.has_identity = self.strides == 1 and self.in_channels == self.filters
+        if not self.has_identity and self.shortcut is None:
+            self.shortcut = [
+                self._conv(self.filters, 1, self.strides, "shortcut_conv"),
+                self._bn("shortcut_bn"),
+            ]
+        shape = x_shape
+        for layer in (self.conv1, self.bn1, self.conv2, self.bn2, self.conv3, self.bn3):
+            layer.build(shape)
+            shape = tuple(layer.compute_output_shape(shape))
+        if self.shortcut:
+            self.shortcut[0].build(x_shape)
+            self.shortcut[1].build(shape)
+        self.input_hw = tuple(int(d) for d in x_shape[1:3])
+        self.output_hw = tuple(-(-d // self.strides) for d in self.input_hw)
+        self.built = True
+
+    @property
+    def has_shortcut(self):
+        return True
+
+    def segment_slices(self):
+        """`(slice of conv-1 gates, slice of conv-2 gates)` in the gate values."""
+        start = int(self.layer_gate)
+        g1, g2 = self.gate_groups
+        return slice(start, start + g1), slice(start + g1, start + g1 + g2)
+
+    def compute_flops(self):
+        """`{"always_on", "paths", "pairs"}` MACs per sample (see the class docstring)."""
+        g1, g2 = self.gate_groups
+        k1, k2 = self.width // g1, self.width // g2
+        s1, s2 = self.segment_slices()
+        paths = [0] * int(self.layer_gate)
+        paths += [conv_flops(self.input_hw, (1, 1), self.in_channels, k1)] * g1
+        paths += [conv_flops(self.output_hw, (1, 1), k2, self.filters)] * g2
+        pair = conv_flops(self.output_hw, (3, 3), k1, k2)
+        pairs = [[s1.start + i, s2.start + j, pair] for i in range(g1) for j in range(g2)]
+        shortcut = (
+            conv_flops(self.output_hw, (1, 1), self.in_channels, self.filters)
+            if self.shortcut else 0
+        )
+        return {"always_on": shortcut, "paths": paths, "pairs": pairs}
+
+    def _mask(self, values, segment, groups):
+        mask = ops.repeat(values[:, segment], self.width // groups, axis=1)
+        return mask[:, None, None, :]
+
+    def run_shortcut(self, x, training=None):
+        if self.shortcut is None:
+            return x
+        return self.shortcut[1](self.shortcut[0](x), training=training)
+
+    def call(self, inputs, training=None):
+        if self.gated:
+            x, values = inputs
+            values = ops.cast(values, self.compute_dtype)
+        else:
+            x, values = inputs, None
+        s1, s2 = self.segment_slices()
+        y = ops.relu(self.bn1(self.conv1(x), training=training))
+        if values is not None:
+            y = y * self._mask(values, s1, self.gate_groups[0])
+        y = ops.relu(self.bn2(self.conv2(y), training=training))
+        if values is not None:
+            y = y * self._mask(values, s2, self.gate_groups[1])
+        y = self.bn3(self.conv3(y), training=training)
+        if values is not None and self.layer_gate:
+            y = y * values[:, 0, None, None, None]
+        return ops.relu(self.run_shortcut(x, training) + y)
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0] if self.gated else input_shape
+        size = lambda d: None if d is None else -(-d // self.strides)
+        return (x_shape[0], size(x_shape[1]), size(x_shape[2]), self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, width=self.width, strides=self.strides,
+            gate_groups=list(self.gate_groups), layer_gate=self.layer_gate, gated=self.gated,
+        )
+        return config

@@ -1,0 +1,36 @@
+"""LC-Net builders (Xia, Yin, Dai & Jha): per-block L-Net (layer skip + scale) and
+C-Net (channel-group skip + scale), trained jointly with the resource loss.
+Design choices: `dmnn_keras.layers.lcnet`."""
+
+from dmnn_keras.models.resnet import RESNET_STACKS, DynamicResNet
+
+LCNET_UNITS = 16
+
+
+def LCNetResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+                num_classes=10, flops_target=0.5, controller_units=LCNET_UNITS, **kwargs):
+    """LC-Net ResNet of any depth and width; defaults are a CPU-sized CIFAR model.
+
+    Every bottleneck is a `ChannelGatedBlock(layer_gate=True)` driven by an
+    `LCController` named `{block}_gate`; the library's `ResourceLoss` pulls
+    the execution rates and the FLOPs ratio to `flops_target`. Other
+    arguments as `DynamicResNet`.
+    """
+    return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
+                         input_shape=input_shape, num_classes=num_classes, groups=1,
+                         gating="lcnet", flops_target=flops_target,
+                         controller_units=controller_units, **kwargs)
+
+
+def LCNetResNet50(flops_target=0.5, **kwargs):
+    """LC-Net ResNet-50 (224x224x3, 1000 classes by default)."""
+    kwargs.setdefault("controller_units", LCNET_UNITS)
+    return DynamicResNet(stack_sizes=RESNET_STACKS[50], groups=1, gating="lcnet",
+                         flops_target=flops_target, **kwargs)
+
+
+def LCNetResNet101(flops_target=0.5, **kwargs):
+    """LC-Net ResNet-101 (224x224x3, 1000 classes by default)."""
+    kwargs.setdefault("controller_units", LCNET_UNITS)
+    return DynamicResNet(stack_sizes=RESNET_STACKS[101], groups=1, gating="lcnet",
+                         flops_target=flops_target, **kwargs)
