@@ -7,3 +7,4 @@ from dmnn_keras.export.graph import (
     registered_layer_classes,
 )
 from dmnn_keras.export.tflite import QUANTIZATIONS, inference_module, tflite_runner, to_tflite
+from dmnn_keras.export.saved_model import to_saved_model

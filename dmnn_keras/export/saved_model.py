@@ -1,0 +1,72 @@
+"""SavedModel export for TF Serving: a batch signature with logits, gates and executed FLOPs."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from dmnn_keras.models.dynamic_model import flops_table
+
+
+def _check_directory(path):
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"path must be a directory path. Received: path={path!r}")
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(path):
+        raise ValueError(f"path must be a directory, not a file. Received: path={path!r}")
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise ValueError(f"path is not writable (its parent {parent} must exist). Received: path={path!r}")
+    return path
+
+
+def to_saved_model(model, path):
+    """Writes a SavedModel with a `serving_default` signature taking a batch of images.
+
+    Inference only (category heads, gate noise and the resource loss are left
+    out); sub-blocks run as the model's blocks are configured (`execution`).
+
+    Args:
+        model: a dmnn_keras model.
+        path: the SavedModel directory.
+
+    Returns:
+        The path. Load with `tf.saved_model.load(path)`; call
+        `loaded.serve(images)` or `loaded.signatures["serving_default"](images=...)`
+        with images `[batch, H, W, 3]` float32 raw pixels; outputs `logits`
+        `[batch, num_classes]`, `executed_flops` `[batch]` and, for gated
+        models, `gates` `[batch, sum of groups]`.
+    """
+    path = _check_directory(path)
+    pairs = list(getattr(model, "gated_blocks", []))
+    table = flops_table(model.input, model.outputs)
+    logits_tensor = model.get_layer("resource_loss").output if pairs else model.outputs[0]
+    probe = keras.Model(model.input, [logits_tensor] + [c.output[0] for c, _ in pairs])
+    always_on = float(table["always_on"])
+    full = always_on + sum(sum(b["paths"]) for b in table["blocks"])
+    path_flops = [tf.constant(b["paths"], tf.float32) for b in table["blocks"]]
+    shape = tuple(model.inputs[0].shape[1:])
+
+    def serve(images):
+        results = probe(images, training=False)
+        results = results if isinstance(results, (list, tuple)) else [results]
+        logits, gates = results[0], list(results[1:])
+        batch = tf.shape(images)[0]
+        outputs = {"logits": logits}
+        if gates:
+            executed = tf.fill([batch], always_on)
+            for g, flops in zip(gates, path_flops):
+                executed = executed + tf.reduce_sum(g * flops, axis=-1)
+            outputs["gates"] = tf.concat(gates, axis=-1)
+            outputs["executed_flops"] = executed
+        else:
+            outputs["executed_flops"] = tf.fill([batch], float(full))
+        return outputs
+
+    archive = keras.export.ExportArchive()
+    archive.track(probe)
+    archive.add_endpoint(
+        "serve", serve, input_signature=[tf.TensorSpec((None,) + shape, tf.float32, name="images")]
+    )
+    archive.write_out(path, verbose=False)
+    return path

@@ -1,0 +1,171 @@
+"""to_tflite: parity with Keras on real CIFAR-10 images, IF ops, size, quantization, errors."""
+
+import contextlib
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dmnn_keras as dk
+from dmnn_keras.export import to_tflite, tflite_runner
+
+NUM_IMAGES = 100
+
+
+@pytest.fixture(scope="module")
+def images():
+    dataset = dk.data.load_dataset(
+        "cifar10", "test", batch_size=NUM_IMAGES, training=False, max_examples=NUM_IMAGES
+    )
+    return next(iter(dataset))[0].numpy()
+
+
+def varied_gates(model, logit_scale=30.0):
+    """Zero gate biases and larger gate kernels: gates then differ from image to image."""
+    for controller in model.controllers:
+        controller.logits_dense.bias.assign(np.zeros(controller.groups, "float32"))
+        controller.logits_dense.kernel.assign(controller.logits_dense.kernel.numpy() * logit_scale)
+    return model
+
+
+def scale_logits(model, factor):
+    """Random MobileNetV2 logits are ~1e-3; scale them so 1e-4 is a real tolerance."""
+    dense = model.get_layer("predictions")
+    dense.kernel.assign(dense.kernel.numpy() * factor)
+    return model
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return varied_gates(dk.DMNNResNet(seed=0))
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    model = dk.DMNNMobileNetV2(input_shape=(32, 32, 3), num_classes=10, seed=0)
+    return scale_logits(varied_gates(model), 2e3)
+
+
+def run_tflite(path, images):
+    run = tflite_runner(path)
+    outputs = [run(image) for image in images]
+    return {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
+
+
+def analyze(path):
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        tf.lite.experimental.Analyzer.analyze(model_path=path, gpu_compatibility_check=False)
+    return buffer.getvalue()
+
+
+def check_parity(model, images, path):
+    gates, logits = dk.predict_gates(model, images, return_logits=True)
+    gates = np.concatenate(list(gates.values()), axis=-1)
+    info = to_tflite(model, path)
+    assert info["mode"] == "dynamic"
+    out = run_tflite(path, images)
+    np.testing.assert_array_equal(out["gates"], gates)
+    assert np.abs(out["logits"] - logits).max() <= 1e-4, np.abs(out["logits"] - logits).max()
+    expected_flops = dk.profile(model, images)["executed_flops"]
+    np.testing.assert_allclose(out["executed_flops"], expected_flops, rtol=1e-6)
+    return gates, logits
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+def test_dynamic_parity_on_real_images(name, request, images, tmp_path):
+    model = request.getfixturevalue(name)
+    gates, logits = check_parity(model, images, str(tmp_path / "dynamic.tflite"))
+    assert np.abs(logits).max() > 0.1  # the 1e-4 tolerance is meaningful
+    # The test exercises both branches of the IF ops, and gates vary per image.
+    assert 0.0 < gates.mean() < 1.0
+    assert len({tuple(g) for g in gates}) > 1
+    assert analyze(str(tmp_path / "dynamic.tflite")).count(" IF(") == gates.shape[1]
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+@pytest.mark.parametrize("rate", [0.0, 0.5, 1.0])
+def test_forced_gates_parity(name, rate, request, images, tmp_path):
+    model = dk.force_gates(request.getfixturevalue(name), rate)
+    gates, _ = check_parity(model, images[:20], str(tmp_path / "forced.tflite"))
+    assert len({tuple(g) for g in gates}) == 1
+
+
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+def test_static_mode_equals_all_gates_on_and_size(name, request, images, tmp_path):
+    model = request.getfixturevalue(name)
+    static = to_tflite(model, str(tmp_path / "static.tflite"), mode="static")
+    dynamic = to_tflite(model, str(tmp_path / "dynamic.tflite"), mode="dynamic")
+    assert dynamic["size_bytes"] <= 1.05 * static["size_bytes"]
+    assert " IF(" not in analyze(static["path"])
+    out = run_tflite(static["path"], images[:10])
+    expected = dk.force_gates(model, 1.0)(images[:10], training=False).numpy()
+    assert np.abs(out["logits"] - expected).max() <= 1e-4
+    assert (out["gates"] == 1.0).all()
+    np.testing.assert_allclose(out["executed_flops"], dk.profile(model)["flops"], rtol=1e-6)
+
+
+def test_static_backbone(images, tmp_path):
+    model = dk.ResNet()
+    info = to_tflite(model, str(tmp_path / "resnet.tflite"))
+    assert info["mode"] == "static" and "gates" not in info["outputs"]
+    out = run_tflite(info["path"], images[:10])
+    expected = model(images[:10], training=False).numpy()
+    assert np.abs(out["logits"] - expected).max() <= 1e-4
+    np.testing.assert_allclose(out["executed_flops"], dk.profile(model)["flops"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("quantization", ["float16", "dynamic_range", "int8"])
+def test_quantized_agrees_in_top1(quantization, resnet, images, tmp_path):
+    reference = run_tflite(to_tflite(resnet, str(tmp_path / "f32.tflite"))["path"], images)
+    info = to_tflite(
+        resnet, str(tmp_path / f"{quantization}.tflite"), quantization=quantization,
+        representative_dataset=images[:32] if quantization == "int8" else None,
+    )
+    assert info["size_bytes"] < os.path.getsize(tmp_path / "f32.tflite")
+    out = run_tflite(info["path"], images)
+    agree = np.mean(out["logits"].argmax(-1) == reference["logits"].argmax(-1))
+    assert agree >= 0.9, agree
+    assert np.mean(out["gates"] == reference["gates"]) >= 0.9
+
+
+def test_category_heads_are_not_exported(images, tmp_path):
+    model = dk.DMNNResNet(num_categories=3, seed=1)
+    info = to_tflite(model, str(tmp_path / "cat.tflite"))
+    assert set(info["outputs"]) == {"logits", "gates", "executed_flops"}
+    assert info["outputs"]["logits"] == (1, 10)
+    out = run_tflite(info["path"], images[:4])
+    assert np.abs(out["logits"] - model(images[:4], training=False).numpy()).max() <= 1e-4
+
+
+def test_errors(resnet, tmp_path):
+    with pytest.raises(ValueError, match="mode"):
+        to_tflite(resnet, str(tmp_path / "m.tflite"), mode="fast")
+    with pytest.raises(ValueError, match="quantization"):
+        to_tflite(resnet, str(tmp_path / "m.tflite"), quantization="int4")
+    with pytest.raises(ValueError, match="representative_dataset"):
+        to_tflite(resnet, str(tmp_path / "m.tflite"), quantization="int8")
+    with pytest.raises(ValueError, match="path"):
+        to_tflite(resnet, str(tmp_path / "missing_dir" / "m.tflite"))
+    with pytest.raises(ValueError, match="path"):
+        to_tflite(resnet, str(tmp_path))
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    os.chmod(readonly, 0o500)
+    try:
+        if not os.access(readonly, os.W_OK):  # root can write anywhere
+            with pytest.raises(ValueError, match="not writable"):
+                to_tflite(resnet, str(readonly / "m.tflite"))
+    finally:
+        os.chmod(readonly, 0o700)
+
+
+def test_unknown_layer_names_the_registry(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.LayerNormalization()(inputs)
+    with pytest.raises(ValueError, match="register_converter"):
+        to_tflite(keras.Model(inputs, outputs), str(tmp_path / "m.tflite"))
