@@ -8,7 +8,7 @@ from keras import layers, ops
 from dmnn_keras.flops import sequential_flops
 
 BLOCK_KINDS = ("bottleneck", "inverted_residual")
-EXECUTIONS = ("masked",)
+EXECUTIONS = ("masked", "gather")
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
@@ -57,7 +57,13 @@ class MultiPathBlock(keras.layers.Layer):
             (static block: with groups=1 exactly the original block).
         expand: inverted_residual only; False for expansion ratio 1.
         execution: "masked" computes every sub-block and multiplies it by its
-            gate (differentiable, batch-friendly).
+            gate (differentiable, batch-friendly). "gather" (inference only,
+            TensorFlow backend; training falls back to "masked"): each
+            sub-block runs only on the samples whose gate is on: skipped when
+            no sample needs it, run on the whole batch when all do, otherwise
+            run on the gathered samples and scatter-added into the running
+            sum (`tf.tensor_scatter_nd_add`, no full-size zero tensor per
+            sub-block). Same outputs as "masked".
 
     Call args:
         inputs: `x` `[batch, H, W, C]`, or `[x, gates]` with gates
@@ -222,6 +228,8 @@ class MultiPathBlock(keras.layers.Layer):
             gates = ops.cast(gates, self.compute_dtype)
         else:
             x, gates = inputs, None
+        if gates is not None and self.execution == "gather" and not training:
+            return self._call_gather(x, gates)
         total = None
         for j in range(self.groups):
             y = self.run_path(x, j, training)
@@ -229,6 +237,42 @@ class MultiPathBlock(keras.layers.Layer):
                 y = y * gates[:, j, None, None, None]
             total = y if total is None else total + y
         return self.combine(self.run_shortcut(x, training), total)
+
+    def _call_gather(self, x, gates):
+        import tensorflow as tf
+
+        shortcut = self.run_shortcut(x, training=False)
+        if shortcut is None:
+            size = lambda d: (d + self.strides - 1) // self.strides
+            shape = tf.shape(x)
+            total = tf.zeros(
+                [shape[0], size(shape[1]), size(shape[2]), self.filters], x.dtype
+            )
+        else:
+            total = shortcut
+        batch = tf.shape(x)[0]
+        for j in range(self.groups):
+            on = gates[:, j] > 0.5
+            count = tf.reduce_sum(tf.cast(on, tf.int32))
+
+            def run_all(j=j, total=total):
+                return total + self.run_path(x, j, training=False)
+
+            def run_some(j=j, total=total, on=on):
+                index = tf.where(on)  # [k, 1]
+                y = self.run_path(tf.gather_nd(x, index), j, training=False)
+                return tf.tensor_scatter_nd_add(total, index, y)
+
+            def run_none(total=total):
+                return tf.identity(total)
+
+            total = tf.cond(
+                tf.equal(count, batch), run_all,
+                lambda run_some=run_some, run_none=run_none, count=count: tf.cond(
+                    tf.equal(count, 0), run_none, run_some
+                ),
+            )
+        return ops.relu(total) if self.kind == "bottleneck" else total
 
     def compute_output_shape(self, input_shape):
         x_shape = input_shape[0] if self.gated else input_shape

@@ -1,0 +1,126 @@
+"""Batched Keras/TF inference throughput: execution="gather" vs "masked" at batch 64.
+
+    python -m benchmarks.gather_throughput [--iters 20]
+
+Two gate regimes, about half of the sub-blocks on: "uniform pattern" (every
+image runs the first half of the sub-blocks: the controllers' gate logits are
+fixed to +-1), and "per-image gates" (zero gate biases and scaled random gate
+kernels, so each image picks its own sub-blocks; the rate is measured). Random
+weights (throughput does not depend on them); CIFAR-10 test images.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # noqa: E402
+
+import dmnn_keras as dk  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
+from dmnn_keras.export import set_execution  # noqa: E402
+
+
+def uniform_half(model):
+    for c in model.controllers:
+        c.logits_dense.kernel.assign(np.zeros(c.logits_dense.kernel.shape, "float32"))
+        half = c.groups // 2
+        c.logits_dense.bias.assign(np.array([1.0] * half + [-1.0] * (c.groups - half), "float32"))
+    return model
+
+
+def per_image(model, images):
+    """Random gate kernels; each gate's bias is minus its median logit on `images` (half on)."""
+    import keras
+
+    rng = np.random.RandomState(0)
+    for controller in model.controllers:  # in network order: later hidden states see earlier gates
+        dense = controller.logits_dense
+        dense.kernel.assign(rng.normal(0, 1, dense.kernel.shape).astype("float32"))
+        dense.bias.assign(np.zeros(controller.groups, "float32"))
+        probe = keras.Model(model.input, list(controller._inbound_nodes[0].input_tensors))
+        inputs = probe(images, training=False)
+        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        hidden = controller.hidden_state(inputs[0], inputs[1] if len(inputs) > 1 else None)
+        logits = keras.ops.convert_to_numpy(dense(hidden))
+        dense.bias.assign(-np.median(logits, axis=0).astype("float32"))
+    return model
+
+
+def timed(fn, x, iters):
+    fn(x)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn(x).numpy()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    os.environ.setdefault("TFDS_DATA_DIR", "/work/shared/tfds")
+    load_before = os.getloadavg()
+    images = next(iter(dk.data.load_dataset("cifar10", "test", batch_size=args.batch,
+                                            training=False)))[0]
+    configs = [
+        ("CIFAR DMNN-ResNet, width 0.25 (default)", dict()),
+        ("CIFAR DMNN-ResNet, width 1.0", dict(width_multiplier=1.0)),
+        ("CIFAR DMNN-MobileNetV2", None),
+    ]
+    rows = []
+    for name, kwargs in configs:
+        for regime in ("uniform pattern", "per-image gates"):
+            if kwargs is None:
+                model = dk.DMNNMobileNetV2(input_shape=(32, 32, 3), num_classes=10, seed=0)
+            else:
+                model = dk.DMNNResNet(seed=0, **kwargs)
+            if regime == "uniform pattern":
+                uniform_half(model)
+            else:
+                per_image(model, images)
+            gates = dk.predict_gates(model, images.numpy())
+            rate = float(np.mean([g.mean() for g in gates.values()]))
+            flops_ratio = dk.profile(model, images.numpy())["flops_ratio"]
+            fns = {}
+            for execution in ("masked", "gather"):
+                set_execution(model, execution)
+                fns[execution] = tf.function(lambda x, m=model: m(x, training=False))
+                fns[execution](images)  # trace
+            outs = {e: f(images).numpy() for e, f in fns.items()}
+            diff = float(np.abs(outs["masked"] - outs["gather"]).max())
+            times = {"masked": [], "gather": []}
+            for _ in range(3):  # interleave to share the load drift
+                for execution in ("masked", "gather"):
+                    times[execution] += timed(fns[execution], images, args.iters)
+            med = {e: statistics.median(t) for e, t in times.items()}
+            rows.append((name, regime, rate, flops_ratio, args.batch / med["masked"],
+                         args.batch / med["gather"], med["masked"] / med["gather"], diff))
+            print(rows[-1], flush=True)
+    load_after = os.getloadavg()
+    body = [
+        f"Batch {args.batch} of CIFAR-10 test images, `model(x, training=False)` in a `tf.function` "
+        f"(TF CPU, 2 cores), median over 3 x {args.iters} interleaved calls. Random weights. "
+        "`uniform pattern`: every image runs the first half of each block's sub-blocks; "
+        "`per-image gates`: random gate kernels, each image picks its own sub-blocks.",
+        f"Shared machine: load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end.",
+        "",
+        "| model | gates | execution rate | FLOPs ratio | masked img/s | gather img/s | speedup | max abs diff |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, regime, rate, fr, tm, tg, sp, diff in rows:
+        body.append(f"| {name} | {regime} | {rate:.2f} | {fr:.2f} | {tm:.0f} | {tg:.0f} | {sp:.2f}x | {diff:.1e} |")
+    write_section("gather_throughput", "\n".join(body))
+    print("\n".join(body))
+
+
+if __name__ == "__main__":
+    main()

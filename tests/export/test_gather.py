@@ -1,0 +1,74 @@
+"""MultiPathBlock(execution="gather") equals "masked"; set_execution; serialization."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dmnn_keras as dk
+from dmnn_keras.export import set_execution
+from dmnn_keras.layers import MultiPathBlock
+
+CASES = [
+    ("bottleneck", dict(filters=64, path_width=8, strides=2)),  # projection shortcut
+    ("bottleneck", dict(filters=16, path_width=8)),  # identity shortcut
+    ("inverted_residual", dict(filters=24, path_width=24, strides=2)),  # no shortcut
+    ("inverted_residual", dict(filters=16, path_width=4, expand=False)),  # channel slices
+]
+
+
+@pytest.mark.parametrize("kind,kwargs", CASES)
+def test_gather_equals_masked(kind, kwargs):
+    rng = np.random.RandomState(0)
+    x = rng.rand(8, 8, 8, 16).astype("float32")
+    gates = (rng.rand(8, 4) > 0.5).astype("float32")
+    gates[0], gates[1] = 1.0, 0.0
+    gates[:, 3] = 1.0  # a sub-block that every sample runs
+    gates[:, 2] = 0.0  # and one that none runs
+    block = MultiPathBlock(kind, groups=4, **kwargs)
+    masked = block([x, gates]).numpy()
+    block.execution = "gather"
+    np.testing.assert_allclose(block([x, gates]).numpy(), masked, atol=1e-5)
+    graph = tf.function(lambda a, b: block([a, b]))
+    np.testing.assert_allclose(graph(x, gates).numpy(), masked, atol=1e-5)
+    np.testing.assert_allclose(graph(x, np.zeros_like(gates)).numpy(),
+                               MultiPathBlock.from_config(block.get_config()) is not None
+                               and _masked(block, x, np.zeros_like(gates)), atol=1e-5)
+
+
+def _masked(block, x, gates):
+    block.execution = "masked"
+    try:
+        return block([x, gates]).numpy()
+    finally:
+        block.execution = "gather"
+
+
+def test_gather_model_and_serialization(tmp_path):
+    model = dk.DMNNResNet(seed=0)
+    for c in model.controllers:
+        c.logits_dense.bias.assign(np.zeros(c.groups, "float32"))
+        c.logits_dense.kernel.assign(c.logits_dense.kernel.numpy() * 30)
+    images = next(iter(dk.data.load_dataset("cifar10", "test", batch_size=32, training=False,
+                                            max_examples=32)))[0].numpy()
+    masked = model.predict(images, verbose=0)
+    assert set_execution(model, "gather") == 4
+    np.testing.assert_allclose(model.predict(images, verbose=0), masked, atol=1e-4)
+    block = model.get_layer("conv2_block1")
+    config = block.get_config()
+    assert config["execution"] == "gather"
+    assert MultiPathBlock.from_config(config).execution == "gather"
+    with pytest.raises(ValueError, match="execution"):
+        set_execution(model, "sparse")
+    with pytest.raises(ValueError, match="execution"):
+        MultiPathBlock("bottleneck", 16, 4, 8, execution="sparse")
+
+
+def test_gather_trains_as_masked():
+    """In training the block runs "masked" (BatchNorm batch statistics over the whole batch)."""
+    block = MultiPathBlock("bottleneck", filters=16, groups=2, path_width=4, execution="gather")
+    x = tf.constant(np.random.RandomState(1).rand(4, 4, 4, 16).astype("float32"))
+    gates = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    gathered = block([x, gates], training=True).numpy()
+    block.execution = "masked"
+    np.testing.assert_allclose(block([x, gates], training=True).numpy(), gathered, atol=1e-5)
