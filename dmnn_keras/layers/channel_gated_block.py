@@ -130,6 +130,11 @@ class ChannelGatedBlock(keras.layers.Layer):
     def has_shortcut(self):
         return True
 
+    @property
+    def groups(self):
+        """Number of gate values the block takes (the export's gate layout reads it)."""
+        return self.num_gates
+
     def segment_slices(self):
         """`(slice of conv-1 gates, slice of conv-2 gates)` in the gate values."""
         start = int(self.layer_gate)

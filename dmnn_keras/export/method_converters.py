@@ -1,0 +1,178 @@
+"""Export converters of ConvNet-AIG, channel gating and LC-Net layers.
+
+Registered on import (`dmnn_keras.export` should import this module). Gates
+are deterministic in the export (`stochastic_inference` is a Keras-only
+option). In `mode="static"` every gate is on (as `force_gates(model, 1.0)`;
+LC-Net keeps its learned scales). In `mode="dynamic"` (batch 1):
+
+  * `AIGController` / `ChannelGate`: the gate network in plain TF ops, or
+    constant gates for input-independent (pruning-mode or forced) gates.
+  * AIG blocks are one-path `MultiPathBlock`s: the existing converter runs
+    the residual branch inside `tf.cond`.
+  * `ChannelGatedBlock`: each filter group of conv 1 and conv 2 is a
+    `tf.cond` (its weights constants inside the branch; off -> zeros computed
+    at run time), and conv 3 accumulates the contribution of each on conv-2
+    group, so off groups of conv 1, conv 2 and conv 3 cost nothing. Conv 2
+    still reads the zero channels of off conv-1 groups (its input sparsity is
+    not exploited: that would need a gather of channels). With a layer gate
+    (LC-Net) the whole branch is inside one more `tf.cond`.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from dmnn_keras.export.graph import (
+    _runtime_zeros,
+    bn_scale_shift,
+    dense,
+    folded_conv_weights,
+    register_converter,
+)
+from dmnn_keras.layers.aig_controller import AIGController
+from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock
+from dmnn_keras.layers.lcnet import LCController
+
+
+def _hidden(controller, x):
+    h = dense(tf.reduce_mean(x, axis=[1, 2]), controller.hidden_dense)
+    scale, shift = bn_scale_shift(controller.hidden_bn)
+    return tf.nn.relu(h * tf.constant(scale) + tf.constant(shift))
+
+
+def _log_odds(controller, hidden):
+    pair = tf.reshape(dense(hidden, controller.logits_dense), [-1, controller.groups, 2])
+    return pair[..., 1] - pair[..., 0]
+
+
+def _gates(controller, x, hidden=None):
+    """Deterministic inference gates `[batch, groups]` of an `AIGController`."""
+    batch = tf.shape(x)[0]
+    if controller.forced_rate is not None or not controller.dependent:
+        with tf.init_scope():  # read the logits eagerly while tracing
+            pattern = np.asarray(controller.static_gates(), np.float32)[None]
+        return tf.tile(tf.constant(pattern), [batch, 1])
+    log_odds = _log_odds(controller, _hidden(controller, x) if hidden is None else hidden)
+    hard = tf.cast(log_odds > 0.0, tf.float32)
+    if controller.min_active:
+        best = tf.one_hot(tf.argmax(log_odds, axis=-1), controller.groups, dtype=tf.float32)
+        hard = tf.where(tf.reduce_sum(hard, axis=-1, keepdims=True) < 0.5, best, hard)
+    return hard
+
+
+@register_converter(AIGController)
+def _convert_aig_controller(layer, inputs, ctx):
+    x = inputs[0]
+    if not ctx.dynamic:
+        gates = tf.ones([tf.shape(x)[0], layer.groups])
+    else:
+        gates = _gates(layer, x)
+    return [gates, gates]
+
+
+@register_converter(LCController)
+def _convert_lc_controller(layer, inputs, ctx):
+    x = inputs[0]
+    h_l, h_c = _hidden(layer.l_net, x), _hidden(layer.c_net, x)
+    s_l = 1.0 + tf.tanh(dense(h_l, layer.l_scale))
+    s_c = 1.0 + tf.tanh(dense(h_c, layer.c_scale))
+    if not ctx.dynamic:
+        ones = tf.ones([tf.shape(x)[0], layer.groups])
+        return [ones, tf.concat([s_l, s_c], axis=-1)]
+    l, c = _gates(layer.l_net, x, h_l), _gates(layer.c_net, x, h_c)
+    return [tf.concat([l, l * c], axis=-1), tf.concat([l * s_l, c * s_c], axis=-1)]
+
+
+def _masked_branch(layer, x, values):
+    """The residual branch with masks (every group computed)."""
+    s1, s2 = layer.segment_slices()
+    g1, g2 = layer.gate_groups
+
+    def mask(segment, groups):
+        return tf.repeat(values[:, segment], layer.width // groups, axis=1)[:, None, None, :]
+
+    y = _conv(x, layer.conv1, layer.bn1, None, relu=True) * mask(s1, g1)
+    y = _conv(y, layer.conv2, layer.bn2, None, relu=True) * mask(s2, g2)
+    return _conv(y, layer.conv3, layer.bn3, None, relu=False)
+
+
+def _conv(x, conv, bn, out_channels, relu, in_channels=None):
+    """Conv + folded BN with constant weights, restricted to channel ranges."""
+    kernel, bias = folded_conv_weights(conv, bn)
+    if in_channels is not None:
+        kernel = kernel[:, :, in_channels[0]:in_channels[1], :]
+    if out_channels is not None:
+        kernel, bias = kernel[..., out_channels[0]:out_channels[1]], bias[out_channels[0]:out_channels[1]]
+    y = tf.nn.conv2d(x, tf.constant(kernel), (1,) + tuple(conv.strides) + (1,), "SAME")
+    if bias is not None:
+        y = tf.nn.bias_add(y, tf.constant(bias))
+    return tf.nn.relu(y) if relu else y
+
+
+def _dynamic_branch(layer, x, values, binary):
+    """The residual branch with one `tf.cond` per filter group (batch 1)."""
+    s1, s2 = layer.segment_slices()
+    g1, g2 = layer.gate_groups
+    k1, k2 = layer.width // g1, layer.width // g2
+    h, w = layer.input_hw
+    oh, ow = layer.output_hw
+
+    def group(inp, conv, bn, index, k, channel_range, shape):
+        on = binary[0, index] > 0.5
+        return tf.cond(
+            on,
+            lambda: _conv(inp, conv, bn, channel_range, relu=True) * values[0, index],
+            lambda: _runtime_zeros(inp, shape),
+        )
+
+    y1 = tf.concat([
+        group(x, layer.conv1, layer.bn1, s1.start + i, k1, (i * k1, (i + 1) * k1), [1, h, w, k1])
+        for i in range(g1)
+    ], axis=-1)
+    y2 = [
+        group(y1, layer.conv2, layer.bn2, s2.start + j, k2, (j * k2, (j + 1) * k2), [1, oh, ow, k2])
+        for j in range(g2)
+    ]
+    _, shift3 = bn_scale_shift(layer.bn3)
+    total = _runtime_zeros(x, [1, oh, ow, layer.filters]) + tf.constant(shift3)
+    kernel3, _ = folded_conv_weights(layer.conv3, layer.bn3)
+    for j in range(g2):
+        on = binary[0, s2.start + j] > 0.5
+
+        def add(acc=total, j=j):
+            k = kernel3[:, :, j * k2:(j + 1) * k2, :]
+            return acc + tf.nn.conv2d(y2[j], tf.constant(k), 1, "SAME")
+
+        total = tf.cond(on, add, (lambda acc: lambda: tf.identity(acc))(total))
+    return total
+
+
+@register_converter(ChannelGatedBlock)
+def _convert_channel_gated_block(layer, inputs, ctx):
+    x = inputs[0]
+    values = inputs[1] if layer.gated else tf.ones([tf.shape(x)[0], layer.num_gates])
+    binary = tf.cast(tf.not_equal(values, 0.0), tf.float32)
+    if layer.layer_gate:
+        binary = tf.concat([binary[:, :1], binary[:, :1] * binary[:, 1:]], axis=-1)
+    if layer.gated:
+        ctx.record_gates(layer, binary)
+    if layer.shortcut is None:
+        shortcut = x
+    else:
+        shortcut = _conv(x, layer.shortcut[0], layer.shortcut[1], None, relu=False)
+    if not ctx.dynamic or not layer.gated:
+        branch = _masked_branch(layer, x, values)
+        if layer.layer_gate:
+            branch = branch * values[:, 0, None, None, None]
+        return tf.nn.relu(shortcut + branch)
+    if x.shape[0] != 1:
+        raise ValueError(
+            "mode='dynamic' needs a batch-1 graph with static shapes. "
+            f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
+        )
+    if not layer.layer_gate:
+        return tf.nn.relu(shortcut + _dynamic_branch(layer, x, values, binary))
+    return tf.cond(
+        binary[0, 0] > 0.5,
+        lambda: tf.nn.relu(shortcut + values[0, 0] * _dynamic_branch(layer, x, values, binary)),
+        lambda: tf.nn.relu(shortcut),
+    )
