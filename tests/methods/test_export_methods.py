@@ -39,7 +39,7 @@ def _spread_gates(model, seed):
 def test_dynamic_graph_matches_keras(builder, make_images):
     model = _spread_gates(builder(), seed=1)
     serve = inference_module(model, "dynamic").serve
-    images = make_images(4, seed=2)
+    images = make_images(3, seed=2)
     gates = dk.predict_gates(model, images)
     expected_gates = np.concatenate(list(gates.values()), axis=1)
     assert 0 < expected_gates.mean() < 1
