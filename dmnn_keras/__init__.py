@@ -1,9 +1,28 @@
 """dmnn_keras: dynamic-inference CNNs for Keras 3."""
 
-from dmnn_keras import data, layers
+from dmnn_keras import data, export, layers
+from dmnn_keras.export import to_saved_model, to_tflite
 from dmnn_keras.gates import force_gates, predict_gates
-from dmnn_keras.layers import GateController, GumbelGate, MultiPathBlock, ResourceLoss
+from dmnn_keras.layers import (
+    AIGController,
+    BatchActivationLoss,
+    ChannelGate,
+    ChannelGatedBlock,
+    GateController,
+    GumbelGate,
+    LCController,
+    MultiPathBlock,
+    ResourceLoss,
+    TargetRateLoss,
+)
 from dmnn_keras.models import (
+    AIGMobileNetV2,
+    AIGResNet,
+    AIGResNet50,
+    AIGResNet101,
+    ChannelGatedResNet,
+    ChannelGatedResNet50,
+    ChannelGatedResNet101,
     DMNNMobileNetV2,
     DMNNResNet,
     DMNNResNet50,
@@ -11,11 +30,15 @@ from dmnn_keras.models import (
     DynamicMobileNetV2,
     DynamicModel,
     DynamicResNet,
+    LCNetResNet,
+    LCNetResNet50,
+    LCNetResNet101,
     MobileNetV2,
     ResNet,
     ResNet50,
     ResNet101,
 )
 from dmnn_keras.profiling import profile
+from dmnn_keras.pruning import prune
 
 __version__ = "0.1.0"

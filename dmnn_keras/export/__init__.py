@@ -9,3 +9,6 @@ from dmnn_keras.export.graph import (
 from dmnn_keras.export.tflite import QUANTIZATIONS, inference_module, tflite_runner, to_tflite
 from dmnn_keras.export.saved_model import to_saved_model
 from dmnn_keras.export.batched import set_execution
+
+# Converters of the ConvNet-AIG, channel-gating and LC-Net layers register on import.
+from dmnn_keras.export import method_converters  # noqa: E402,F401

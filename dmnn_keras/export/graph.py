@@ -50,7 +50,7 @@ import tensorflow as tf
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
-from dmnn_keras.models.dynamic_model import flops_table
+from dmnn_keras.models.dynamic_model import block_full_flops, flops_table
 
 MODES = ("dynamic", "static")
 
@@ -538,13 +538,16 @@ def trace_model(model, images, mode):
     logits = env[id(_logits_tensor(model))]
     batch = tf.shape(images)[0]
     table = flops_table(model.input, model.outputs)
-    full = float(table["always_on"] + sum(sum(b["paths"]) for b in table["blocks"]))
+    full = float(table["always_on"] + sum(block_full_flops(b) for b in table["blocks"]))
     outputs = {"logits": logits}
     if ctx.gates:
         executed = tf.fill([batch], float(table["always_on"]))
         for layer, gates in ctx.gates:
-            paths = np.asarray(layer.compute_flops()["paths"], np.float32)
+            flops = layer.compute_flops()
+            paths = np.asarray(flops["paths"], np.float32)
             executed = executed + tf.reduce_sum(gates * tf.constant(paths), axis=-1)
+            for i, j, pair_flops in flops.get("pairs", ()):
+                executed = executed + float(pair_flops) * gates[:, i] * gates[:, j]
         outputs["gates"] = tf.concat([g for _, g in ctx.gates], axis=-1)
         outputs["executed_flops"] = executed
     else:

@@ -44,10 +44,13 @@ def test_dynamic_graph_matches_keras(builder, make_images):
     expected_gates = np.concatenate(list(gates.values()), axis=1)
     assert 0 < expected_gates.mean() < 1
     logits = model.predict(images, verbose=0)
+    executed = dk.profile(model, images)["executed_flops"]
     for i in range(len(images)):
         out = serve(images[i:i + 1])
         np.testing.assert_allclose(out["logits"].numpy()[0], logits[i], atol=1e-4, rtol=1e-4)
         np.testing.assert_array_equal(out["gates"].numpy()[0], expected_gates[i])
+        # Bilinear (channel-pair) FLOPs terms included, as in profile.
+        assert out["executed_flops"].numpy()[0] == pytest.approx(executed[i], rel=1e-6)
 
 
 def test_static_graph_runs_every_gate(make_images):
