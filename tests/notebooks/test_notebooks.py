@@ -126,7 +126,6 @@ def test_tflite_android(tmp_path, monkeypatch):
     int8_parity = results["parity"]["DMNN dynamic int8"]
     assert int8_parity["gates equal to Keras"] >= 0.8
     assert int8_parity["top-1 equal to Keras"] >= 0.5
-    assert int8_parity["executed MACs, max rel. error"] < 0.05  # computed in int8 arithmetic too
     for row in results["latency"].values():
         assert row["median ms / image"] > 0
     int8_size = results["latency"]["DMNN dynamic int8"]["size (MB)"]
