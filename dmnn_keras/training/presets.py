@@ -22,9 +22,13 @@ Presets:
   * `cifar10`, `cifar100`: SGD momentum 0.9, weight decay 1e-4, batch 256,
     lr 0.1 divided by 10 at epochs 100 and 150 of 200, pad-4 crop + flip,
     DMNN-ResNet-50 (CIFAR stem).
-  * `cpu` (the default, `python recipes/train.py` = the main job): a small
-    DMNN ResNet on 20,000 CIFAR-10 training images for 8 epochs, evaluated
-    on the 10,000 test images; about 10 minutes on 2 CPU cores.
+  * `cpu` (the default, `python recipes/train.py` = the main job): the small
+    DMNN ResNet (`dmnn_resnet`: stack (1,1,1,1), width 0.25, 4 sub-blocks,
+    flops_target 0.5) on the first 25,000 CIFAR-10 training images for 4
+    epochs (batch 128, lr 0.2 x 128/256 cosine, 0.5-epoch warmup, coupled L2
+    5e-4), evaluated on the 10,000 test images. Measured: 50.8% top-1, FLOPs
+    ratio 0.60, 11 min 20 s wall time on 2 cores shared with other jobs
+    (load average ~5); about 9 minutes on an idle machine.
   * `cpu_static`: the same with the static twin (`resnet`).
   * `tiny`: one epoch over 256 images, for tests and smoke runs.
 """
@@ -104,14 +108,14 @@ PRESETS = {
         schedule="step", decay_epochs=(100, 150),
     ),
     "cpu": dict(
-        model="dmnn_resnet", dataset="cifar10", epochs=8, batch_size=128,
+        model="dmnn_resnet", dataset="cifar10", epochs=4, batch_size=128,
         learning_rate=0.2, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-        schedule="cosine", warmup_epochs=0.5, max_train_examples=20000,
+        schedule="cosine", warmup_epochs=0.5, max_train_examples=25000,
     ),
     "cpu_static": dict(
-        model="resnet", dataset="cifar10", epochs=8, batch_size=128,
+        model="resnet", dataset="cifar10", epochs=4, batch_size=128,
         learning_rate=0.2, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-        schedule="cosine", warmup_epochs=0.5, max_train_examples=20000,
+        schedule="cosine", warmup_epochs=0.5, max_train_examples=25000,
     ),
     "tiny": dict(
         model="dmnn_resnet", dataset="cifar10", epochs=1, batch_size=32,

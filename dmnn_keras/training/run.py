@@ -65,7 +65,7 @@ def _steps(dataset):
 
 
 def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_examples=None,
-                        batch_size=100, data_dir=None, figures=True, image_size=None, **extra):
+                        batch_size=250, data_dir=None, figures=True, image_size=None, **extra):
     """Evaluates `model` on `dataset/split`, writes `report.json` and the figures; returns the report."""
     start = time.perf_counter()
     info = get_dataset_info(dataset)

@@ -1,0 +1,79 @@
+"""Evaluates a saved dmnn_keras model on a dataset split; writes report.json and the figures.
+
+    python recipes/evaluate.py --model_path=runs/cpu/model.keras
+    python recipes/evaluate.py --model_path=m.keras --dataset=cifar10 --split=test \
+        --max_examples=1000 --output_dir=runs/eval
+
+Writes into `--output_dir` (default: the model's directory + "/eval"):
+report.json (top1_error, params, flops, executed_flops_mean, flops_ratio,
+per-block execution rates, ...), flops_histogram.png (Fig. 5),
+execution_heatmap.png (Fig. 7), flops_extremes.png (Fig. 6), and prints the
+paper-style markdown table row.
+"""
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model_path", None, "A .keras file saved by recipes/train.py.")
+flags.DEFINE_string("dataset", "cifar10", "cifar10, cifar100, imagenet2012 or folder:<root>.")
+flags.DEFINE_string("split", None, "Split (default: the dataset's eval split).")
+flags.DEFINE_integer("max_examples", None, "Evaluate the first N examples only.")
+flags.DEFINE_integer("batch_size", 250, "Evaluation batch size.")
+flags.DEFINE_integer("image_size", None, "Eval crop size (default: the model's input size).")
+flags.DEFINE_string("output_dir", None, "Where to write (default <model dir>/eval).")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
+flags.DEFINE_bool("figures", True, "Write the PNG figures.")
+flags.mark_flag_as_required("model_path")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not os.path.exists(FLAGS.model_path):
+        raise app.UsageError(f"model_path does not exist. Received: --model_path={FLAGS.model_path}")
+    from dmnn_keras.data import get_dataset_info
+
+    try:
+        info = get_dataset_info(FLAGS.dataset)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    start = time.perf_counter()
+    import keras
+
+    import dmnn_keras  # noqa: F401  (registers the classes before loading)
+    from dmnn_keras.training import evaluate_and_report
+    from dmnn_keras.training import report as report_lib
+
+    model = keras.models.load_model(FLAGS.model_path)
+    image_size = FLAGS.image_size or int(model.input.shape[1])
+    output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", "eval")
+    os.makedirs(output_dir, exist_ok=True)
+    model_name = os.path.splitext(os.path.basename(FLAGS.model_path))[0]
+    run_flags = {name: FLAGS[name].value for name in
+                 ("model_path", "dataset", "split", "max_examples", "batch_size", "image_size")}
+    run_flags["model"] = model_name
+    config_path = os.path.join(os.path.dirname(FLAGS.model_path), "config.json")
+    if os.path.exists(config_path):  # written by recipes/train.py next to the model
+        import json
+
+        with open(config_path) as f:
+            run_flags["model"] = json.load(f).get("model", model_name)
+    report = evaluate_and_report(
+        model, run_flags, FLAGS.dataset, FLAGS.split or info.eval_split, output_dir,
+        max_examples=FLAGS.max_examples, batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
+        figures=FLAGS.figures, image_size=image_size,
+    )
+    report["wall_time_seconds"] = time.perf_counter() - start
+    report_lib.write_report(report, output_dir)
+    print("\n" + report_lib.summary(report, output_dir))
+
+
+if __name__ == "__main__":
+    app.run(main)
