@@ -14,7 +14,9 @@ from dmnn_keras.training.evaluation import evaluate_model
 from dmnn_keras.training.presets import TrainConfig, resolve_config, scaled_learning_rate
 from dmnn_keras.training.registry import build_model
 from dmnn_keras.training.schedules import make_schedule
-from dmnn_keras.training.strategy import is_chief, make_strategy, worker_index
+from dmnn_keras.training.strategy import (
+    is_chief, make_strategy, patch_multi_worker_build, worker_index,
+)
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -157,6 +159,8 @@ def _run(config, wall_start):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
+    if config.strategy == "multi_worker":
+        patch_multi_worker_build(model, strategy)
     callbacks, timer = callbacks_lib.make_callbacks(output_dir, write_logs=chief)
     train_start = time.perf_counter()
     history = model.fit(train, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose)

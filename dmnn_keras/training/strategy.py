@@ -59,3 +59,32 @@ def is_chief(strategy):
         return True
     return task_type == "chief" or (task_type == "worker" and task_id == 0
                                     and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def patch_multi_worker_build(model, strategy):
+    """Works around Keras 3 issue #20585 (MultiWorkerMirroredStrategy + `fit`).
+
+    Keras 3.15's TF trainer builds the model before `fit` by reducing the first
+    distributed batch with `strategy.reduce`, which `MultiWorkerMirroredStrategy`
+    cannot do for a nested `PerReplica` batch ("Attempt to convert a value
+    (PerReplica...) to a Tensor"). The build only needs shapes, so this
+    instance-level override builds from this worker's local part of the batch
+    instead. Only applied under `--strategy=multi_worker`.
+    """
+    from keras import tree
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                batch = next(it)
+                data_batch = tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v,
+                    batch,
+                )
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = build
+    return model

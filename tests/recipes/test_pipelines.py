@@ -1,0 +1,35 @@
+"""run_training on CIFAR-100 and ImageNet pipelines fabricated by tfds.testing.mock_data."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from dmnn_keras.training import run_training
+
+
+@pytest.mark.parametrize("dataset, image_size, num_categories", [
+    ("cifar100", None, 20),
+    ("imagenet2012", 64, 58),
+])
+def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, num_categories):
+    with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
+        report = run_training(
+            "tiny", dataset=dataset, image_size=image_size, category_supervision=True,
+            max_train_examples=8, batch_size=8, max_eval_examples=8, output_dir=str(tmp_path),
+            verbose=0,
+        )
+    assert report["steps_per_epoch"] == 1 and report["eval_examples"] == 8
+    assert report["dataset"] == dataset and report["flags"]["category_supervision"]
+    assert np.isfinite(report["final_train_metrics"]["loss"])
+    model_classes = {"cifar100": 100, "imagenet2012": 1000}[dataset]
+    assert 0.0 <= report["top1_error"] <= 100.0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["dataset"] == dataset
+    import keras
+
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.num_classes == model_classes and model.num_categories == num_categories
+    for name in ("flops_histogram.png", "execution_heatmap.png", "flops_extremes.png"):
+        assert (tmp_path / name).exists()
