@@ -52,8 +52,11 @@ flags.DEFINE_integer("max_eval_examples", None, "Evaluate on the first N eval ex
 flags.DEFINE_string("output_dir", None, "Run directory (default runs/<config>).")
 flags.DEFINE_string("strategy", None, f"One of {list(presets.STRATEGIES)}.")
 flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' = local TPU / $TPU_NAME).")
-flags.DEFINE_string("mixed_precision", None, "none, mixed_float16 (GPU) or mixed_bfloat16 (CPU, TPU); "
-                    "a bare --mixed_precision flag is not accepted: name the policy.")
+flags.DEFINE_bool("mixed_precision", None, "Train with the Keras mixed-precision policy "
+                  "--precision_policy (default mixed_float16, with loss scaling).")
+flags.DEFINE_enum("precision_policy", "mixed_float16", ["mixed_float16", "mixed_bfloat16"],
+                  "Policy of --mixed_precision: mixed_float16 for GPUs, mixed_bfloat16 for CPUs "
+                  "and TPUs (both run on CPU).")
 flags.DEFINE_integer("seed", None, "Random seed (weights, data order, augmentation, gate noise).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_bool("figures", None, "Write the PNG figures.")
@@ -77,6 +80,8 @@ def _ints(name, values):
 def config_from_flags():
     """The resolved `TrainConfig` of the parsed flags (ValueError on bad values)."""
     overrides = {name: FLAGS[name].value for name in FIELDS}
+    if overrides["mixed_precision"] is not None:
+        overrides["mixed_precision"] = FLAGS.precision_policy if FLAGS.mixed_precision else "none"
     if overrides["stack_sizes"] is not None:
         overrides["stack_sizes"] = _ints("stack_sizes", overrides["stack_sizes"])
     if overrides["decay_epochs"] is not None:

@@ -33,3 +33,14 @@ def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, 
     assert model.num_classes == model_classes and model.num_categories == num_categories
     for name in ("flops_histogram.png", "execution_heatmap.png", "flops_extremes.png"):
         assert (tmp_path / name).exists()
+
+
+def test_mixed_bfloat16_trains_on_cpu_and_restores_the_policy(tmp_path):
+    import keras
+
+    before = keras.mixed_precision.dtype_policy().name
+    report = run_training("tiny", mixed_precision="mixed_bfloat16", max_train_examples=32,
+                          max_eval_examples=16, figures=False, output_dir=str(tmp_path), verbose=0)
+    assert np.isfinite(report["final_train_metrics"]["loss"])
+    assert report["flags"]["mixed_precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.dtype_policy().name == before
