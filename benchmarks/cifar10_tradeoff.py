@@ -91,7 +91,7 @@ def table(results):
     static = results["static"]
     static_step = epoch_time(static) / static["steps_per_epoch"]
     rows = ["| Run | flops_target | λ | Top-1 (%) | Δ top-1 vs static (pts) | FLOPs ratio | "
-            "Execution rates | s / epoch | Step time vs static |",
+            "Execution rates | s / epoch | Epoch-based step time vs static (load-dependent) |",
             "|---|---|---|---|---|---|---|---|---|"]
     for name, report in results.items():
         flags = report["flags"]
@@ -110,7 +110,6 @@ def table(results):
 
 def verdict(results):
     static = results["static"]
-    static_step = epoch_time(static) / static["steps_per_epoch"]
     lines = []
     cheap = {n: r for n, r in results.items() if n != "static" and r["flops_ratio"] <= 0.6}
     if cheap:
@@ -123,12 +122,76 @@ def verdict(results):
         )
     else:
         lines.append("- Accuracy target: no DMNN run reached a FLOPs ratio <= 0.6: MISSED.")
-    ratios = [epoch_time(r) / r["steps_per_epoch"] / static_step for n, r in results.items() if n != "static"]
-    lines.append(
-        f"- Step-time target (<= 1.25x static): DMNN steps take {min(ratios):.2f}x-{max(ratios):.2f}x: "
-        f"{'MET' if max(ratios) <= 1.25 else 'MISSED'}."
+    sweep = sorted(
+        (r["flags"]["resource_loss_weight"], r) for n, r in results.items()
+        if n != "static" and r["flags"]["flops_target"] == 0.5
     )
+    if sweep:
+        lines.append(
+            "- Resource-loss weight sweep at flops_target 0.5: "
+            + "; ".join(f"λ={w}: FLOPs ratio {r['flops_ratio']:.3f}, top-1 "
+                        f"{100 * r['top1_accuracy']:.2f}%" for w, r in sweep)
+            + ". (The FLOPs ratio settles above the target because the loss also pulls every "
+            "block's execution rate to the target and the always-on stem/shortcuts/head are "
+            "part of the ratio.)"
+        )
     return "\n".join(lines)
+
+
+ANALYSIS = """What the numbers say and what would close the gaps:
+
+- Accuracy: with 4 short epochs every DMNN run, even at flops_target 0.7, trails the static
+  model by about the same margin, so the gap comes mostly from training the gated multi-path
+  network from scratch for a few hundred steps (Gumbel noise, straight-through gates, four
+  narrower sub-blocks per block), not from the FLOPs it skips. The paper trains 200 CIFAR
+  epochs; closing the gap needs the full schedule (`--config=cifar10`), or starting the gated
+  model from a trained static/ungated one and fine-tuning with the resource loss, or a
+  flops_target annealed from 1.0 down to the target during the first epochs.
+- Step time: training uses masked execution (every sub-block is computed, then multiplied by
+  its gate), so a DMNN step can never be cheaper than the static one; at this tiny width
+  (sub-blocks of 4-32 channels) it is dominated by per-op overhead of 4x more, smaller
+  convolutions plus the controllers. Wider models amortise the overhead (the ratio falls
+  with width_multiplier); fusing the sub-blocks in training (one 1x1 Conv2D for all
+  sub-blocks' first convolutions, grouped convolutions with groups=4 for the rest, gates
+  applied as a channel mask) would remove most of it. That is a
+  change to MultiPathBlock (core), not to the recipes."""
+
+
+def paired_step_times(rounds=6, steps=10, batch_size=128, seed=0):
+    """Training-step wall time of the static and the DMNN model, measured alternately.
+
+    Both models (the benchmark's architecture, flops_target 0.5) are compiled
+    like the runs and fed the same random batch; rounds alternate static and
+    DMNN so that both see the same machine load. Returns medians in seconds
+    per step.
+    """
+    import time
+
+    import keras
+    import numpy as np
+
+    from dmnn_keras.training.registry import build_model
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (batch_size, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, batch_size).astype("int32")
+    models = {}
+    for name, model in (("static", "resnet"), ("dmnn", "dmnn_resnet")):
+        keras.backend.clear_session()
+        m = build_model(resolve_config("cpu", model=model), 10, (32, 32, 3))
+        m.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for _ in range(3):
+            m.train_on_batch(x, y)
+        models[name] = m
+    times = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, m in models.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                m.train_on_batch(x, y)
+            times[name].append((time.perf_counter() - start) / steps)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -139,6 +202,16 @@ def main(argv=None):
         with open(os.path.join(args.output_root, "results.json"), "w") as f:
             json.dump(results, f, indent=1, default=float)
     static = results["static"]
+    steps = paired_step_times()
+    print(f"paired step times: {steps}", flush=True)
+    paired = (
+        f"Paired step timing (same random batch of 128, 6 alternating rounds of 10 "
+        f"`train_on_batch` steps, medians, no input pipeline): static {1000 * steps['static']:.0f} ms, "
+        f"DMNN {1000 * steps['dmnn']:.0f} ms per step: **{steps['dmnn'] / steps['static']:.2f}x** "
+        f"(target <= 1.25x: {'MET' if steps['dmnn'] / steps['static'] <= 1.25 else 'MISSED'}). "
+        f"This is the reliable step-time ratio; the per-epoch column above includes the "
+        f"input pipeline and whatever else ran on the machine during each run."
+    )
     body = (
         f"Small ResNet (`resnet` / `dmnn_resnet`: stack (1,1,1,1), width 0.25, groups 4 for DMNN), "
         f"preset `cpu` (SGD 0.9, lr 0.2 x batch/256 cosine with 0.5-epoch warmup, batch 128, coupled "
@@ -149,7 +222,7 @@ def main(argv=None):
         f"between runs are indicative only. DMNN uses masked execution in training (every "
         f"sub-block is computed and multiplied by its gate), so its training step cannot be "
         f"cheaper than the static one's.\n\n"
-        + table(results) + "\n\n" + verdict(results)
+        + table(results) + "\n\n" + verdict(results) + "\n\n" + paired + "\n\n" + ANALYSIS
     )
     print(body)
     if not args.no_write:
