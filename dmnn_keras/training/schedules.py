@@ -64,9 +64,9 @@ def make_schedule(name, learning_rate, steps_per_epoch, epochs, decay_epochs=(),
         raise ValueError(
             f"schedule must be one of ('cosine', 'step', 'constant'). Received: schedule={name!r}"
         )
-    if warmup_steps and not isinstance(schedule, float):
-        return WarmupSchedule(schedule, warmup_steps, learning_rate)
     if warmup_steps:
-        return WarmupSchedule(keras.optimizers.schedules.PiecewiseConstantDecay([1], [learning_rate] * 2),
-                              warmup_steps, learning_rate)
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            # A constant rate after the warmup.
+            schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, 1, 1.0)
+        return WarmupSchedule(schedule, warmup_steps, learning_rate)
     return schedule
