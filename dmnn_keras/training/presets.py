@@ -26,9 +26,9 @@ Presets:
     DMNN ResNet (`dmnn_resnet`: stack (1,1,1,1), width 0.25, 4 sub-blocks,
     flops_target 0.5) on the first 25,000 CIFAR-10 training images for 4
     epochs (batch 128, lr 0.2 x 128/256 cosine, 0.5-epoch warmup, coupled L2
-    5e-4), evaluated on the 10,000 test images. Measured: 50.8% top-1, FLOPs
-    ratio 0.60, 11 min 20 s wall time on 2 cores shared with other jobs
-    (load average ~5); about 9 minutes on an idle machine.
+    5e-4), evaluated on the 10,000 test images. Measured (`python recipes/train.py`,
+    2 cores shared with other jobs): 50.1% top-1, FLOPs ratio 0.62, 7 min
+    23 s wall time at load ~2-3; 50.8% / 0.60 / 11 min 20 s at load ~5.
   * `cpu_static`: the same with the static twin (`resnet`).
   * `tiny`: one epoch over 256 images, for tests and smoke runs.
 """
