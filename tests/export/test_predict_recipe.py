@@ -11,9 +11,9 @@ import tensorflow as tf
 import dmnn_keras as dk
 from dmnn_keras.export import to_tflite
 
+from dmnn_keras.export.predict import CIFAR10_NAMES, classify_image
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
-from recipes import predict  # noqa: E402
 
 
 def test_predict_top5_and_flops(tmp_path):
@@ -23,12 +23,12 @@ def test_predict_top5_and_flops(tmp_path):
     jpeg = tmp_path / "image.png"  # lossless, so the pixels match exactly
     jpeg.write_bytes(tf.io.encode_png(tf.cast(image, tf.uint8)).numpy())
     to_tflite(model, str(tmp_path / "m.tflite"))
-    result = predict.predict(str(tmp_path / "m.tflite"), str(jpeg))
+    result = classify_image(str(tmp_path / "m.tflite"), str(jpeg))
     logits = model(image[None], training=False).numpy()[0]
-    assert [name for name, _ in result["top"]] == [predict.CIFAR10_NAMES[i] for i in np.argsort(-logits)[:5]]
+    assert [name for name, _ in result["top"]] == [CIFAR10_NAMES[i] for i in np.argsort(-logits)[:5]]
     assert result["executed_flops"] == pytest.approx(dk.profile(model, image[None].numpy())["executed_flops"][0])
     with pytest.raises(ValueError, match="image"):
-        predict.predict(str(tmp_path / "m.tflite"), str(tmp_path / "missing.jpg"))
+        classify_image(str(tmp_path / "m.tflite"), str(tmp_path / "missing.jpg"))
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "recipes", "predict.py"), "--model",
          str(tmp_path / "m.tflite"), "--image", str(jpeg)],

@@ -1,0 +1,62 @@
+"""Classifying one image with an exported .tflite model (LiteRT)."""
+
+import os
+
+import numpy as np
+
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+                 "dog", "frog", "horse", "ship", "truck")
+
+
+def load_image(path, height, width):
+    """The image as float32 [1, height, width, 3] in [0, 255]."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
+    return tf.clip_by_value(image, 0.0, 255.0).numpy()[None]
+
+
+def read_labels(path, num_classes):
+    if path is None:
+        return list(CIFAR10_NAMES) if num_classes == 10 else [str(i) for i in range(num_classes)]
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"labels must list {num_classes} class names. Received: {len(names)} lines in {path}"
+        )
+    return names
+
+
+def classify_image(model_path, image_path, labels_path=None, top_k=5, num_threads=None):
+    """Top classes and executed FLOPs of one image under a .tflite model.
+
+    Args:
+        model_path: a file written by `dmnn_keras.export.to_tflite`.
+        image_path: a JPEG/PNG/BMP/GIF image, resized to the model's input.
+        labels_path: optional text file, one class name per line.
+
+    Returns:
+        dict with `top` [(name, probability)] (top_k entries), `executed_flops`
+        (MACs of this image) and `gates` `[sum G]` (None for static models).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    for name, path in (("model", model_path), ("image", image_path)):
+        if not path or not os.path.isfile(path):
+            raise ValueError(f"{name} must be an existing file. Received: --{name}={path!r}")
+    interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
+    runner = interpreter.get_signature_runner("serving_default")
+    shape = runner.get_input_details()["images"]["shape"]
+    outputs = runner(images=load_image(image_path, int(shape[1]), int(shape[2])))
+    logits = outputs["logits"][0].astype(np.float64)
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    names = read_labels(labels_path, len(logits))
+    order = np.argsort(-probabilities)[:top_k]
+    return {
+        "top": [(names[i], float(probabilities[i])) for i in order],
+        "executed_flops": float(outputs["executed_flops"][0]),
+        "gates": outputs["gates"][0] if "gates" in outputs else None,
+    }
