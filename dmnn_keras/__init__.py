@@ -1,6 +1,6 @@
 """dmnn_keras: dynamic-inference CNNs for Keras 3."""
 
-from dmnn_keras import data, export, layers
+from dmnn_keras import data, export, layers, training
 from dmnn_keras.export import to_saved_model, to_tflite
 from dmnn_keras.gates import force_gates, predict_gates
 from dmnn_keras.layers import (

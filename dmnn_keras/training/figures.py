@@ -1,4 +1,4 @@
-"""The paper's figures for a run, as PNG files (matplotlib, Agg backend).
+"""The paper's figures for a run, as PNG files (matplotlib's object API: no pyplot state, no backend switch).
 
 * `flops_histogram.png` (DMNN paper Fig. 5): histogram of the executed MACs
   per eval image, with the full model's MACs marked.
@@ -9,10 +9,7 @@
   the fewest and the most MACs.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 import numpy as np  # noqa: E402
 
 from dmnn_keras.data import CIFAR10_CLASS_NAMES  # noqa: E402
@@ -33,7 +30,8 @@ def class_names(dataset, num_classes):
 def flops_histogram(executed_flops, full_flops, path, title=""):
     """Fig. 5: histogram of per-image executed MACs."""
     executed = np.asarray(executed_flops, dtype=np.float64) / 1e6
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.hist(executed, bins=min(50, max(5, len(np.unique(executed)))), color="tab:blue")
     ax.axvline(full_flops / 1e6, color="tab:red", linestyle="--", label="full model")
     ax.axvline(executed.mean(), color="black", linestyle=":", label=f"mean {executed.mean():.2f}M")
@@ -43,7 +41,6 @@ def flops_histogram(executed_flops, full_flops, path, title=""):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def execution_heatmap(gates, groups_of, group_names, path, title=""):
@@ -58,7 +55,8 @@ def execution_heatmap(gates, groups_of, group_names, path, title=""):
     if not rows:
         rows, row_names = [[np.nan] * len(group_names)], ["(static model: no gates)"]
     matrix = np.asarray(rows, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(group_names) + 3), max(3, 0.22 * len(rows) + 1.5)))
+    fig = Figure(figsize=(max(6, 0.35 * len(group_names) + 3), max(3, 0.22 * len(rows) + 1.5)))
+    ax = fig.subplots()
     image = ax.imshow(matrix, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis")
     ax.set_yticks(range(len(row_names)), row_names, fontsize=6)
     ax.set_xticks(range(len(group_names)), group_names, rotation=90, fontsize=7)
@@ -66,7 +64,6 @@ def execution_heatmap(gates, groups_of, group_names, path, title=""):
     fig.colorbar(image, ax=ax, label="execution rate")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def extremes_indices(executed_flops, labels, classes, per_side):
@@ -87,8 +84,8 @@ def flops_extremes(data, executed_flops, labels, names, path, classes=None, per_
     classes = list(range(min(4, len(names)))) if classes is None else classes
     chosen = extremes_indices(executed_flops, labels, classes, per_side)
     images = fetch_images(data, [i for lo, hi in chosen.values() for i in list(lo) + list(hi)])
-    fig, axes = plt.subplots(max(1, len(chosen)), 2 * per_side,
-                             figsize=(2 * per_side * 1.2, max(1, len(chosen)) * 1.4), squeeze=False)
+    fig = Figure(figsize=(2 * per_side * 1.2, max(1, len(chosen)) * 1.4))
+    axes = fig.subplots(max(1, len(chosen)), 2 * per_side, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for row, (c, (low, high)) in enumerate(chosen.items()):
@@ -103,7 +100,6 @@ def flops_extremes(data, executed_flops, labels, names, path, classes=None, per_
     fig.suptitle(title or f"Lowest (left {per_side}) and highest (right {per_side}) executed MACs")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_figures(evaluation, dataset, num_classes, category_names, output_dir, title=""):

@@ -8,8 +8,10 @@ line, e.g.::
 `build_model(config, num_classes, input_shape, num_categories)` passes each
 builder only the arguments its entry accepts:
   * every builder: `num_classes`, `input_shape`;
-  * `gated=True`: `groups`, `flops_target`, `resource_loss_weight`,
-    `num_categories`, `seed` (the arguments of the DMNN builders);
+  * `gated=True`: `flops_target`, `resource_loss_weight`, `seed`, and, for
+    DMNN builders (`multi_path=True`), `groups` and `num_categories`
+    (ConvNet-AIG, channel gating and LC-Net have one path per block and no
+    category heads);
   * `sized=True`: `stack_sizes`, `width_multiplier` (small general ResNets);
   * `width_arg="alpha"`: `width_multiplier` passed as `alpha` when it is set
     (MobileNetV2);
@@ -20,6 +22,16 @@ import dataclasses
 from typing import Callable, Optional
 
 from dmnn_keras.models import (
+    AIGMobileNetV2,
+    AIGResNet,
+    AIGResNet50,
+    AIGResNet101,
+    ChannelGatedResNet,
+    ChannelGatedResNet50,
+    ChannelGatedResNet101,
+    LCNetResNet,
+    LCNetResNet50,
+    LCNetResNet101,
     DMNNMobileNetV2,
     DMNNResNet,
     DMNNResNet50,
@@ -40,7 +52,8 @@ class ModelEntry:
     Attributes:
         builder: the model function or class.
         family: "resnet" or "mobilenet"; picks the preset weight decay.
-        gated: the builder takes the DMNN arguments (groups, flops_target, ...).
+        gated: the builder takes flops_target, resource_loss_weight and seed.
+        multi_path: a gated builder that also takes groups and num_categories (DMNN).
         sized: the builder takes `stack_sizes` and `width_multiplier`.
         width_arg: None, or the name under which `width_multiplier` is passed.
         defaults: fixed keyword arguments (e.g. `alpha=1.4`).
@@ -50,6 +63,7 @@ class ModelEntry:
     builder: Callable
     family: str
     gated: bool
+    multi_path: bool = True
     sized: bool = False
     width_arg: Optional[str] = None
     defaults: dict = dataclasses.field(default_factory=dict)
@@ -68,6 +82,26 @@ MODELS = {
         DMNNMobileNetV2, "mobilenet", gated=True, defaults={"alpha": 1.4}),
     "mobilenet_v2": ModelEntry(MobileNetV2, "mobilenet", gated=False, width_arg="alpha"),
     "mobilenet_v2_140": ModelEntry(MobileNetV2, "mobilenet", gated=False, defaults={"alpha": 1.4}),
+    # ConvNet-AIG, channel gating (conditional and pruning) and LC-Net.
+    "aig_resnet": ModelEntry(AIGResNet, "resnet", gated=True, multi_path=False, sized=True),
+    "aig_resnet50": ModelEntry(AIGResNet50, "resnet", gated=True, multi_path=False),
+    "aig_resnet101": ModelEntry(AIGResNet101, "resnet", gated=True, multi_path=False),
+    "aig_mobilenet_v2": ModelEntry(AIGMobileNetV2, "mobilenet", gated=True, multi_path=False,
+                                   width_arg="alpha"),
+    "channel_gated_resnet": ModelEntry(ChannelGatedResNet, "resnet", gated=True,
+                                       multi_path=False, sized=True),
+    "channel_gated_resnet50": ModelEntry(ChannelGatedResNet50, "resnet", gated=True,
+                                         multi_path=False),
+    "channel_gated_resnet101": ModelEntry(ChannelGatedResNet101, "resnet", gated=True,
+                                          multi_path=False),
+    "channel_pruned_resnet": ModelEntry(ChannelGatedResNet, "resnet", gated=True,
+                                        multi_path=False, sized=True,
+                                        defaults={"dependent": False}),
+    "channel_pruned_resnet50": ModelEntry(ChannelGatedResNet50, "resnet", gated=True,
+                                          multi_path=False, defaults={"dependent": False}),
+    "lcnet_resnet": ModelEntry(LCNetResNet, "resnet", gated=True, multi_path=False, sized=True),
+    "lcnet_resnet50": ModelEntry(LCNetResNet50, "resnet", gated=True, multi_path=False),
+    "lcnet_resnet101": ModelEntry(LCNetResNet101, "resnet", gated=True, multi_path=False),
 }
 
 
@@ -92,15 +126,15 @@ def build_model(config, num_classes, input_shape, num_categories=0):
     entry = get_model_entry(config.model)
     kwargs = dict(entry.defaults, num_classes=num_classes, input_shape=tuple(input_shape))
     if entry.gated:
-        kwargs.update(
-            groups=config.groups, flops_target=config.flops_target, seed=config.seed,
-            num_categories=num_categories,
-        )
+        kwargs.update(flops_target=config.flops_target, seed=config.seed)
+        if entry.multi_path:
+            kwargs.update(groups=config.groups, num_categories=num_categories)
         if config.resource_loss_weight is not None:
             kwargs["resource_loss_weight"] = config.resource_loss_weight
-    elif num_categories:
+    if num_categories and not (entry.gated and entry.multi_path):
         raise ValueError(
-            f"category_supervision needs a gated model. Received: model={config.model!r}"
+            "category_supervision needs a DMNN model (its controllers have category heads). "
+            f"Received: model={config.model!r}"
         )
     if entry.sized:
         if config.stack_sizes is not None:

@@ -96,6 +96,13 @@ def test_every_builder_is_registered_and_builds_from_its_flags():
     assert model.stack_sizes == (1, 2, 1, 1) and model.resource_loss.loss_weight == 8.0
     assert model.resource_loss.flops_target == pytest.approx(0.3) and model.has_category_heads
     keras.backend.clear_session()
+    for name, gating in (("aig_resnet", "aig"), ("channel_pruned_resnet", "channel"),
+                         ("lcnet_resnet", "lcnet")):
+        model = build_model(resolve_config("tiny", model=name, flops_target=0.7), 10, (32, 32, 3))
+        assert model.gating == gating and model.groups == 1
+        assert model.resource_loss.flops_target == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="category_supervision needs a DMNN"):
+        build_model(resolve_config("tiny", model="aig_resnet"), 10, (32, 32, 3), num_categories=2)
     with pytest.raises(ValueError, match="stack_sizes applies to"):
         build_model(resolve_config("tiny", model="resnet50", stack_sizes=(1, 1, 1, 1)), 10, (32, 32, 3))
 
