@@ -35,7 +35,9 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
     pairs = model.gated_blocks
     names = [block.name for _, block in pairs]
     outputs = [controller.output[0] for controller, _ in pairs]
-    logits_tensor = model.get_layer("resource_loss").output if pairs else model.output
+    # The resource loss layer's input, not its output: the probe must not run
+    # (and update the metrics of) the training-only loss layer.
+    logits_tensor = model.resource_loss.input[0] if pairs else model.output
     probe = keras.Model(model.input, outputs + [logits_tensor])
     collected = [[] for _ in range(len(outputs) + 1)]
     for batch in image_batches(images, batch_size):

@@ -62,7 +62,14 @@ def is_chief(strategy):
 
 
 def patch_multi_worker_build(model, strategy):
-    """Works around Keras 3 issue #20585 (MultiWorkerMirroredStrategy + `fit`).
+    """Works around two Keras 3.15 bugs of `fit` under MultiWorkerMirroredStrategy.
+
+    1. Metric logs: Keras reduces each step's logs with
+       `strategy.reduce("MEAN", value, axis=0)`, which fails for scalars
+       ("Invalid reduction dimension 0"). The train and test steps here return
+       every log value with a leading axis of 1, so that reduction averages it
+       over all replicas of all workers and gives back the scalar.
+    2. Keras issue #20585 (the symbolic build before `fit`), below.
 
     Keras 3.15's TF trainer builds the model before `fit` by reducing the first
     distributed batch with `strategy.reduce`, which `MultiWorkerMirroredStrategy`
@@ -87,4 +94,16 @@ def patch_multi_worker_build(model, strategy):
             model._symbolic_build(data_batch=data_batch)
 
     model._maybe_symbolic_build = build
+    for step in ("train_step", "test_step"):
+        setattr(model, step, _with_leading_axis(getattr(model, step)))
     return model
+
+
+def _with_leading_axis(step):
+    """Wraps a train/test step so that every log value gets a leading axis of 1."""
+    from keras import ops, tree
+
+    def wrapped(data):
+        return tree.map_structure(lambda value: ops.expand_dims(value, 0), step(data))
+
+    return wrapped

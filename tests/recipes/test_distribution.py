@@ -43,13 +43,6 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3.15 fit() under MultiWorkerMirroredStrategy: keras-team/keras#20585 (symbolic "
-           "build, worked around in dmnn_keras.training.strategy), then reduce_per_replica calls "
-           "strategy.reduce('MEAN', scalar_metric, axis=0) -> 'Invalid reduction dimension 0'. "
-           "Strict: this test starts passing (and must be un-marked) when Keras fixes it.",
-)
 def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path):
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
     out = tmp_path / "run"
