@@ -176,7 +176,18 @@ class DynamicModel(keras.Model):
             y_pred = y_pred["logits"]
         return super().compute_metrics(x, labels, y_pred, sample_weight=sample_weight)
 
+    def set_constructor_config(self, **config):
+        """Records the constructor arguments (returned by `get_config`) as attributes.
+
+        `input_shape` is kept as `input_shape_` (Keras models own `input_shape`).
+        """
+        self._constructor_config = dict(config)
+        for key, value in config.items():
+            setattr(self, "input_shape_" if key == "input_shape" else key, value)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self._constructor_config}
+
     @classmethod
     def from_config(cls, config):
-        # Subclasses' get_config returns their constructor arguments.
         return cls(**config)

@@ -168,52 +168,28 @@ class DynamicResNet(DynamicModel):
         )
 
         # === Config ===
-        self.stack_sizes = tuple(int(n) for n in stack_sizes)
-        self.width_multiplier = width_multiplier
-        self.groups = groups
-        self.gating = gating
-        self.flops_target = flops_target
-        self.resource_loss_weight = resource_loss_weight
-        self.num_classes = num_classes
-        self.input_shape_ = tuple(input_shape)
-        self.include_top = include_top
-        self.stem = stem
-        self.num_categories = num_categories
-        self.category_loss_weight = category_loss_weight
-        self.use_previous_state = use_previous_state
-        self.controller_units = controller_units
-        self.temperature = temperature
-        self.forced_gate_rate = forced_gate_rate
-        self.seed = seed
-        self.dependent = dependent
-        self.stochastic_inference = stochastic_inference
-        self.one_sided = one_sided
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "stack_sizes": self.stack_sizes,
-            "width_multiplier": self.width_multiplier,
-            "groups": self.groups,
-            "gating": self.gating,
-            "flops_target": self.flops_target,
-            "resource_loss_weight": self.resource_loss_weight,
-            "num_classes": self.num_classes,
-            "input_shape": self.input_shape_,
-            "include_top": self.include_top,
-            "stem": self.stem,
-            "num_categories": self.num_categories,
-            "category_loss_weight": self.category_loss_weight,
-            "use_previous_state": self.use_previous_state,
-            "controller_units": self.controller_units,
-            "temperature": self.temperature,
-            "forced_gate_rate": self.forced_gate_rate,
-            "seed": self.seed,
-            "dependent": self.dependent,
-            "stochastic_inference": self.stochastic_inference,
-            "one_sided": self.one_sided,
-        }
+        self.set_constructor_config(
+            stack_sizes=tuple(int(n) for n in stack_sizes),
+            width_multiplier=width_multiplier,
+            groups=groups,
+            gating=gating,
+            flops_target=flops_target,
+            resource_loss_weight=resource_loss_weight,
+            num_classes=num_classes,
+            input_shape=tuple(input_shape),
+            include_top=include_top,
+            stem=stem,
+            num_categories=num_categories,
+            category_loss_weight=category_loss_weight,
+            use_previous_state=use_previous_state,
+            controller_units=controller_units,
+            temperature=temperature,
+            forced_gate_rate=forced_gate_rate,
+            seed=seed,
+            dependent=dependent,
+            stochastic_inference=stochastic_inference,
+            one_sided=one_sided,
+        )
 
 
 def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),

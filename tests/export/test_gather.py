@@ -1,6 +1,5 @@
 """MultiPathBlock(execution="gather") equals "masked"; set_execution; serialization."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_helpers import REPO, TRAIN, env, run  # noqa: E402
