@@ -26,11 +26,25 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
         model: a `DynamicModel`.
         images: `[N, H, W, 3]` array, or a `tf.data.Dataset` of image batches
             or of `(images, labels)` batches.
+        batch_size: batch size for arrays (datasets keep their own).
         return_logits: also return the model's logits `[N, num_classes]`.
 
     Returns:
         dict block name -> gates `[N, groups]` (0/1 floats), in network order;
         with `return_logits`, `(gates, logits)`.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNResNet()
+    images = np.random.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    gates = dk.predict_gates(model, images)
+    list(gates)  # ['conv2_block1', 'conv3_block1', 'conv4_block1', 'conv5_block1']
+    gates["conv2_block1"].shape  # (4, 4)
+    gates, logits = dk.predict_gates(model, images, return_logits=True)
+    logits.shape  # (4, 10)
+    ```
     """
     pairs = model.gated_blocks
     names = [block.name for _, block in pairs]
@@ -62,7 +76,17 @@ def force_gates(model, rate):
         rate: float in [0, 1], or None to restore input-dependent gates.
 
     Returns:
-        A new model of the same class.
+        A new model of the same class, same inputs and outputs.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    half = dk.force_gates(dk.DMNNResNet(), 0.5)
+    images = np.random.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    dk.predict_gates(half, images)["conv2_block1"]  # [[1, 1, 0, 0], [1, 1, 0, 0]]
+    dk.profile(half, images)["flops_ratio"] < 1.0  # True
+    ```
     """
     if rate is not None and not (isinstance(rate, (int, float)) and 0.0 <= rate <= 1.0):
         raise ValueError(f"rate must be None or a number in [0, 1]. Received: rate={rate!r}")

@@ -321,6 +321,14 @@ def load_dataset(
         `tf.data.Dataset` of `(images, labels)`: float32
         [batch, image_size, image_size, 3] in [0, 255] and int32 [batch]; or
         `(images, {"label": int32 [batch], "category": int32 [batch]})`.
+
+    Example:
+    ```python
+    from dmnn_keras.data import load_dataset
+    test = load_dataset("cifar10", "test", batch_size=8, training=False, max_examples=16)
+    images, labels = next(iter(test))
+    images.shape, labels.shape  # ((8, 32, 32, 3), (8,))
+    ```
     """
     info = get_dataset_info(name)
     _check_split(split, info)

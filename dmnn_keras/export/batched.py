@@ -8,7 +8,24 @@ def set_execution(model, execution):
 
     "gather" runs each sub-block only on the samples whose gate is on (inference
     only; training still runs "masked"). The model's cached predict function is
-    reset so that `predict` retraces. Returns the number of blocks changed.
+    reset so that `predict` retraces. Outputs are unchanged (logits
+    `[batch, num_classes]`).
+
+    Args:
+        model: a Keras model with `MultiPathBlock` layers (DMNN models).
+        execution: "masked" or "gather".
+
+    Returns:
+        The number of blocks changed (int).
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNResNet()
+    dk.export.set_execution(model, "gather")  # 4
+    model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0).shape  # (2, 10)
+    ```
     """
     if execution not in EXECUTIONS:
         raise ValueError(f"execution must be one of {EXECUTIONS}. Received: execution={execution!r}")

@@ -35,11 +35,22 @@ def classify_image(model_path, image_path, labels_path=None, top_k=5, num_thread
     Args:
         model_path: a file written by `dmnn_keras.export.to_tflite`.
         image_path: a JPEG/PNG/BMP/GIF image, resized to the model's input.
-        labels_path: optional text file, one class name per line.
+        labels_path: optional text file, one class name per line (default:
+            the CIFAR-10 names for 10 classes, else "0", "1", ...).
+        top_k: number of classes returned.
+        num_threads: None or int, threads of the LiteRT interpreter.
 
     Returns:
         dict with `top` [(name, probability)] (top_k entries), `executed_flops`
         (MACs of this image) and `gates` `[sum G]` (None for static models).
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    dk.to_tflite(dk.DMNNResNet(), "dmnn.tflite")
+    result = dk.export.classify_image("dmnn.tflite", "cat.png", top_k=3)
+    len(result["top"]), result["gates"].shape  # (3, (16,))
+    ```
     """
     from ai_edge_litert.interpreter import Interpreter
 

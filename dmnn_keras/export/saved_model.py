@@ -36,6 +36,18 @@ def to_saved_model(model, path):
         with images `[batch, H, W, 3]` float32 raw pixels; outputs `logits`
         `[batch, num_classes]`, `executed_flops` `[batch]` and, for gated
         models, `gates` `[batch, sum of groups]`.
+
+    Example:
+    ```python
+    import numpy as np
+    import tensorflow as tf
+    import dmnn_keras as dk
+    dk.to_saved_model(dk.DMNNResNet(), "dmnn_saved_model")
+    loaded = tf.saved_model.load("dmnn_saved_model")
+    outputs = loaded.serve(np.zeros((2, 32, 32, 3), "float32"))
+    outputs["logits"].shape, outputs["gates"].shape  # ((2, 10), (2, 16))
+    outputs["executed_flops"].shape  # (2,)
+    ```
     """
     path = _check_directory(path)
     pairs = list(getattr(model, "gated_blocks", []))

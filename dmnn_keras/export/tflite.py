@@ -128,6 +128,14 @@ def to_tflite(model, path, mode=None, quantization=None, representative_dataset=
     `executed_flops` `[1]` (multiply-accumulates run for this image, as
     `dmnn_keras.profile` counts them) and, for gated models, `gates`
     `[1, sum of groups]`.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    info = dk.to_tflite(dk.DMNNResNet(), "dmnn.tflite")
+    info["outputs"]  # {"logits": (1, 10), "gates": (1, 16), "executed_flops": (1,)}
+    info["mode"], info["gate_layout"][0]  # ("dynamic", ("conv2_block1", 4))
+    ```
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(

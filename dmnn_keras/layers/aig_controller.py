@@ -63,6 +63,16 @@ class AIGController(keras.layers.Layer):
         `(gates, values)`, both `[batch, groups]`: the hard gates, and what the
         gated block multiplies by (the same gates here; `LCController`
         returns scaled gates instead). `gates` is what FLOPs and losses count.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import AIGController
+    gates, values = AIGController(groups=1)(np.random.rand(2, 8, 8, 16).astype("float32"))
+    np.asarray(gates)  # [[1.0], [1.0]]
+    gates, _ = AIGController(groups=1, seed=0)(np.ones((2, 8, 8, 16)), training=True)
+    gates.shape  # (2, 1)
+    ```
     """
 
     is_gate_controller = True

@@ -21,8 +21,26 @@ class BatchActivationLoss(ResourceLoss):
     `execution_rate`) as `ResourceLoss`.
 
     Args:
+        flops_target, path_flops, always_on_flops, loss_weight, pair_flops:
+            as `ResourceLoss` (`flops_target` is t).
         one_sided: bool.
-        Others as `ResourceLoss` (`flops_target` is t).
+
+    Call args:
+        inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`.
+
+    Returns:
+        `outputs`, unchanged.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import BatchActivationLoss
+    layer = BatchActivationLoss(flops_target=0.5, path_flops=[[100, 100]],
+                                always_on_flops=200, one_sided=True)
+    logits, gates = np.zeros((2, 10), "float32"), np.array([[1, 1], [0, 0]], "float32")
+    layer([logits, gates]).shape  # (2, 10)
+    float(layer.losses[0])  # 0.0
+    ```
     """
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,

@@ -27,8 +27,28 @@ class ChannelGate(AIGController):
     `ChannelGatedBlock.gate_groups`. Everything else is `AIGController`
     (hard straight-through Gumbel, biases start ~85% open).
 
+    Args:
+        groups: int >= 1, number of gates of the block (all segments).
+        dependent: True: conditional (gate network); False: pruning.
+        **kwargs: other `AIGController` arguments (`hidden_units`,
+            `segments`, `initial_open`, `forced_rate`, ...).
+
+    Call args:
+        inputs: the block input `[batch, H, W, C]`.
+
     Returns:
         `(gates, gates)`, `[batch, groups]` each.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import ChannelGate
+    x = np.random.rand(2, 8, 8, 64).astype("float32")
+    gates, _ = ChannelGate(groups=12, segments=(8, 4))(x)
+    gates.shape  # (2, 12)
+    forced, _ = ChannelGate(groups=12, segments=(8, 4), dependent=False, forced_rate=0.5)(x)
+    np.asarray(forced)[0]  # [1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0]
+    ```
     """
 
     def __init__(self, groups, dependent=True, **kwargs):

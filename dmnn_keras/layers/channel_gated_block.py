@@ -62,6 +62,16 @@ class ChannelGatedBlock(keras.layers.Layer):
 
     Returns:
         `[batch, H / strides, W / strides, filters]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import ChannelGatedBlock
+    block = ChannelGatedBlock(filters=64, width=16, strides=2, gate_groups=(8, 4))
+    x = np.random.rand(2, 8, 8, 32).astype("float32")
+    values = np.ones((2, 12), "float32")  # 8 gates of conv 1, then 4 of conv 2
+    block([x, values]).shape  # (2, 4, 4, 64)
+    ```
     """
 
     def __init__(self, filters, width, strides=1, gate_groups=(8, 4), layer_gate=False,

@@ -37,6 +37,18 @@ class GateController(keras.layers.Layer):
         `(gates, hidden)` with gates `[batch, groups]` in {0, 1} and hidden
         `[batch, hidden_units]`; `(gates, hidden, category_logits)` with
         category_logits `[batch, num_categories]` when `num_categories > 0`.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import GateController
+    x = np.random.rand(2, 8, 8, 16).astype("float32")
+    first, second = GateController(groups=4), GateController(groups=4)
+    gates, hidden = first(x)
+    gates.shape, hidden.shape  # ((2, 4), (2, 32))
+    gates, hidden = second([x, hidden])  # with the previous controller's state
+    gates.shape  # (2, 4)
+    ```
     """
 
     def __init__(

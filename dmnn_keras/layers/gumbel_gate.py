@@ -28,6 +28,16 @@ class GumbelGate(keras.layers.Layer):
 
     Returns:
         Gates `[batch, groups]`, values exactly 0.0 or 1.0.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import GumbelGate
+    logits = np.array([[2.0, -1.0, 0.5]], "float32")
+    np.asarray(GumbelGate()(logits))  # [[1.0, 0.0, 1.0]]
+    np.asarray(GumbelGate(min_active=1)(-logits))  # [[0.0, 1.0, 0.0]]
+    GumbelGate(seed=0)(logits, training=True).shape  # (1, 3)
+    ```
     """
 
     def __init__(self, temperature=1.0, min_active=0, seed=None, **kwargs):

@@ -64,6 +64,17 @@ class LCController(keras.layers.Layer):
         `(gates, values)`, both `[batch, 1 + sum(gate_groups)]`: the effective
         hard gates `[l, l * c]` (what FLOPs and losses count) and what the
         `ChannelGatedBlock(layer_gate=True)` multiplies by, `[l s_l, c s_c]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import ChannelGatedBlock, LCController
+    x = np.random.rand(2, 8, 8, 64).astype("float32")
+    gates, values = LCController(gate_groups=(8, 4))(x)
+    gates.shape, values.shape  # ((2, 13), (2, 13))
+    block = ChannelGatedBlock(filters=64, width=16, gate_groups=(8, 4), layer_gate=True)
+    block([x, values]).shape  # (2, 8, 8, 64)
+    ```
     """
 
     is_gate_controller = True

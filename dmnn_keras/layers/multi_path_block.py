@@ -71,6 +71,17 @@ class MultiPathBlock(keras.layers.Layer):
 
     Returns:
         `[batch, H / strides, W / strides, filters]`.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import MultiPathBlock
+    block = MultiPathBlock("bottleneck", filters=32, groups=4, path_width=4, strides=2)
+    x = np.random.rand(2, 8, 8, 16).astype("float32")
+    gates = np.array([[1, 0, 1, 0], [0, 0, 0, 0]], "float32")
+    block([x, gates]).shape  # (2, 4, 4, 32)
+    len(block.compute_flops()["paths"])  # 4
+    ```
     """
 
     def __init__(

@@ -40,6 +40,17 @@ class ResourceLoss(keras.layers.Layer):
 
     Returns:
         `outputs`, unchanged.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import ResourceLoss
+    layer = ResourceLoss(flops_target=0.5, path_flops=[[100, 100]], always_on_flops=200)
+    logits, gates = np.zeros((2, 10), "float32"), np.ones((2, 2), "float32")
+    layer([logits, gates]).shape  # (2, 10)
+    # all gates on: rate 1 and FLOPs ratio 1, so (1 - 0.5)^2 + (1 - 0.5)^2
+    float(layer.losses[0])  # 0.5
+    ```
     """
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,

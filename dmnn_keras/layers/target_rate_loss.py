@@ -17,8 +17,26 @@ class TargetRateLoss(ResourceLoss):
     `execution_rate`) as `ResourceLoss`.
 
     Args:
+        flops_target, path_flops, always_on_flops, loss_weight: as
+            `ResourceLoss`.
         rate_targets: None, or one target in [0, 1] per gated block.
-        Others as `ResourceLoss`.
+
+    Call args:
+        inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`.
+
+    Returns:
+        `outputs`, unchanged.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import TargetRateLoss
+    layer = TargetRateLoss(flops_target=0.5, path_flops=[[100], [100]], always_on_flops=200,
+                           rate_targets=[0.5, 1.0])
+    logits, on, off = np.zeros((2, 10), "float32"), np.ones((2, 1)), np.zeros((2, 1))
+    layer([logits, on, off]).shape  # (2, 10)
+    float(layer.losses[0])  # 0.25
+    ```
     """
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,

@@ -92,6 +92,25 @@ class DynamicModel(keras.Model):
 
     Labels for category supervision: `y = {"label": [batch], "category":
     [batch]}` or `y = (label, category)`.
+
+    Args:
+        inputs: the `keras.Input` of images `[batch, H, W, 3]`.
+        outputs: logits `[batch, num_classes]`, or the dict above.
+        category_loss_weights: one weight per category head (empty: none).
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Outputs: logits `[batch, num_classes]` (in training with category heads,
+        the dict `{"logits", "category_0", ...}`, category logits
+        `[batch, num_categories]`).
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    model = dk.DMNNResNet()  # every builder returns a DynamicModel
+    isinstance(model, dk.DynamicModel)  # True
+    [controller.name for controller in model.controllers][0]  # 'conv2_block1_gate'
+    model.resource_loss.name  # 'resource_loss'
+    ```
     """
 
     def __init__(self, inputs, outputs, category_loss_weights=(), **kwargs):

@@ -45,12 +45,27 @@ class DynamicMobileNetV2(DynamicModel):
 
     Args:
         alpha: width multiplier, one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.
+        groups: sub-blocks per block; must divide every block's expanded
+            channels (1 = the original block).
         gating: None, "dmnn" or "aig" (ConvNet-AIG gates every block that has
             an identity shortcut; blocks without one always run).
         Others as `DynamicResNet`.
 
     Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
-    Outputs: logits `[batch, num_classes]`.
+    Outputs: logits `[batch, num_classes]`; with `include_top=False` the
+        head's feature map `[batch, H / s, W / s, 1280]` (s = 8 for the
+        "cifar" stem, 32 for "imagenet"; `1280 * alpha` channels, rounded to a
+        multiple of 8, when alpha > 1). In training with `num_categories > 0`:
+        a dict `{"logits", "category_0", ...}`.
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras import DynamicMobileNetV2
+    model = DynamicMobileNetV2(alpha=0.35, groups=2, input_shape=(32, 32, 3), num_classes=10)
+    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
+    len(model.gated_blocks)  # 17
+    ```
     """
 
     def __init__(
@@ -171,11 +186,47 @@ class DynamicMobileNetV2(DynamicModel):
 
 
 def DMNNMobileNetV2(alpha=1.0, groups=4, flops_target=0.5, **kwargs):
-    """DMNN-MobileNetV2 (224x224x3, 1000 classes by default)."""
+    """DMNN-MobileNetV2 (224x224x3, 1000 classes by default).
+
+    Args:
+        alpha, groups, flops_target: as `DynamicMobileNetV2`.
+        **kwargs: other `DynamicMobileNetV2` arguments (e.g. `input_shape`,
+            `num_classes`); `gating` is "dmnn".
+
+    Returns:
+        A `DynamicMobileNetV2`: images `[batch, 224, 224, 3]` -> logits
+        `[batch, 1000]` by default, `[batch, num_classes]` in general.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNMobileNetV2(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
+    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
+    ```
+    """
     return DynamicMobileNetV2(alpha=alpha, groups=groups, flops_target=flops_target,
                               gating="dmnn", **kwargs)
 
 
 def MobileNetV2(alpha=1.0, **kwargs):
-    """Static MobileNetV2 (3,504,872 parameters at alpha 1.0, 6,108,776 at 1.4)."""
+    """Static MobileNetV2 (3,504,872 parameters at alpha 1.0, 6,108,776 at 1.4).
+
+    Args:
+        alpha: as `DynamicMobileNetV2`.
+        **kwargs: other `DynamicMobileNetV2` arguments (e.g. `input_shape`,
+            `num_classes`, `include_top`); `gating` is None and `groups` 1.
+
+    Returns:
+        A `DynamicMobileNetV2` without gates: images `[batch, 224, 224, 3]` ->
+        logits `[batch, 1000]` by default, `[batch, num_classes]` in general.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
+    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
+    ```
+    """
     return DynamicMobileNetV2(alpha=alpha, groups=1, gating=None, **kwargs)

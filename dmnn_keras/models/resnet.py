@@ -61,12 +61,20 @@ class DynamicResNet(DynamicModel):
         one_sided: "channel": penalise only a batch activation above target.
 
     Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
-    Outputs: logits `[batch, num_classes]`.
+    Outputs: logits `[batch, num_classes]`; with `include_top=False` the last
+        feature map `[batch, H / s, W / s, 2048 * width_multiplier]` (s = 16
+        for the "cifar" stem, 32 for "imagenet"). In training with
+        `num_categories > 0`: a dict `{"logits", "category_0", ...}`.
 
     Example:
     ```python
+    import numpy as np
+    from dmnn_keras import DynamicResNet
     model = DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25,
                           input_shape=(32, 32, 3), num_classes=10, groups=4)
+    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
+    DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+                  include_top=False).output_shape  # (None, 2, 2, 512)
     ```
     """
 
@@ -194,7 +202,26 @@ class DynamicResNet(DynamicModel):
 
 def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
                num_classes=10, groups=4, flops_target=0.5, **kwargs):
-    """A DMNN ResNet of any depth and width; defaults are a CPU-sized CIFAR model."""
+    """A DMNN ResNet of any depth and width; defaults are a CPU-sized CIFAR model.
+
+    Args:
+        stack_sizes, width_multiplier, input_shape, num_classes, groups,
+            flops_target: as `DynamicResNet`, with small CIFAR defaults.
+        **kwargs: other `DynamicResNet` arguments (`gating` is "dmnn").
+
+    Returns:
+        A `DynamicResNet` (542,410 trainable parameters with the defaults, 4
+        gated blocks of 4 sub-blocks): images `[batch, 32, 32, 3]` -> logits `[batch, 10]`.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNResNet()
+    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
+    [block.name for _, block in model.gated_blocks][0]  # 'conv2_block1'
+    ```
+    """
     return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
                          input_shape=input_shape, num_classes=num_classes, groups=groups,
                          flops_target=flops_target, gating="dmnn", **kwargs)
@@ -202,29 +229,114 @@ def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32,
 
 def ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
            num_classes=10, groups=1, **kwargs):
-    """The static twin of `DMNNResNet`: same code, gating off."""
+    """The static twin of `DMNNResNet`: same code, gating off.
+
+    Args:
+        stack_sizes, width_multiplier, input_shape, num_classes, groups: as
+            `DynamicResNet`, with small CIFAR defaults.
+        **kwargs: other `DynamicResNet` arguments (`gating` is None).
+
+    Returns:
+        A `DynamicResNet` without gates: images `[batch, 32, 32, 3]` -> logits
+        `[batch, 10]` with the defaults.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.ResNet()
+    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
+    model.gated_blocks  # []
+    ```
+    """
     return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
                          input_shape=input_shape, num_classes=num_classes, groups=groups,
                          gating=None, **kwargs)
 
 
 def DMNNResNet50(groups=4, flops_target=0.5, **kwargs):
-    """DMNN-ResNet-50 (224x224x3, 1000 classes by default)."""
+    """DMNN-ResNet-50 (224x224x3, 1000 classes by default).
+
+    Args:
+        groups, flops_target: as `DynamicResNet`.
+        **kwargs: other `DynamicResNet` arguments (e.g. `input_shape`,
+            `num_classes`, `num_categories`).
+
+    Returns:
+        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
+        `[batch, 1000]` by default.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    model = dk.DMNNResNet50(groups=4, flops_target=0.5)
+    model.output_shape  # (None, 1000)
+    ```
+    """
     return DynamicResNet(stack_sizes=RESNET_STACKS[50], groups=groups,
                          flops_target=flops_target, gating="dmnn", **kwargs)
 
 
 def DMNNResNet101(groups=4, flops_target=0.5, **kwargs):
-    """DMNN-ResNet-101 (224x224x3, 1000 classes by default)."""
+    """DMNN-ResNet-101 (224x224x3, 1000 classes by default).
+
+    Args:
+        groups, flops_target: as `DynamicResNet`.
+        **kwargs: other `DynamicResNet` arguments (e.g. `input_shape`,
+            `num_classes`, `num_categories`).
+
+    Returns:
+        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
+        `[batch, 1000]` by default.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    model = dk.DMNNResNet101(groups=4, flops_target=0.5)
+    model.output_shape  # (None, 1000)
+    ```
+    """
     return DynamicResNet(stack_sizes=RESNET_STACKS[101], groups=groups,
                          flops_target=flops_target, gating="dmnn", **kwargs)
 
 
 def ResNet50(**kwargs):
-    """Static ResNet-50 v1.5 (25,557,032 parameters with 1000 classes)."""
+    """Static ResNet-50 v1.5 (25,557,032 parameters with 1000 classes).
+
+    Args:
+        **kwargs: `DynamicResNet` arguments (e.g. `input_shape`, `num_classes`,
+            `include_top`); `gating` is None and `groups` 1.
+
+    Returns:
+        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
+        `[batch, 1000]` by default.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    model = dk.ResNet50()
+    dk.profile(model)["params"]  # 25_557_032
+    ```
+    """
     return DynamicResNet(stack_sizes=RESNET_STACKS[50], groups=1, gating=None, **kwargs)
 
 
 def ResNet101(**kwargs):
-    """Static ResNet-101 v1.5 (44,549,160 parameters with 1000 classes)."""
+    """Static ResNet-101 v1.5 (44,549,160 parameters with 1000 classes).
+
+    Args:
+        **kwargs: `DynamicResNet` arguments (e.g. `input_shape`, `num_classes`,
+            `include_top`); `gating` is None and `groups` 1.
+
+    Returns:
+        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
+        `[batch, 1000]` by default.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    model = dk.ResNet101()
+    dk.profile(model)["params"]  # 44_549_160
+    ```
+    """
     return DynamicResNet(stack_sizes=RESNET_STACKS[101], groups=1, gating=None, **kwargs)

@@ -95,9 +95,23 @@ def run_training(config=None, **overrides):
     `report.json`, the figures; under multi-worker, workers other than the
     chief write only their backup and model into `output_dir/workers/<i>`.
 
+    Args:
+        config: a `TrainConfig`, a preset name of `dmnn_keras.training.PRESETS`
+            ("cpu", "tiny", "cifar10", "imagenet", ...) or None ("cpu").
+        **overrides: `TrainConfig` fields replacing the preset's (None values
+            are ignored), e.g. `epochs=1`, `output_dir="runs/x"`.
+
     Returns:
         the report dict (see `dmnn_keras.training.report`); on non-chief
         workers a dict with only the training part.
+
+    Example:
+    ```python
+    from dmnn_keras.training import run_training
+    # one epoch on 256 CIFAR-10 images, evaluated on 128 test images
+    report = run_training("tiny", output_dir="runs/tiny", figures=False)
+    report["eval_examples"], report["top1_accuracy"], report["flops_ratio"]  # e.g. 128, 0.16, 0.93
+    ```
     """
     if config is None or isinstance(config, str):
         config = resolve_config(config or "cpu", **overrides)
