@@ -50,7 +50,7 @@ import tensorflow as tf
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
-from dmnn_keras.models.dynamic_model import block_full_flops, flops_table
+from dmnn_keras.models.dynamic_model import block_full_flops, executed_flops_tensor, flops_table
 
 MODES = ("dynamic", "static")
 
@@ -541,15 +541,9 @@ def trace_model(model, images, mode):
     full = float(table["always_on"] + sum(block_full_flops(b) for b in table["blocks"]))
     outputs = {"logits": logits}
     if ctx.gates:
-        executed = tf.fill([batch], float(table["always_on"]))
-        for layer, gates in ctx.gates:
-            flops = layer.compute_flops()
-            paths = np.asarray(flops["paths"], np.float32)
-            executed = executed + tf.reduce_sum(gates * tf.constant(paths), axis=-1)
-            for i, j, pair_flops in flops.get("pairs", ()):
-                executed = executed + float(pair_flops) * gates[:, i] * gates[:, j]
+        gates_by_block = {layer.name: gates for layer, gates in ctx.gates}
         outputs["gates"] = tf.concat([g for _, g in ctx.gates], axis=-1)
-        outputs["executed_flops"] = executed
+        outputs["executed_flops"] = executed_flops_tensor(table, gates_by_block, batch)
     else:
         outputs["executed_flops"] = tf.fill([batch], full)
     return outputs

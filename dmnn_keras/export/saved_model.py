@@ -5,7 +5,7 @@ import os
 import keras
 import tensorflow as tf
 
-from dmnn_keras.models.dynamic_model import flops_table
+from dmnn_keras.models.dynamic_model import block_full_flops, executed_flops_tensor, flops_table
 
 
 def _check_directory(path):
@@ -52,11 +52,11 @@ def to_saved_model(model, path):
     path = _check_directory(path)
     pairs = list(getattr(model, "gated_blocks", []))
     table = flops_table(model.input, model.outputs)
-    logits_tensor = model.get_layer("resource_loss").output if pairs else model.outputs[0]
+    # The loss layer's input: serving must not run the training-only loss layer.
+    logits_tensor = model.resource_loss.input[0] if pairs else model.outputs[0]
     probe = keras.Model(model.input, [logits_tensor] + [c.output[0] for c, _ in pairs])
-    always_on = float(table["always_on"])
-    full = always_on + sum(sum(b["paths"]) for b in table["blocks"])
-    path_flops = [tf.constant(b["paths"], tf.float32) for b in table["blocks"]]
+    full = float(table["always_on"] + sum(block_full_flops(b) for b in table["blocks"]))
+    names = [block.name for _, block in pairs]
     shape = tuple(model.inputs[0].shape[1:])
 
     def serve(images):
@@ -66,11 +66,8 @@ def to_saved_model(model, path):
         batch = tf.shape(images)[0]
         outputs = {"logits": logits}
         if gates:
-            executed = tf.fill([batch], always_on)
-            for g, flops in zip(gates, path_flops):
-                executed = executed + tf.reduce_sum(g * flops, axis=-1)
             outputs["gates"] = tf.concat(gates, axis=-1)
-            outputs["executed_flops"] = executed
+            outputs["executed_flops"] = executed_flops_tensor(table, dict(zip(names, gates)), batch)
         else:
             outputs["executed_flops"] = tf.fill([batch], float(full))
         return outputs

@@ -79,6 +79,26 @@ def executed_block_flops(block, gates):
     return executed
 
 
+def executed_flops_tensor(table, gates_by_block, batch_size):
+    """`executed_block_flops` summed over a network, for gate tensors.
+
+    Args:
+        table: a `flops_table` result.
+        gates_by_block: dict block name -> gates `[batch, G]` (every gated block).
+        batch_size: scalar (tensor) batch size.
+
+    Returns:
+        float32 tensor `[batch]`: always-on MACs plus every block's executed MACs.
+    """
+    total = ops.full((batch_size,), float(table["always_on"]), "float32")
+    for block in table["blocks"]:
+        gates = ops.cast(gates_by_block[block["name"]], "float32")
+        total = total + ops.sum(gates * ops.convert_to_tensor(block["paths"], "float32"), axis=-1)
+        for i, j, pair_flops in block.get("pairs", ()):
+            total = total + float(pair_flops) * gates[:, i] * gates[:, j]
+    return total
+
+
 class DynamicModel(keras.Model):
     """Base class of every dmnn_keras model (a functional `keras.Model`).
 

@@ -72,3 +72,17 @@ def test_channel_gating_tflite_parity(tmp_path, make_images):
         out = run(images[i])
         np.testing.assert_allclose(out["logits"][0], logits[i], atol=1e-3, rtol=1e-3)
         np.testing.assert_array_equal(out["gates"][0], gates[i])
+
+
+def test_saved_model_executed_flops_include_channel_pairs(tmp_path, make_images):
+    import tensorflow as tf
+
+    from dmnn_keras.export import to_saved_model
+
+    model = _spread_gates(ChannelGatedResNet(seed=0), seed=5)
+    images = make_images(3, seed=6)
+    to_saved_model(model, str(tmp_path / "saved"))
+    serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    out = serve(images=tf.constant(images))
+    np.testing.assert_allclose(out["executed_flops"].numpy(),
+                               dk.profile(model, images)["executed_flops"], rtol=1e-6)
