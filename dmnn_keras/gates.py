@@ -46,22 +46,31 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
     logits.shape  # (4, 10)
     ```
     """
-    pairs = model.gated_blocks
-    names = [block.name for _, block in pairs]
-    outputs = [controller.output[0] for controller, _ in pairs]
-    # The resource loss layer's input, not its output: the probe must not run
-    # (and update the metrics of) the training-only loss layer.
-    logits_tensor = model.resource_loss.input[0] if pairs else model.output
-    probe = keras.Model(model.input, outputs + [logits_tensor])
-    collected = [[] for _ in range(len(outputs) + 1)]
+    probe, names = gate_probe(model)
+    collected = [[] for _ in range(len(names) + 1)]
     for batch in image_batches(images, batch_size):
         results = probe(batch, training=False)
         results = results if isinstance(results, (list, tuple)) else [results]
         for store, value in zip(collected, results):
             store.append(keras.ops.convert_to_numpy(value))
     arrays = [np.concatenate(c, axis=0) for c in collected]
-    gates = dict(zip(names, arrays[:-1]))
-    return (gates, arrays[-1]) if return_logits else gates
+    gates = dict(zip(names, arrays[1:]))
+    return (gates, arrays[0]) if return_logits else gates
+
+
+def gate_probe(model):
+    """A functional model `images -> [logits, gates_1, ..., gates_L]` sharing `model`'s layers.
+
+    It stops at the resource loss layer's input: inference must not run (and
+    update the metrics of) the training-only loss layer.
+
+    Returns:
+        `(probe, block_names)`, the names of the L gated blocks in order.
+    """
+    pairs = list(getattr(model, "gated_blocks", []))
+    logits = model.resource_loss.input[0] if pairs else model.outputs[0]
+    gates = [controller.output[0] for controller, _ in pairs]
+    return keras.Model(model.input, [logits] + gates), [block.name for _, block in pairs]
 
 
 def force_gates(model, rate):

@@ -1,23 +1,12 @@
 """SavedModel export for TF Serving: a batch signature with logits, gates and executed FLOPs."""
 
-import os
 
 import keras
 import tensorflow as tf
 
+from dmnn_keras.export.paths import check_output_path
+from dmnn_keras.gates import gate_probe
 from dmnn_keras.models.dynamic_model import block_full_flops, executed_flops_tensor, flops_table
-
-
-def _check_directory(path):
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise ValueError(f"path must be a directory path. Received: path={path!r}")
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    if os.path.isfile(path):
-        raise ValueError(f"path must be a directory, not a file. Received: path={path!r}")
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise ValueError(f"path is not writable (its parent {parent} must exist). Received: path={path!r}")
-    return path
 
 
 def to_saved_model(model, path):
@@ -49,14 +38,10 @@ def to_saved_model(model, path):
     outputs["executed_flops"].shape  # (2,)
     ```
     """
-    path = _check_directory(path)
-    pairs = list(getattr(model, "gated_blocks", []))
+    path = check_output_path(path, directory=True)
     table = flops_table(model.input, model.outputs)
-    # The loss layer's input: serving must not run the training-only loss layer.
-    logits_tensor = model.resource_loss.input[0] if pairs else model.outputs[0]
-    probe = keras.Model(model.input, [logits_tensor] + [c.output[0] for c, _ in pairs])
+    probe, names = gate_probe(model)
     full = float(table["always_on"] + sum(block_full_flops(b) for b in table["blocks"]))
-    names = [block.name for _, block in pairs]
     shape = tuple(model.inputs[0].shape[1:])
 
     def serve(images):

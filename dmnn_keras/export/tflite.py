@@ -6,25 +6,9 @@ import numpy as np
 import tensorflow as tf
 
 from dmnn_keras.export.graph import MODES, check_convertible, gate_layout, trace_model
+from dmnn_keras.export.paths import check_output_path
 
 QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
-
-
-def _check_path(path):
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise ValueError(f"path must be a file path. Received: path={path!r}")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"path must be a file, not a directory. Received: path={path!r}")
-    if not os.path.isdir(directory):
-        raise ValueError(
-            f"path must be in an existing directory. Received: path={path!r} "
-            f"({directory} does not exist)"
-        )
-    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ValueError(f"path is not writable. Received: path={path!r}")
-    return path
 
 
 def default_mode(model):
@@ -149,7 +133,7 @@ def to_tflite(model, path, mode=None, quantization=None, representative_dataset=
     mode = default_mode(model) if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} or None. Received: mode={mode!r}")
-    path = _check_path(path)
+    path = check_output_path(path)
     module = inference_module(model, mode)
     content = _converter(module, quantization, representative_dataset).convert()
     with open(path, "wb") as f:

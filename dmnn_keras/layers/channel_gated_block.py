@@ -4,7 +4,7 @@ import keras
 from keras import layers, ops
 
 from dmnn_keras.flops import conv_flops
-from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
+from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, block_output_shape
 
 
 def channel_gate_groups(width, gates=(8, 4)):
@@ -195,9 +195,7 @@ class ChannelGatedBlock(keras.layers.Layer):
         return ops.relu(self.run_shortcut(x, training) + y)
 
     def compute_output_shape(self, input_shape):
-        x_shape = input_shape[0] if self.gated else input_shape
-        size = lambda d: None if d is None else -(-d // self.strides)
-        return (x_shape[0], size(x_shape[1]), size(x_shape[2]), self.filters)
+        return block_output_shape(input_shape, self.gated, self.strides, self.filters)
 
     def get_config(self):
         config = super().get_config()

@@ -30,6 +30,13 @@ def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4):
     return max(divisor, int(round(root / divisor)) * divisor)
 
 
+def block_output_shape(input_shape, gated, strides, filters):
+    """Output shape of a (possibly gated) block: `[batch, ceil(H/s), ceil(W/s), filters]`."""
+    x_shape = input_shape[0] if gated else input_shape
+    size = lambda d: None if d is None else -(-d // strides)
+    return (x_shape[0], size(x_shape[1]), size(x_shape[2]), filters)
+
+
 @keras.saving.register_keras_serializable(package="dmnn_keras")
 class MultiPathBlock(keras.layers.Layer):
     """`shortcut(x) + sum_j gate_j * sub_block_j(x)`, the DMNN block.
@@ -286,9 +293,7 @@ class MultiPathBlock(keras.layers.Layer):
         return ops.relu(total) if self.kind == "bottleneck" else total
 
     def compute_output_shape(self, input_shape):
-        x_shape = input_shape[0] if self.gated else input_shape
-        size = lambda d: None if d is None else -(-d // self.strides)
-        return (x_shape[0], size(x_shape[1]), size(x_shape[2]), self.filters)
+        return block_output_shape(input_shape, self.gated, self.strides, self.filters)
 
     def get_config(self):
         config = super().get_config()
