@@ -4,6 +4,7 @@ import contextlib
 import io
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,17 +42,20 @@ def scale_logits(model, factor):
 
 @pytest.fixture(scope="module")
 def resnet():
+    keras.utils.set_random_seed(0)
     return scale_logits(varied_gates(dk.DMNNResNet(seed=0)), 0.1)
 
 
 @pytest.fixture(scope="module")
 def resnet_wide_logits():
     """Random-weight logits (~100) separate the top class clearly: for quantization checks."""
+    keras.utils.set_random_seed(0)
     return varied_gates(dk.DMNNResNet(seed=0))
 
 
 @pytest.fixture(scope="module")
 def mobilenet():
+    keras.utils.set_random_seed(0)
     model = dk.DMNNMobileNetV2(input_shape=(32, 32, 3), num_classes=10, seed=0)
     return scale_logits(varied_gates(model), 2e3)
 
@@ -131,11 +135,12 @@ def test_quantized_agrees_in_top1(quantization, resnet_wide_logits, images, tmp_
     reference = run_tflite(to_tflite(resnet, str(tmp_path / "f32.tflite"))["path"], images)
     info = to_tflite(
         resnet, str(tmp_path / f"{quantization}.tflite"), quantization=quantization,
-        representative_dataset=images[:32] if quantization == "int8" else None,
+        representative_dataset=images if quantization == "int8" else None,
     )
     assert info["size_bytes"] < os.path.getsize(tmp_path / "f32.tflite")
     out = run_tflite(info["path"], images)
     agree = np.mean(out["logits"].argmax(-1) == reference["logits"].argmax(-1))
+    print(f"{quantization}: top-1 agreement {agree:.2f}")
     assert agree >= 0.9, agree
     assert np.mean(out["gates"] == reference["gates"]) >= 0.9
 
