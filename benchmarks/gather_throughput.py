@@ -67,7 +67,6 @@ def main():
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
-    os.environ.setdefault("TFDS_DATA_DIR", "/work/shared/tfds")
     load_before = os.getloadavg()
     images = next(iter(dk.data.load_dataset("cifar10", "test", batch_size=args.batch,
                                             training=False)))[0]

@@ -34,7 +34,11 @@ def write_section(name, body, command=None):
     The section gets a heading, the command that produced it (default: this
     process's command line), the machine and the date, then `body` (markdown).
     """
-    command = command or "python " + " ".join(sys.argv)
+    if command is None:
+        script = os.path.relpath(os.path.abspath(sys.argv[0]), os.path.dirname(BENCHMARKS_MD))
+        data_dir = os.environ.get("TFDS_DATA_DIR")
+        command = (f"TFDS_DATA_DIR={os.path.relpath(data_dir, os.path.dirname(BENCHMARKS_MD))} "
+                   if data_dir else "") + "python " + " ".join([script] + sys.argv[1:])
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, cwd=os.path.dirname(BENCHMARKS_MD)).stdout.strip()

@@ -3,12 +3,15 @@
     python -m benchmarks.tflite_latency [--models cifar,mobilenetv2,resnet50] [--runs 50]
         [--train_seconds 240] [--trained_model PATH.keras]
 
-Gate patterns "k/G on" are produced at run time by the controllers (their gate
-logits set to a fixed +-1 per sub-block), so the dynamic model executes its
-`IF` ops exactly as with learned gates; `force_gates` itself would be folded
-away by the converter. Weights of the 224x224 models are random (latency does
-not depend on them). The CIFAR model is trained for a few minutes here
-(or loaded with --trained_model) for the learned-gates rows and int8 accuracy.
+For each backbone: the static twin (original network), and per `groups`
+configuration (uniform 4, and per-stage groups with whole-block gates in the
+high-resolution stages) the DMNN in static mode and with 1.0/0.75/0.5/0.25 of
+its sub-blocks on. Gate patterns are produced at run time by the controllers
+(their gate logits set to +-1), so the dynamic model executes its `IF` ops
+exactly as with learned gates; `force_gates` itself would be folded away by the
+converter. Weights of the 224x224 models are random (latency does not depend on
+them). The CIFAR model is trained for a few minutes here (or loaded with
+--trained_model) for the learned-gates rows and int8 accuracy.
 """
 
 import argparse
@@ -29,17 +32,30 @@ from benchmarks.report import write_section  # noqa: E402
 from dmnn_keras.export import to_tflite  # noqa: E402
 
 RATES = (1.0, 0.75, 0.5, 0.25)
+# Per-stage groups: whole-block gates where feature maps are large (narrow
+# sub-blocks there are slow per MAC in XNNPACK), 4 (2) sub-blocks deeper.
+RESNET_STAGE_GROUPS = (1, 1, 4, 4)
+MOBILENET_STAGE_GROUPS = (1, 1, 1, 1, 2, 2, 2)
 
 
 def pattern_model(model, rate):
-    """A copy whose controllers output the first round(rate*G) gates on for every image, at run time."""
+    """A copy whose controllers switch on a fixed share `rate` of sub-blocks for every image, at run time.
+
+    Block after block, the first k sub-blocks are on, with k = round(rate * G + carry)
+    and the rounding error carried to the next block (error diffusion), so blocks
+    with a single sub-block (per-stage `groups`) alternate on and off and the
+    share of sub-blocks on stays `rate` overall.
+    """
     copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
+    carry = 0.0
     for controller in copy.controllers:
         g = controller.groups
-        active = int(round(rate * g))
+        want = rate * g + carry
+        active = int(min(max(np.floor(want + 0.5), 0), g))
         if controller.min_active:
             active = max(active, 1)
+        carry = want - active
         controller.logits_dense.kernel.assign(np.zeros(controller.logits_dense.kernel.shape, "float32"))
         controller.logits_dense.bias.assign(np.array([1.0] * active + [-1.0] * (g - active), "float32"))
     return copy
@@ -54,17 +70,28 @@ def interpreter(path, threads):
 
 def latency_ms(path, images, threads, runs, rounds=3):
     """Median over `rounds` x `runs` single-image runs (after warm-up), in ms."""
-    run = interpreter(path, threads)
-    for image in images[:5]:
-        run(images=image[None])
-    times = []
+    return interleaved_latency_ms([path], images, threads, runs, rounds)[0]
+
+
+def interleaved_latency_ms(paths, images, threads, runs, rounds=3):
+    """Median latency (ms) of each model; rounds of `runs` runs alternate between the models.
+
+    Alternating the models round by round spreads slow periods of a shared machine
+    over all of them, so their ratios are steadier than those of back-to-back runs.
+    """
+    runners = [interpreter(p, threads) for p in paths]
+    for run in runners:
+        for image in images[:5]:
+            run(images=image[None])
+    times = [[] for _ in paths]
     for _ in range(rounds):
-        for i in range(runs):
-            image = images[i % len(images)][None]
-            start = time.perf_counter()
-            run(images=image)
-            times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for run, t in zip(runners, times):
+            for i in range(runs):
+                image = images[i % len(images)][None]
+                start = time.perf_counter()
+                run(images=image)
+                t.append(time.perf_counter() - start)
+    return [1e3 * statistics.median(t) for t in times]
 
 
 def per_image_latency(path, images, threads, repeats=5):
@@ -116,25 +143,57 @@ def tflite_accuracy(path, dataset):
     return correct / total, float(np.mean(flops))
 
 
-def bench_backbone(name, model, static_twin, images, args, tmp, rows):
-    full = dk.profile(model)["flops"]
+def bench_backbone(name, configs, static_twin, images, args, tmp, rows):
+    """Static twin, then per `(label, model)` config: static mode and the dynamic gate patterns."""
     twin_flops = dk.profile(static_twin)["flops"]
-    files = {"static twin (groups=1)": (to_tflite(static_twin, f"{tmp}/{name}_twin.tflite")["path"], twin_flops),
-             "DMNN static mode (all sub-blocks)": (to_tflite(model, f"{tmp}/{name}_static.tflite",
-                                                             mode="static")["path"], full)}
-    for rate in RATES:
-        copy = pattern_model(model, rate)
-        flops = dk.profile(copy, images[:1])["executed_flops_mean"]
-        files[f"dynamic, {rate:.2f} of sub-blocks on"] = (
-            to_tflite(copy, f"{tmp}/{name}_dyn{rate}.tflite")["path"], flops)
-        del copy
+    files = [("static twin", "groups=1, no gates", to_tflite(
+        static_twin, f"{tmp}/{name}_twin.tflite")["path"], twin_flops)]
+    for c, (config, model) in enumerate(configs):
+        files.append((config, "static mode (all sub-blocks, no IF)", to_tflite(
+            model, f"{tmp}/{name}_{c}_static.tflite", mode="static")["path"],
+            dk.profile(model)["flops"]))
+        for rate in RATES:
+            copy = pattern_model(model, rate)
+            flops = dk.profile(copy, images[:1])["executed_flops_mean"]
+            files.append((config, f"dynamic, {rate:.2f} of sub-blocks on", to_tflite(
+                copy, f"{tmp}/{name}_{c}_dyn{rate}.tflite")["path"], flops))
+            del copy
     for threads in (1, 2):
-        base = latency_ms(files["static twin (groups=1)"][0], images, threads, args.runs)
-        for label, (path, flops) in files.items():
-            ms = base if label.startswith("static twin") else latency_ms(path, images, threads, args.runs)
-            rows.append((name, threads, label, ms, ms / base, flops / twin_flops,
-                         os.path.getsize(path) / 1e6))
+        times = interleaved_latency_ms([f[2] for f in files], images, threads, args.runs)
+        base = times[0]
+        static_mode = {}
+        for (config, label, path, flops), ms in zip(files, times):
+            if label.startswith("static mode"):
+                static_mode[config] = ms
+            vs_static_mode = ms / static_mode[config] if config in static_mode else float("nan")
+            rows.append((name, threads, config, label, ms, ms / base, vs_static_mode,
+                         flops / twin_flops, os.path.getsize(path) / 1e6))
             print(rows[-1], flush=True)
+
+
+def target_summary(rows):
+    """Per model, config and thread count: all-on latency ratio and the latency at FLOPs 0.5.
+
+    The latency at a FLOPs ratio of 0.5 is interpolated linearly between the two
+    dynamic rows whose FLOPs ratios bracket 0.5.
+    """
+    lines = []
+    keys = sorted({(r[0], r[2], r[1]) for r in rows if r[3].startswith("dynamic")},
+                  key=lambda k: (k[0], k[1], k[2]))
+    for name, config, threads in keys:
+        dyn = sorted((r[7], r[5]) for r in rows
+                     if (r[0], r[2], r[1]) == (name, config, threads) and r[3].startswith("dynamic"))
+        all_on = [r[5] for r in rows if (r[0], r[2], r[1]) == (name, config, threads)
+                  and r[3] == "dynamic, 1.00 of sub-blocks on"][0]
+        at_half = None
+        for (f0, l0), (f1, l1) in zip(dyn, dyn[1:]):
+            if f0 <= 0.5 <= f1:
+                at_half = l0 + (0.5 - f0) / (f1 - f0) * (l1 - l0)
+        half = "n/a (FLOPs 0.5 not bracketed)" if at_half is None else (
+            f"{at_half:.2f}x ({'met' if at_half <= 0.60 else 'MISSED'})")
+        lines.append(f"| {name} | {config} | {threads} | {all_on:.2f}x "
+                     f"({'met' if all_on <= 1.05 else 'MISSED'}) | {half} |")
+    return lines
 
 
 def main():
@@ -144,7 +203,6 @@ def main():
     parser.add_argument("--train_seconds", type=float, default=240)
     parser.add_argument("--trained_model", default=None)
     args = parser.parse_args()
-    os.environ.setdefault("TFDS_DATA_DIR", "/work/shared/tfds")
     load_before = os.getloadavg()
     tmp = tempfile.mkdtemp()
     rng = np.random.RandomState(0)
@@ -153,16 +211,20 @@ def main():
     cifar_test = dk.data.load_dataset("cifar10", "test", batch_size=100, training=False)
     cifar_images = next(iter(cifar_test))[0].numpy()
     if "cifar" in models:
-        bench_backbone("CIFAR DMNN-ResNet (32x32)", dk.DMNNResNet(seed=0), dk.ResNet(), cifar_images,
-                       args, tmp, rows)
+        bench_backbone("CIFAR DMNN-ResNet (32x32)", [("groups=4", dk.DMNNResNet(seed=0))],
+                       dk.ResNet(), cifar_images, args, tmp, rows)
     if "mobilenetv2" in models:
         images = rng.uniform(0, 255, (10, 224, 224, 3)).astype("float32")
-        bench_backbone("DMNN-MobileNetV2 (224)", dk.DMNNMobileNetV2(seed=0), dk.MobileNetV2(),
-                       images, args, tmp, rows)
+        bench_backbone("DMNN-MobileNetV2 (224)", [
+            ("groups=4", dk.DMNNMobileNetV2(seed=0)),
+            (f"groups={MOBILENET_STAGE_GROUPS}", dk.DMNNMobileNetV2(groups=MOBILENET_STAGE_GROUPS, seed=0)),
+        ], dk.MobileNetV2(), images, args, tmp, rows)
     if "resnet50" in models:
         images = rng.uniform(0, 255, (10, 224, 224, 3)).astype("float32")
-        bench_backbone("DMNN-ResNet-50 (224)", dk.DMNNResNet50(seed=0), dk.ResNet50(),
-                       images, args, tmp, rows)
+        bench_backbone("DMNN-ResNet-50 (224)", [
+            ("groups=4", dk.DMNNResNet50(seed=0)),
+            (f"groups={RESNET_STAGE_GROUPS}", dk.DMNNResNet50(groups=RESNET_STAGE_GROUPS, seed=0)),
+        ], dk.ResNet50(), images, args, tmp, rows)
 
     # Learned gates and int8 on a trained CIFAR model.
     trained_rows, int8_rows = [], []
@@ -206,19 +268,30 @@ def main():
     load_after = os.getloadavg()
     body = [
         "Batch 1, ai-edge-litert Interpreter (XNNPACK, the default delegate), median over "
-        f"3 x {args.runs} runs after 5 warm-up runs. Latency ratio and FLOPs ratio are both relative "
-        "to the static twin (same builder, groups=1, no gates). Dynamic rows: the controllers "
-        "produce the pattern `first round(rate*G) sub-blocks on` at run time (gate logits fixed "
-        "to +-1), so the `IF` ops run as with learned gates. 224x224 models have random weights "
-        "(latency does not depend on them).",
-        f"The machine is shared with other developers: load average {load_before[0]:.1f} at the start, "
-        f"{load_after[0]:.1f} at the end; absolute times are noisy, ratios come from interleaved runs.",
+        f"3 x {args.runs} runs after 5 warm-up runs; the rounds alternate between all files of a "
+        "backbone, so slow periods of the machine hit them alike. `vs twin`: latency and FLOPs "
+        "relative to the static twin (the same builder with groups=1 and no gates, i.e. the "
+        "original ResNet / MobileNetV2). `vs static mode`: latency relative to the same DMNN "
+        "exported without any IF (every sub-block runs), i.e. what the conditional execution "
+        "itself costs or saves. Dynamic rows: the controllers switch on a fixed share of "
+        "sub-blocks at run time (gate logits set to +-1; first k sub-blocks of each block, "
+        "k = round(rate x G) with the rounding error carried to the next block), so the `IF` ops "
+        "run as with learned gates. 224x224 models have random weights (latency does not "
+        "depend on them). Per-stage `groups` keep whole-block gates (1 sub-block) in the "
+        "high-resolution stages.",
+        f"Load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end.",
         "",
-        "| model | threads | variant | latency ms | latency ratio | FLOPs ratio | size MB |",
-        "|---|---|---|---|---|---|---|",
+        "| model | threads | groups | variant | latency ms | latency vs twin | latency vs static mode "
+        "| FLOPs vs twin | size MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, threads, label, ms, ratio, fratio, size in rows:
-        body.append(f"| {name} | {threads} | {label} | {ms:.2f} | {ratio:.2f} | {fratio:.2f} | {size:.2f} |")
+    for name, threads, config, label, ms, ratio, vs_static, fratio, size in rows:
+        body.append(f"| {name} | {threads} | {config} | {label} | {ms:.2f} | {ratio:.2f} | "
+                    f"{'-' if vs_static != vs_static else f'{vs_static:.2f}'} | {fratio:.2f} | {size:.2f} |")
+    body += ["", "Targets of issue 4 against the static twin: all sub-blocks on <= 1.05x its latency; "
+             "<= 0.60x at a FLOPs ratio of 0.5 (interpolated between the rows that bracket it):", "",
+             "| model | groups | threads | all on | at FLOPs 0.5 |", "|---|---|---|---|---|"]
+    body += target_summary(rows)
     if trained_rows:
         body += ["", "Learned gates on 100 CIFAR-10 test images (trained CPU-sized DMNN-ResNet, float32):", "",
                  "| threads | static twin ms | dynamic median ms | dynamic mean ms | latency ratio (median) "

@@ -379,6 +379,10 @@ def controller_gates(layer, logits):
             active = max(active, 1)
         pattern = np.array([[1.0] * active + [0.0] * (layer.groups - active)], np.float32)
         return tf.tile(tf.constant(pattern), [tf.shape(logits)[0], 1])
+    if layer.gate.min_active and layer.groups == 1:
+        # The only sub-block can never be off: a constant gate, so the converter
+        # drops the `IF` and the block runs as a plain graph.
+        return tf.ones([tf.shape(logits)[0], 1])
     hard = tf.cast(logits > 0.0, tf.float32)
     if layer.gate.min_active:
         best = tf.one_hot(tf.argmax(logits, axis=-1), layer.groups, dtype=tf.float32)

@@ -23,14 +23,34 @@ def check_gating(gating, groups, flops_target):
     """Validates the gating arguments common to every builder."""
     if gating not in GATINGS:
         raise ValueError(f"gating must be one of {GATINGS}. Received: gating={gating!r}")
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1. Received: groups={groups!r}")
-    if gating in SINGLE_PATH_GATINGS and groups != 1:
+    per_stage = groups if isinstance(groups, (list, tuple)) else [groups]
+    if not per_stage or any(
+        not isinstance(g, int) or isinstance(g, bool) or g < 1 for g in per_stage
+    ):
+        raise ValueError(
+            f"groups must be an int >= 1 or one such int per stage. Received: groups={groups!r}"
+        )
+    if gating in SINGLE_PATH_GATINGS and any(g != 1 for g in per_stage):
         raise ValueError(
             f"gating={gating!r} gates whole blocks or their channels and needs groups=1. "
             f"Received: groups={groups}"
         )
     check_flops_target(flops_target)
+
+
+def stage_groups(groups, num_stages):
+    """`groups` as one int per stage: an int is repeated, a sequence must have `num_stages` ints.
+
+    Example: `stage_groups(4, 4) == (4, 4, 4, 4)`; `stage_groups((1, 1, 4, 4), 4)`.
+    """
+    if isinstance(groups, (list, tuple)):
+        if len(groups) != num_stages:
+            raise ValueError(
+                f"groups must be an int or {num_stages} ints (one per stage). "
+                f"Received: groups={tuple(groups)}"
+            )
+        return tuple(int(g) for g in groups)
+    return (int(groups),) * num_stages
 
 
 class GateWiring:

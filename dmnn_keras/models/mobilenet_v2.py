@@ -5,7 +5,9 @@ from keras import layers
 
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
-from dmnn_keras.models.gating import DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating
+from dmnn_keras.models.gating import (
+    DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
+)
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper.
 MOBILENET_V2_SPEC = (
@@ -46,7 +48,8 @@ class DynamicMobileNetV2(DynamicModel):
     Args:
         alpha: width multiplier, one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.
         groups: sub-blocks per block; must divide every block's expanded
-            channels (1 = the original block).
+            channels (1 = the original block). Or one int per stage of
+            `MOBILENET_V2_SPEC` (7 stages, 17 blocks).
         gating: None, "dmnn" or "aig" (ConvNet-AIG gates every block that has
             an identity shortcut; blocks without one always run).
         Others as `DynamicResNet`.
@@ -126,6 +129,7 @@ class DynamicMobileNetV2(DynamicModel):
             stochastic_inference=stochastic_inference,
             one_sided=one_sided,
         )
+        per_stage = stage_groups(groups, len(MOBILENET_V2_SPEC))
         block_id = 0
         for stage, (t, c, n, s) in enumerate(MOBILENET_V2_SPEC):
             if stem == "cifar" and stage == 1:
@@ -134,15 +138,15 @@ class DynamicMobileNetV2(DynamicModel):
             for i in range(n):
                 in_channels = int(x.shape[-1])
                 expanded = in_channels * t
-                if expanded % groups:
+                if expanded % per_stage[stage]:
                     raise ValueError(
                         f"groups must divide the {expanded} expanded channels of block_{block_id}. "
                         f"Received: groups={groups}"
                     )
                 x = wiring.block(
                     x, stage, f"block_{block_id}",
-                    kind="inverted_residual", filters=filters, groups=groups,
-                    path_width=expanded // groups, strides=s if i == 0 else 1, expand=t != 1,
+                    kind="inverted_residual", filters=filters, groups=per_stage[stage],
+                    path_width=expanded // per_stage[stage], strides=s if i == 0 else 1, expand=t != 1,
                 )
                 block_id += 1
         last_filters = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
@@ -164,7 +168,7 @@ class DynamicMobileNetV2(DynamicModel):
         # === Config ===
         self.set_constructor_config(
             alpha=alpha,
-            groups=groups,
+            groups=tuple(groups) if isinstance(groups, (list, tuple)) else groups,
             gating=gating,
             flops_target=flops_target,
             resource_loss_weight=resource_loss_weight,

@@ -5,7 +5,9 @@ from keras import layers
 
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, bottleneck_path_width
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
-from dmnn_keras.models.gating import DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating
+from dmnn_keras.models.gating import (
+    DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
+)
 
 RESNET_STACKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 STEMS = ("imagenet", "cifar")
@@ -33,7 +35,10 @@ class DynamicResNet(DynamicModel):
     Args:
         stack_sizes: blocks per stage (4 stages).
         width_multiplier: float > 0 scaling every width.
-        groups: sub-blocks per block (1 = the original ResNet block).
+        groups: sub-blocks per block (1 = the original ResNet block), or one
+            int per stage, e.g. `(1, 1, 4, 4)`: whole-block gates in the two
+            high-resolution stages, where narrow sub-blocks are slow per MAC on
+            mobile CPUs (BENCHMARKS.md, tflite_latency).
         gating: None (static), "dmnn" (multi-path blocks), "aig" (ConvNet-AIG:
             a gate per whole block), "channel" (channel gating of the two
             inner convolutions, batch activation loss) or "lcnet" (LC-Net:
@@ -117,8 +122,9 @@ class DynamicResNet(DynamicModel):
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS} or None. Received: stem={stem!r}")
         widths = [int(64 * 2**s * width_multiplier) for s in range(4)]
-        for width in widths:
-            if width % groups:
+        per_stage = stage_groups(groups, len(widths))
+        for width, g in zip(widths, per_stage):
+            if width % g:
                 raise ValueError(
                     f"groups must divide the bottleneck width of every stage {widths}. "
                     f"Received: groups={groups}"
@@ -160,8 +166,8 @@ class DynamicResNet(DynamicModel):
                 in_channels = int(x.shape[-1])
                 x = wiring.block(
                     x, stage, f"conv{stage + 2}_block{b + 1}",
-                    kind="bottleneck", filters=filters, groups=groups,
-                    path_width=bottleneck_path_width(in_channels, width, filters, groups),
+                    kind="bottleneck", filters=filters, groups=per_stage[stage],
+                    path_width=bottleneck_path_width(in_channels, width, filters, per_stage[stage]),
                     strides=strides,
                 )
         if include_top:
@@ -179,7 +185,7 @@ class DynamicResNet(DynamicModel):
         self.set_constructor_config(
             stack_sizes=tuple(int(n) for n in stack_sizes),
             width_multiplier=width_multiplier,
-            groups=groups,
+            groups=tuple(groups) if isinstance(groups, (list, tuple)) else groups,
             gating=gating,
             flops_target=flops_target,
             resource_loss_weight=resource_loss_weight,

@@ -97,6 +97,21 @@ def test_dynamic_parity_on_real_images(name, request, images, tmp_path):
     assert analyze(str(tmp_path / "dynamic.tflite")).count(" IF(") == gates.shape[1]
 
 
+def test_per_stage_groups_parity(images, tmp_path):
+    """Whole-block gates in early stages; a lone sub-block that must run (no shortcut) gets no IF."""
+    keras.utils.set_random_seed(0)
+    model = scale_logits(varied_gates(dk.DMNNMobileNetV2(
+        input_shape=(32, 32, 3), num_classes=10, groups=(1, 1, 2, 2, 4, 4, 4), seed=0)), 2e3)
+    path = str(tmp_path / "stages.tflite")
+    gates, _ = check_parity(model, images, path)
+    always_on = [c.groups == 1 and c.min_active for c in model.controllers]
+    assert sum(always_on) == 2  # block_0 and the stride-2 block_1
+    columns = np.cumsum([0] + [c.groups for c in model.controllers])[:-1]
+    assert (gates[:, columns[np.array(always_on)]] == 1.0).all()
+    assert 0.0 < gates.mean() < 1.0
+    assert analyze(path).count(" IF(") == gates.shape[1] - sum(always_on)
+
+
 @pytest.mark.parametrize("name", ["resnet", "mobilenet"])
 @pytest.mark.parametrize("rate", [0.0, 0.5, 1.0])
 def test_forced_gates_parity(name, rate, request, images, tmp_path):
