@@ -190,8 +190,8 @@ def target_summary(rows):
             if f0 <= 0.5 <= f1:
                 at_half = l0 + (0.5 - f0) / (f1 - f0) * (l1 - l0)
         half = "n/a (FLOPs 0.5 not bracketed)" if at_half is None else (
-            f"{at_half:.2f}x ({'met' if at_half <= 0.60 else 'MISSED'})")
-        lines.append(f"| {name} | {config} | {threads} | {all_on:.2f}x "
+            f"{at_half:.3f}x ({'met' if at_half <= 0.60 else 'MISSED'})")
+        lines.append(f"| {name} | {config} | {threads} | {all_on:.3f}x "
                      f"({'met' if all_on <= 1.05 else 'MISSED'}) | {half} |")
     return lines
 
