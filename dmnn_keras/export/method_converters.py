@@ -26,6 +26,7 @@ from dmnn_keras.export.graph import (
     bn_scale_shift,
     dense,
     folded_conv_weights,
+    global_average_pool,
     register_converter,
 )
 from dmnn_keras.layers.aig_controller import AIGController
@@ -34,7 +35,7 @@ from dmnn_keras.layers.lcnet import LCController
 
 
 def _hidden(controller, x):
-    h = dense(tf.reduce_mean(x, axis=[1, 2]), controller.hidden_dense)
+    h = dense(global_average_pool(x), controller.hidden_dense)
     scale, shift = bn_scale_shift(controller.hidden_bn)
     return tf.nn.relu(h * tf.constant(scale) + tf.constant(shift))
 
