@@ -25,7 +25,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum("config", presets.DEFAULT_PRESET, sorted(presets.PRESETS), "Named preset.")
 flags.DEFINE_string("model", None, f"Model builder, one of {sorted(registry.MODELS)}.")
 flags.DEFINE_string("dataset", None, "cifar10, cifar100, imagenet2012 or folder:<root>.")
-flags.DEFINE_integer("groups", None, "Sub-blocks per block (gated models).")
+flags.DEFINE_list("groups", None, "Sub-blocks per block (gated models): an int, or one per "
+                  "stage, e.g. 1,1,4,4 (ResNet) or 1,1,1,1,2,2,2 (MobileNetV2).")
 flags.DEFINE_float("flops_target", None, "Target FLOPs ratio in (0, 1] (gated models).")
 flags.DEFINE_float("resource_loss_weight", None, "Weight lambda of the resource loss "
                    "(default: the builder's).")
@@ -84,6 +85,9 @@ def config_from_flags():
         overrides["mixed_precision"] = FLAGS.precision_policy if FLAGS.mixed_precision else "none"
     if overrides["stack_sizes"] is not None:
         overrides["stack_sizes"] = _ints("stack_sizes", overrides["stack_sizes"])
+    if overrides["groups"] is not None:
+        groups = _ints("groups", overrides["groups"])
+        overrides["groups"] = groups[0] if len(groups) == 1 else groups
     if overrides["decay_epochs"] is not None:
         overrides["decay_epochs"] = _ints("decay_epochs", overrides["decay_epochs"])
     return presets.resolve_config(FLAGS.config, **overrides)

@@ -34,7 +34,7 @@ Presets:
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Union
 
 from dmnn_keras.training.registry import get_model_entry
 
@@ -60,7 +60,7 @@ class TrainConfig:
     config: str = DEFAULT_PRESET
     model: str = "dmnn_resnet"
     dataset: str = "cifar10"
-    groups: int = 4
+    groups: Union[int, tuple] = 4  # one int per stage allowed
     flops_target: float = 0.5
     resource_loss_weight: Optional[float] = None
     category_supervision: bool = False
@@ -145,10 +145,13 @@ def check_config(config):
         _fail("weight_decay_mode", config.weight_decay_mode, f"one of {WEIGHT_DECAY_MODES}")
     if config.mixed_precision not in MIXED_PRECISION:
         _fail("mixed_precision", config.mixed_precision, f"one of {MIXED_PRECISION}")
-    for name in ("epochs", "batch_size", "groups"):
+    for name in ("epochs", "batch_size"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             _fail(name, value, "an int >= 1")
+    per_stage = config.groups if isinstance(config.groups, tuple) else (config.groups,)
+    if not per_stage or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in per_stage):
+        _fail("groups", config.groups, "an int >= 1 or a tuple of them (one per stage)")
     for name in ("max_train_examples", "max_eval_examples", "image_size"):
         value = getattr(config, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -60,6 +60,7 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     ("--strategy=horovod", "strategy must be one of"),
     ("--epochs=0", "epochs must be an int >= 1"),
     ("--stack_sizes=1,x,1,1", "stack_sizes must be comma-separated ints"),
+    ("--groups=1,0,4,4", "groups must be an int >= 1 or a tuple"),
 ])
 def test_flag_errors_raise_usage_errors(flag, message):
     train = load_recipe(TRAIN, "recipes_train")
@@ -76,6 +77,22 @@ def test_flag_error_exits_with_a_clear_message():
     result = run([TRAIN, "--model=nope"], timeout=120)
     assert result.returncode != 0
     assert "model must be one of" in result.stderr and "Received: model='nope'" in result.stderr
+
+
+def test_per_stage_groups_flag():
+    train = load_recipe(TRAIN, "recipes_train")
+    from dmnn_keras.training.registry import build_model
+
+    try:
+        train.FLAGS(["train.py", "--config=tiny", "--groups=1,2,4,4"])
+        config = train.config_from_flags()
+        train.FLAGS(["train.py", "--config=tiny", "--groups=2"])
+        assert train.config_from_flags().groups == 2
+    finally:
+        train.FLAGS.unparse_flags()
+    assert config.groups == (1, 2, 4, 4)
+    model = build_model(config, 10, (32, 32, 3))
+    assert [c.groups for c in model.controllers] == [1, 2, 4, 4]
 
 
 def test_every_builder_is_registered_and_builds_from_its_flags():
