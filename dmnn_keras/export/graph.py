@@ -314,8 +314,8 @@ def global_average_pool(x, keepdims=False):
     """Mean over H and W of `[N, H, W, C]`: `[N, C]` (or `[N, 1, 1, C]` with keepdims).
 
     With static H and W it is an AVERAGE_POOL_2D over the whole map, which XNNPACK
-    runs fast; TFLite's MEAN made a DMNN-ResNet-50's 16 gate controllers cost 4.6%
-    of the network's latency, the pooling 0.8% (measured, 1 thread).
+    runs faster than TFLite's MEAN (benchmarks/tflite_block_cost.py); the gate
+    controllers pool every block's input, so this is on the critical path.
     """
     height, width = x.shape[1], x.shape[2]
     if height is None or width is None:

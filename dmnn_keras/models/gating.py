@@ -23,19 +23,25 @@ def check_gating(gating, groups, flops_target):
     """Validates the gating arguments common to every builder."""
     if gating not in GATINGS:
         raise ValueError(f"gating must be one of {GATINGS}. Received: gating={gating!r}")
-    per_stage = groups if isinstance(groups, (list, tuple)) else [groups]
-    if not per_stage or any(
-        not isinstance(g, int) or isinstance(g, bool) or g < 1 for g in per_stage
-    ):
-        raise ValueError(
-            f"groups must be an int >= 1 or one such int per stage. Received: groups={groups!r}"
-        )
+    per_stage = check_groups(groups)
     if gating in SINGLE_PATH_GATINGS and any(g != 1 for g in per_stage):
         raise ValueError(
             f"gating={gating!r} gates whole blocks or their channels and needs groups=1. "
             f"Received: groups={groups}"
         )
     check_flops_target(flops_target)
+
+
+def check_groups(groups):
+    """Validates `groups` (an int >= 1, or a list/tuple of them) and returns it as a tuple."""
+    per_stage = tuple(groups) if isinstance(groups, (list, tuple)) else (groups,)
+    if not per_stage or any(
+        not isinstance(g, int) or isinstance(g, bool) or g < 1 for g in per_stage
+    ):
+        raise ValueError(
+            f"groups must be an int >= 1 or one such int per stage. Received: groups={groups!r}"
+        )
+    return per_stage
 
 
 def stage_groups(groups, num_stages):

@@ -149,9 +149,9 @@ def check_config(config):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             _fail(name, value, "an int >= 1")
-    per_stage = config.groups if isinstance(config.groups, tuple) else (config.groups,)
-    if not per_stage or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in per_stage):
-        _fail("groups", config.groups, "an int >= 1 or a tuple of them (one per stage)")
+    from dmnn_keras.models.gating import check_groups
+
+    check_groups(config.groups)
     for name in ("max_train_examples", "max_eval_examples", "image_size"):
         value = getattr(config, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -60,7 +60,7 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     ("--strategy=horovod", "strategy must be one of"),
     ("--epochs=0", "epochs must be an int >= 1"),
     ("--stack_sizes=1,x,1,1", "stack_sizes must be comma-separated ints"),
-    ("--groups=1,0,4,4", "groups must be an int >= 1 or a tuple"),
+    ("--groups=1,0,4,4", "groups must be an int >= 1 or one such int per stage"),
 ])
 def test_flag_errors_raise_usage_errors(flag, message):
     train = load_recipe(TRAIN, "recipes_train")
