@@ -37,8 +37,10 @@ def write_section(name, body, command=None):
     if command is None:
         script = os.path.relpath(os.path.abspath(sys.argv[0]), os.path.dirname(BENCHMARKS_MD))
         data_dir = os.environ.get("TFDS_DATA_DIR")
-        command = (f"TFDS_DATA_DIR={os.path.relpath(data_dir, os.path.dirname(BENCHMARKS_MD))} "
-                   if data_dir else "") + "python " + " ".join([script] + sys.argv[1:])
+        if data_dir and os.path.isdir(data_dir):
+            data_dir = os.path.relpath(data_dir, os.path.dirname(BENCHMARKS_MD))
+        command = (f"TFDS_DATA_DIR={data_dir} " if data_dir else "") + "python " + " ".join(
+            [script] + sys.argv[1:])
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, cwd=os.path.dirname(BENCHMARKS_MD)).stdout.strip()

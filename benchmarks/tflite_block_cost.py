@@ -132,6 +132,8 @@ def main():
     parser.add_argument("--groups", type=int, default=4)
     args = parser.parse_args()
     g = args.groups
+    if g < 2:
+        parser.error(f"--groups must be an int >= 2. Received: {g}")
     tmp = tempfile.mkdtemp()
     rows = []
     for size, width in STAGES:

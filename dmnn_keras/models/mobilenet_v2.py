@@ -49,7 +49,8 @@ class DynamicMobileNetV2(DynamicModel):
         alpha: width multiplier, one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4.
         groups: sub-blocks per block; must divide every block's expanded
             channels (1 = the original block). Or one int per stage of
-            `MOBILENET_V2_SPEC` (7 stages, 17 blocks).
+            `MOBILENET_V2_SPEC` (7 stages, 17 blocks), each dividing the
+            expanded channels of its stage's blocks.
         gating: None, "dmnn" or "aig" (ConvNet-AIG gates every block that has
             an identity shortcut; blocks without one always run).
         Others as `DynamicResNet`.

@@ -37,8 +37,8 @@ class DynamicResNet(DynamicModel):
         width_multiplier: float > 0 scaling every width.
         groups: sub-blocks per block (1 = the original ResNet block), or one
             int per stage, e.g. `(1, 1, 4, 4)`: whole-block gates in the two
-            high-resolution stages, where narrow sub-blocks are slow per MAC on
-            mobile CPUs (BENCHMARKS.md, tflite_latency).
+            high-resolution stages, where narrow sub-blocks are slow per MAC in
+            XNNPACK (BENCHMARKS.md, tflite_block_cost and tflite_latency).
         gating: None (static), "dmnn" (multi-path blocks), "aig" (ConvNet-AIG:
             a gate per whole block), "channel" (channel gating of the two
             inner convolutions, batch activation loss) or "lcnet" (LC-Net:

@@ -105,7 +105,7 @@ def test_per_stage_groups_parity(images, tmp_path):
     path = str(tmp_path / "stages.tflite")
     gates, _ = check_parity(model, images, path)
     always_on = [c.groups == 1 and c.min_active for c in model.controllers]
-    assert sum(always_on) == 2  # block_0 and the stride-2 block_1
+    assert sum(always_on) == 2  # block_0 and block_1 (16 -> 24 channels: no shortcut)
     columns = np.cumsum([0] + [c.groups for c in model.controllers])[:-1]
     assert (gates[:, columns[np.array(always_on)]] == 1.0).all()
     assert 0.0 < gates.mean() < 1.0
