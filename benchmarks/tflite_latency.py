@@ -30,6 +30,7 @@ import keras  # noqa: E402
 import dmnn_keras as dk  # noqa: E402
 from benchmarks.report import write_section  # noqa: E402
 from dmnn_keras.export import to_tflite  # noqa: E402
+from dmnn_keras.models import carried_active  # noqa: E402
 
 RATES = (1.0, 0.75, 0.5, 0.25)
 # Per-stage groups: whole-block gates where feature maps are large (narrow
@@ -41,21 +42,17 @@ MOBILENET_STAGE_GROUPS = (1, 1, 1, 1, 2, 2, 2)
 def pattern_model(model, rate):
     """A copy whose controllers switch on a fixed share `rate` of sub-blocks for every image, at run time.
 
-    Block after block, the first k sub-blocks are on, with k = round(rate * G + carry)
-    and the rounding error carried to the next block (error diffusion), so blocks
-    with a single sub-block (per-stage `groups`) alternate on and off and the
-    share of sub-blocks on stays `rate` overall.
+    The same sub-blocks as `dk.force_gates(model, rate)` (k per block with the
+    rounding error carried, `dk.models.carried_active`), but decided by the
+    controllers at run time: force_gates' constant gates would be folded away by
+    the converter.
     """
     copy = type(model).from_config(model.get_config())
     copy.set_weights(model.get_weights())
     carry = 0.0
     for controller in copy.controllers:
         g = controller.groups
-        want = rate * g + carry
-        active = int(min(max(np.floor(want + 0.5), 0), g))
-        if controller.min_active:
-            active = max(active, 1)
-        carry = want - active
+        active, carry = carried_active(rate, g, controller.min_active, carry)
         controller.logits_dense.kernel.assign(np.zeros(controller.logits_dense.kernel.shape, "float32"))
         controller.logits_dense.bias.assign(np.array([1.0] * active + [-1.0] * (g - active), "float32"))
     return copy

@@ -76,8 +76,14 @@ def gate_probe(model):
 def force_gates(model, rate):
     """A copy of `model` whose controllers run a fixed set of sub-blocks.
 
-    Every block executes its first `round(rate * groups)` sub-blocks for every
-    image (at least one in blocks without a shortcut), whatever the input.
+    Every block executes its first k sub-blocks for every image, whatever the
+    input: k = round(rate * groups + carry), where the carry is the rounding
+    error of the blocks before it (at least one in blocks without a shortcut).
+    With uniform groups such as 4 that is round(rate * groups) in every block;
+    with per-stage groups, blocks of one sub-block alternate on and off, so
+    the share of sub-blocks on stays `rate` (`dmnn_keras.models.carried_active`).
+    ConvNet-AIG blocks (one gate each) are forced the same way; channel gates
+    are forced per convolution, round(rate * size) of each.
     Weights are copied; the original model is unchanged.
 
     Args:

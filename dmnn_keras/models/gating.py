@@ -1,5 +1,7 @@
 """Wiring gate controllers to blocks, shared by every builder."""
 
+import math
+
 from dmnn_keras.layers.aig_controller import AIGController
 from dmnn_keras.layers.batch_activation_loss import BatchActivationLoss
 from dmnn_keras.layers.channel_gate import ChannelGate
@@ -59,6 +61,27 @@ def stage_groups(groups, num_stages):
     return (int(groups),) * num_stages
 
 
+def carried_active(rate, groups, min_active, carry):
+    """Sub-blocks a block runs at a forced `rate`, with the rounding error carried along.
+
+    `k = round(rate * groups + carry)` (clipped to [min_active, groups]); the
+    new carry is what that rounding left out. Applied block after block (error
+    diffusion), blocks with one sub-block alternate on and off and the share of
+    sub-blocks on stays `rate` overall (plain rounding would turn every
+    one-sub-block block off at rate 0.5).
+
+    Returns:
+        `(k, new_carry)`.
+
+    Example: `carried_active(0.5, 1, 0, 0.0) == (1, -0.5)`, then
+    `carried_active(0.5, 1, 0, -0.5) == (0, 0.0)`.
+    """
+    want = rate * groups + carry
+    active = int(min(max(math.floor(want + 0.5), 0), groups))
+    active = max(active, int(min_active))
+    return active, want - active
+
+
 class GateWiring:
     """Builds gated blocks one after another and collects what the loss needs.
 
@@ -91,6 +114,7 @@ class GateWiring:
         self.stochastic_inference = stochastic_inference
         self.one_sided = one_sided
         self.hidden = None
+        self.forced_carry = 0.0
         self.gates = []
         self.category_logits = []
         self.category_stages = []
@@ -105,13 +129,16 @@ class GateWiring:
         has_shortcut = block.kind == "bottleneck" or (
             block_kwargs.get("strides", 1) == 1 and x.shape[-1] == block.filters
         )
+        min_active = 0 if has_shortcut else 1
+        kwargs = dict(self.controller_kwargs)
+        kwargs["forced_rate"] = self._block_forced_rate(block.groups, min_active)
         controller = GateController(
             block.groups,
             num_categories=self.num_categories,
-            min_active=0 if has_shortcut else 1,
+            min_active=min_active,
             seed=None if self.seed is None else self.seed + len(self.gates),
             name=name + "_gate",
-            **self.controller_kwargs,
+            **kwargs,
         )
         outputs = controller(x if self.hidden is None else [x, self.hidden])
         gates, self.hidden = outputs[0], outputs[1]
@@ -120,6 +147,14 @@ class GateWiring:
             self.category_stages.append(stage)
         self.gates.append(gates)
         return block([x, gates])
+
+    def _block_forced_rate(self, groups, min_active):
+        """This block's share of forced sub-blocks (None if gates are not forced), see `carried_active`."""
+        rate = self.controller_kwargs.get("forced_rate")
+        if rate is None:
+            return None
+        active, self.forced_carry = carried_active(rate, groups, min_active, self.forced_carry)
+        return active / groups
 
     def _single_path_block(self, x, name, kind, filters, groups, path_width, strides=1,
                            expand=True):
@@ -139,6 +174,7 @@ class GateWiring:
             if not has_shortcut:
                 # Skipping a block without a shortcut would output nothing: it always runs.
                 return MultiPathBlock(gated=False, **block_kwargs)(x)
+            common["forced_rate"] = self._block_forced_rate(1, 0)
             controller = AIGController(1, dependent=self.dependent, **common)
             block = MultiPathBlock(gated=True, **block_kwargs)
         else:

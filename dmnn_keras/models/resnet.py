@@ -55,8 +55,10 @@ class DynamicResNet(DynamicModel):
         category_loss_weight: weight of stage 0's category losses; each later
             stage multiplies it by 10.
         use_previous_state, controller_units, temperature: controller options.
-        forced_gate_rate: None, or run the first round(rate * groups) sub-blocks
-            of every block for every image (see `dmnn_keras.force_gates`).
+        forced_gate_rate: None, or run a fixed share `rate` of the sub-blocks
+            for every image: in each block the first k, k = round(rate * groups)
+            with the rounding error carried from block to block (DMNN and
+            ConvNet-AIG; see `dmnn_keras.force_gates`).
         seed: None or int, seed of the gate noise.
         dependent: "aig"/"channel": True for input-dependent gates, False for
             one learned logit pair per gate shared by all inputs (pruning

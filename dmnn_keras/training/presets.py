@@ -36,7 +36,7 @@ Presets:
 import dataclasses
 from typing import Optional, Union
 
-from dmnn_keras.training.registry import get_model_entry
+from dmnn_keras.training.registry import FAMILY_STAGES, get_model_entry
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 SCHEDULES = ("cosine", "step", "constant")
@@ -152,6 +152,11 @@ def check_config(config):
     from dmnn_keras.models.gating import check_groups
 
     check_groups(config.groups)
+    entry = get_model_entry(config.model)
+    stages = FAMILY_STAGES[entry.family]
+    if isinstance(config.groups, (list, tuple)) and entry.multi_path and len(config.groups) != stages:
+        _fail("groups", tuple(config.groups),
+              f"an int or {stages} ints (one per stage of model={config.model!r})")
     for name in ("max_train_examples", "max_eval_examples", "image_size"):
         value = getattr(config, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -43,6 +43,8 @@ from dmnn_keras.models import (
 )
 
 FAMILIES = ("resnet", "mobilenet")
+# Stages of each family: a per-stage `groups` has one int per stage.
+FAMILY_STAGES = {"resnet": 4, "mobilenet": 7}
 
 
 @dataclasses.dataclass(frozen=True)

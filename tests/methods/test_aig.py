@@ -77,6 +77,8 @@ def test_profile_force_gates_and_round_trip(tmp_path, make_images):
     assert full["flops_ratio"] == 1.0 and full["controller_params"] > 0
     off = dk.profile(dk.force_gates(model, 0.0), x)
     assert off["flops_ratio"] == pytest.approx(off["always_on_flops"] / off["flops"])
+    half = dk.predict_gates(dk.force_gates(model, 0.5), x)  # one gate per block: alternate
+    assert [float(g[0, 0]) for g in half.values()] == [1.0, 0.0, 1.0, 0.0][:len(half)]
     path = str(tmp_path / "aig.keras")
     model.save(path)
     loaded = keras.models.load_model(path)

@@ -112,6 +112,24 @@ def test_force_gates():
         dk.force_gates(dk.ResNet(), 0.5)
 
 
+def test_force_gates_carries_rounding_across_blocks():
+    # Per-stage groups (1, 1, 4, 4): plain rounding would turn every one-sub-block
+    # block off at rate 0.5; the carried error alternates them instead.
+    model = dk.DMNNResNet(stack_sizes=(2, 2, 1, 1), groups=(1, 1, 4, 4), seed=0)
+    gates = dk.predict_gates(dk.force_gates(model, 0.5), images(3))
+    on = {name: g[0].tolist() for name, g in gates.items()}
+    assert on == {
+        "conv2_block1": [1.0], "conv2_block2": [0.0], "conv3_block1": [1.0],
+        "conv3_block2": [0.0], "conv4_block1": [1.0, 1.0, 0.0, 0.0],
+        "conv5_block1": [1.0, 1.0, 0.0, 0.0],
+    }
+    assert all((g == g[:1]).all() for g in gates.values())  # the same for every image
+    total = sum(g.shape[1] for g in gates.values())
+    assert sum(sum(v) for v in on.values()) == total / 2
+    assert dk.models.carried_active(0.3, 4, 0, 0.0) == (1, pytest.approx(0.2))
+    assert dk.models.carried_active(0.0, 4, 1, 0.0) == (1, -1.0)  # min_active wins
+
+
 @pytest.mark.parametrize("builder, kwargs, name", [
     (dk.DMNNResNet, {"groups": 0}, "groups"),
     (dk.DMNNResNet, {"groups": 3}, "groups"),

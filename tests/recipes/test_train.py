@@ -61,11 +61,13 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     ("--epochs=0", "epochs must be an int >= 1"),
     ("--stack_sizes=1,x,1,1", "stack_sizes must be comma-separated ints"),
     ("--groups=1,0,4,4", "groups must be an int >= 1 or one such int per stage"),
+    ("--groups=1,1,4", r"groups must be an int or 4 ints \(one per stage of model='dmnn_resnet'\)"),
+    ("--model=dmnn_mobilenet_v2 --groups=1,1,4,4", "groups must be an int or 7 ints"),
 ])
 def test_flag_errors_raise_usage_errors(flag, message):
     train = load_recipe(TRAIN, "recipes_train")
 
-    train.FLAGS(["train.py", flag])
+    train.FLAGS(["train.py"] + flag.split())
     try:
         with pytest.raises(app.UsageError, match=message):
             train.main(["train.py"])
