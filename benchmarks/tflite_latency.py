@@ -36,6 +36,8 @@ RATES = (1.0, 0.75, 0.5, 0.25)
 # Per-stage groups: whole-block gates where feature maps are large (narrow
 # sub-blocks there are slow per MAC in XNNPACK), 4 (2) sub-blocks deeper.
 RESNET_STAGE_GROUPS = (1, 1, 4, 4)
+# Two wider sub-blocks in the low-resolution stages: less split overhead.
+RESNET_STAGE_GROUPS_2 = (1, 1, 2, 2)
 MOBILENET_STAGE_GROUPS = (1, 1, 1, 1, 2, 2, 2)
 
 
@@ -208,8 +210,10 @@ def main():
     cifar_test = dk.data.load_dataset("cifar10", "test", batch_size=100, training=False)
     cifar_images = next(iter(cifar_test))[0].numpy()
     if "cifar" in models:
-        bench_backbone("CIFAR DMNN-ResNet (32x32)", [("groups=4", dk.DMNNResNet(seed=0))],
-                       dk.ResNet(), cifar_images, args, tmp, rows)
+        bench_backbone("CIFAR DMNN-ResNet (32x32)", [
+            ("groups=4", dk.DMNNResNet(seed=0)),
+            (f"groups={RESNET_STAGE_GROUPS}", dk.DMNNResNet(groups=RESNET_STAGE_GROUPS, seed=0)),
+        ], dk.ResNet(), cifar_images, args, tmp, rows)
     if "mobilenetv2" in models:
         images = rng.uniform(0, 255, (10, 224, 224, 3)).astype("float32")
         bench_backbone("DMNN-MobileNetV2 (224)", [
@@ -221,6 +225,7 @@ def main():
         bench_backbone("DMNN-ResNet-50 (224)", [
             ("groups=4", dk.DMNNResNet50(seed=0)),
             (f"groups={RESNET_STAGE_GROUPS}", dk.DMNNResNet50(groups=RESNET_STAGE_GROUPS, seed=0)),
+            (f"groups={RESNET_STAGE_GROUPS_2}", dk.DMNNResNet50(groups=RESNET_STAGE_GROUPS_2, seed=0)),
         ], dk.ResNet50(), images, args, tmp, rows)
 
     # Learned gates and int8 on a trained CIFAR model.
@@ -272,7 +277,7 @@ def main():
         "exported without any IF (every sub-block runs), i.e. what the conditional execution "
         "itself costs or saves. Dynamic rows: the controllers switch on a fixed share of "
         "sub-blocks at run time (gate logits set to +-1; first k sub-blocks of each block, "
-        "k = round(rate x G) with the rounding error carried to the next block), so the `IF` ops "
+        "k = round(rate x G) with the rounding error carried to the next block, as `force_gates`), so the `IF` ops "
         "run as with learned gates. 224x224 models have random weights (latency does not "
         "depend on them). Per-stage `groups` keep whole-block gates (1 sub-block) in the "
         "high-resolution stages.",

@@ -429,6 +429,32 @@ def _runtime_zeros(x, shape):
     return tf.broadcast_to(scalar, shape)
 
 
+def _conditional_sum(x, shortcut, gates, path_fns, post, out_shape):
+    """`post(shortcut + sum_j gate_j path_j(x))` with one `tf.cond` per sub-block.
+
+    The block's final activation `post` goes into the last IF's branches, where
+    TFLite fuses it into the ADD; after the IF it would be one more pass over
+    the block output.
+    """
+    total = shortcut
+    for j, fn in enumerate(path_fns):
+        on = gates[0, j] > 0.5
+        finish = post if j == len(path_fns) - 1 else tf.identity
+        if total is None:
+            # No shortcut: the first sub-block starts the sum; if it is off
+            # the sum starts at zeros computed at run time (no constant).
+            total = tf.cond(
+                on, (lambda fn, finish: lambda: finish(fn(x)))(fn, finish),
+                lambda: _runtime_zeros(x, out_shape),
+            )
+        else:
+            total = tf.cond(
+                on, (lambda fn, acc, finish: lambda: finish(acc + fn(x)))(fn, total, finish),
+                (lambda acc, finish: lambda: finish(acc))(total, finish),
+            )
+    return total
+
+
 @register_converter(MultiPathBlock)
 def _convert_multi_path_block(layer, inputs, ctx):
     if layer.gated:
@@ -458,27 +484,8 @@ def _convert_multi_path_block(layer, inputs, ctx):
                 "mode='dynamic' needs a batch-1 graph with static shapes. "
                 f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
             )
-        # The block's final ReLU goes into the last IF's branches, where TFLite
-        # fuses it into the ADD; after the IF it would be one more pass over
-        # the block output.
         post = tf.nn.relu if layer.kind == "bottleneck" else tf.identity
-        total = shortcut
-        for j, fn in enumerate(path_fns):
-            on = gates[0, j] > 0.5
-            finish = post if j == layer.groups - 1 else tf.identity
-            if total is None:
-                # No shortcut: the first sub-block starts the sum; if it is off
-                # the sum starts at zeros computed at run time (no constant).
-                total = tf.cond(
-                    on, (lambda fn, finish: lambda: finish(fn(x)))(fn, finish),
-                    lambda: _runtime_zeros(x, out_shape),
-                )
-            else:
-                total = tf.cond(
-                    on, (lambda fn, acc, finish: lambda: finish(acc + fn(x)))(fn, total, finish),
-                    (lambda acc, finish: lambda: finish(acc))(total, finish),
-                )
-        return total
+        return _conditional_sum(x, shortcut, gates, path_fns, post, out_shape)
     out = total if shortcut is None else shortcut + total
     return tf.nn.relu(out) if layer.kind == "bottleneck" else out
 
