@@ -1,6 +1,6 @@
 """Where a dynamic DMNN's TFLite time goes: one ResNet-50 bottleneck at each stage's size.
 
-    python benchmarks/tflite_block_cost.py [--runs 100]
+    python benchmarks/tflite_block_cost.py [--runs 15] [--rounds 20]
 
 For a stride-1 bottleneck of each ResNet-50 stage (56x56x256, 28x28x512,
 14x14x1024, 7x7x2048) it times, with XNNPACK at batch 1 and 1 thread:
@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.report import write_section  # noqa: E402
+from dmnn_keras.export.graph import conditional_sum  # noqa: E402
 from dmnn_keras.layers.multi_path_block import bottleneck_path_width  # noqa: E402
 
 STAGES = ((56, 64), (28, 128), (14, 256), (7, 512))  # (spatial size, bottleneck width)
@@ -48,7 +49,7 @@ def _conv(x, kernel, relu=True):
 
 
 def block_functions(channels, width, groups, seed=0):
-    """(original, split, dynamic, pool_mean, pool_avg) TF functions of one bottleneck."""
+    """(original, split, dynamic, dynamic_relu_after, pool_mean, pool_avg) TF functions of one bottleneck."""
     path_width = bottleneck_path_width(channels, width, channels, groups)
     rng = np.random.default_rng(seed)
     full = [rng.standard_normal(s).astype("float32") * 0.05
@@ -70,12 +71,13 @@ def block_functions(channels, width, groups, seed=0):
             total = total + path(x, weights)
         return tf.nn.relu(total)
 
-    def dynamic(x, gates):
-        total = x
-        for j, weights in enumerate(paths):
-            total = tf.cond(gates[j] > 0.5,
-                            (lambda w, acc: lambda: acc + path(x, w))(weights, total),
-                            (lambda acc: lambda: tf.identity(acc))(total))
+    path_fns = [(lambda w: lambda t: path(t, w))(weights) for weights in paths]
+
+    def dynamic(x, gates):  # the exporter's chain of IFs
+        return conditional_sum(x, x, tf.reshape(gates, [1, -1]), path_fns, tf.nn.relu, None)
+
+    def dynamic_relu_after(x, gates):  # the same, with the ReLU as one more op after the last IF
+        total = conditional_sum(x, x, tf.reshape(gates, [1, -1]), path_fns, tf.identity, None)
         return tf.nn.relu(total)
 
     dense = _kernel(rng, channels, 32)
@@ -87,7 +89,7 @@ def block_functions(channels, width, groups, seed=0):
         pooled = tf.nn.avg_pool2d(x, x.shape[1:3], 1, "VALID")
         return tf.nn.relu(tf.matmul(tf.reshape(pooled, [1, -1]), dense))
 
-    return path_width, original, split, dynamic, pool_mean, pool_avg
+    return path_width, original, split, dynamic, dynamic_relu_after, pool_mean, pool_avg
 
 
 def convert(fn, size, channels, groups, path):
@@ -128,7 +130,8 @@ def interleaved_ms(models, runs, rounds=3):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=15, help="runs per model and round")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds alternating between the models")
     parser.add_argument("--groups", type=int, default=4)
     args = parser.parse_args()
     g = args.groups
@@ -138,7 +141,8 @@ def main():
     rows = []
     for size, width in STAGES:
         channels = 4 * width
-        path_width, original, split, dynamic, pool_mean, pool_avg = block_functions(channels, width, g)
+        path_width, original, split, dynamic, relu_after, pool_mean, pool_avg = block_functions(
+            channels, width, g)
         name = f"{tmp}/{size}"
         models = [
             (convert(original, size, channels, 0, name + "_orig.tflite"), None),
@@ -148,31 +152,36 @@ def main():
         half = [1.0] * (g // 2) + [0.0] * (g - g // 2)
         models += [(dyn, [1.0] * g), (dyn, half), (dyn, [0.0] * g),
                    (convert(pool_mean, size, channels, 0, name + "_mean.tflite"), None),
-                   (convert(pool_avg, size, channels, 0, name + "_avg.tflite"), None)]
-        ms = interleaved_ms(models, args.runs)
+                   (convert(pool_avg, size, channels, 0, name + "_avg.tflite"), None),
+                   (convert(relu_after, size, channels, g, name + "_relu_after.tflite"), [1.0] * g)]
+        ms = interleaved_ms(models, args.runs, args.rounds)
         base = ms[0]
         rows.append((f"{size}x{size}x{channels}", width, path_width, base, ms[1] / base, ms[2] / base,
-                     ms[3] / base, ms[4] / base, 1e3 * ms[5], 1e3 * ms[6]))
+                     ms[3] / base, ms[4] / base, 1e3 * ms[5], 1e3 * ms[6], ms[7] / base))
         print(rows[-1], flush=True)
     body = [
-        f"One stride-1 ResNet-50 bottleneck per stage, batch 1, XNNPACK, 1 thread, median over 3 x "
-        f"{args.runs} runs (rounds alternate between the models). `split`: the block as {g} "
+        f"One stride-1 ResNet-50 bottleneck per stage, batch 1, XNNPACK, 1 thread, median over "
+        f"{args.rounds} x {args.runs} runs (rounds alternate between the models). `split`: the block as {g} "
         "parameter-preserving sub-blocks summed, no IF (DMNN static mode). `IF`: one tf.cond per "
-        "sub-block as the exporter builds it. Ratios are relative to the original block. The last two "
-        "columns: the gate controller's global average pool + Dense(32) as TFLite MEAN and as "
+        "sub-block as the exporter builds it (`conditional_sum`: the block's ReLU fused into the last "
+        "IF's ADD); `ReLU after the IF`: the same with all on but the ReLU as a separate op after the "
+        "last IF (the exporter before this change). Ratios are relative to the original block. The "
+        "pool columns: the gate controller's global average pool + Dense(32) as TFLite MEAN and as "
         "AVERAGE_POOL_2D (the exporter's choice), in microseconds.",
         "",
         f"| block input | width | sub-block width | original ms | split | IF, all {g} on | IF, {g // 2} on "
-        "| IF, none on | pool as MEAN us | pool as AVERAGE_POOL_2D us |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| IF, none on | IF, all {g} on, ReLU after the IF | pool as MEAN us | pool as AVERAGE_POOL_2D us |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for shape, width, pw, base, sp, on, half, off, mean_us, avg_us in rows:
+    for shape, width, pw, base, sp, on, half, off, mean_us, avg_us, relu_after in rows:
         body.append(f"| {shape} | {width} | {pw} | {base:.2f} | {sp:.2f}x | {on:.2f}x | {half:.2f}x | "
-                    f"{off:.2f}x | {mean_us:.0f} | {avg_us:.0f} |")
+                    f"{off:.2f}x | {relu_after:.2f}x | {mean_us:.0f} | {avg_us:.0f} |")
     body += ["", "Narrow sub-blocks cost most where feature maps are large (their full-width outputs are "
              "memory traffic), which is why per-stage `groups` such as `(1, 1, 4, 4)` keep whole-block "
              "gates in the first two ResNet stages (tflite_latency section). `IF, none on` is what the "
-             "IF ops cost by themselves: TFLite copies each branch's inputs and outputs."]
+             "IF ops cost by themselves: LiteRT hands the branch inputs over without copying and lets "
+             "a taken branch write into the IF's output, but an else branch that passes the running sum "
+             "through copies it (one full-width memcpy per sub-block that is off)."]
     write_section("tflite_block_cost", "\n".join(body))
     print("\n".join(body))
 

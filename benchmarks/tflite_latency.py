@@ -1,6 +1,6 @@
 """Batch-1 TFLite latency (ai-edge-litert, XNNPACK): static vs dynamic DMNN, and int8 accuracy.
 
-    python -m benchmarks.tflite_latency [--models cifar,mobilenetv2,resnet50] [--runs 50]
+    python -m benchmarks.tflite_latency [--models cifar,mobilenetv2,resnet50] [--runs 15] [--rounds 10]
         [--train_seconds 240] [--trained_model PATH.keras]
 
 For each backbone: the static twin (original network), and per `groups`
@@ -158,7 +158,7 @@ def bench_backbone(name, configs, static_twin, images, args, tmp, rows):
                 copy, f"{tmp}/{name}_{c}_dyn{rate}.tflite")["path"], flops))
             del copy
     for threads in (1, 2):
-        times = interleaved_latency_ms([f[2] for f in files], images, threads, args.runs)
+        times = interleaved_latency_ms([f[2] for f in files], images, threads, args.runs, args.rounds)
         base = times[0]
         static_mode = {}
         for (config, label, path, flops), ms in zip(files, times):
@@ -198,7 +198,9 @@ def target_summary(rows):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="cifar,mobilenetv2,resnet50")
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=15, help="runs per model and round")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="rounds alternating between the models (many short rounds spread the drift of a shared machine over all of them)")
     parser.add_argument("--train_seconds", type=float, default=240)
     parser.add_argument("--trained_model", default=None)
     args = parser.parse_args()
@@ -245,7 +247,7 @@ def main():
         full = dk.profile(model)["flops"]
         twin_flops = dk.profile(dk.ResNet())["flops"]
         for threads in (1, 2):
-            base = latency_ms(twin, cifar_images, threads, args.runs)
+            base = latency_ms(twin, cifar_images, threads, args.runs, args.rounds)
             lat, flops = per_image_latency(f32["path"], cifar_images, threads)
             trained_rows.append((threads, base, float(np.median(lat)), float(np.mean(lat)),
                                  float(np.mean(flops)) / twin_flops, float(np.mean(flops)) / full))
@@ -263,14 +265,14 @@ def main():
         keras_acc = model.evaluate(cifar_test, verbose=0, return_dict=True)["accuracy"]
         for label, p in variants.items():
             acc, mean_flops = tflite_accuracy(p, cifar_test)
-            int8_rows.append((label, acc, latency_ms(p, cifar_images, 1, args.runs),
+            int8_rows.append((label, acc, latency_ms(p, cifar_images, 1, args.runs, args.rounds),
                               os.path.getsize(p) / 1e6, mean_flops / full))
             print(int8_rows[-1], flush=True)
 
     load_after = os.getloadavg()
     body = [
         "Batch 1, ai-edge-litert Interpreter (XNNPACK, the default delegate), median over "
-        f"3 x {args.runs} runs after 5 warm-up runs; the rounds alternate between all files of a "
+        f"{args.rounds} x {args.runs} runs after 5 warm-up runs; the rounds alternate between all files of a "
         "backbone, so slow periods of the machine hit them alike. `vs twin`: latency and FLOPs "
         "relative to the static twin (the same builder with groups=1 and no gates, i.e. the "
         "original ResNet / MobileNetV2). `vs static mode`: latency relative to the same DMNN "

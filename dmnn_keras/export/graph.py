@@ -429,12 +429,24 @@ def _runtime_zeros(x, shape):
     return tf.broadcast_to(scalar, shape)
 
 
-def _conditional_sum(x, shortcut, gates, path_fns, post, out_shape):
+def conditional_sum(x, shortcut, gates, path_fns, post, out_shape):
     """`post(shortcut + sum_j gate_j path_j(x))` with one `tf.cond` per sub-block.
 
-    The block's final activation `post` goes into the last IF's branches, where
-    TFLite fuses it into the ADD; after the IF it would be one more pass over
-    the block output.
+    Args:
+        x: the block input `[1, H, W, C]`.
+        shortcut: `[1, H', W', F]`, or None (the sum then starts at the first
+            sub-block, or at zeros computed at run time if it is off).
+        gates: `[1, G]` 0/1 floats.
+        path_fns: G functions `x -> [1, H', W', F]` that create their weights
+            inside (they run inside the branch functions).
+        post: the block's final activation (e.g. `tf.nn.relu`).
+        out_shape: `[1, H', W', F]` (used when `shortcut` is None).
+
+    The running sum is passed through each `tf.cond`
+    (`cond(g, lambda: acc + path(x), lambda: acc)`), so nothing but the branch
+    weights is stored. `post` goes into the last IF's branches, where TFLite
+    fuses it into the ADD; after the IF it would be one more pass over the
+    block output (benchmarks/tflite_block_cost.py).
     """
     total = shortcut
     for j, fn in enumerate(path_fns):
@@ -485,7 +497,7 @@ def _convert_multi_path_block(layer, inputs, ctx):
                 f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
             )
         post = tf.nn.relu if layer.kind == "bottleneck" else tf.identity
-        return _conditional_sum(x, shortcut, gates, path_fns, post, out_shape)
+        return conditional_sum(x, shortcut, gates, path_fns, post, out_shape)
     out = total if shortcut is None else shortcut + total
     return tf.nn.relu(out) if layer.kind == "bottleneck" else out
 
