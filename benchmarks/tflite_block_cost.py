@@ -49,7 +49,7 @@ def _conv(x, kernel, relu=True):
 
 
 def block_functions(channels, width, groups, seed=0):
-    """(original, split, dynamic, dynamic_relu_after, pool_mean, pool_avg) TF functions of one bottleneck."""
+    """(original, split, dynamic, dynamic_relu_inside, pool_mean, pool_avg) TF functions of one bottleneck."""
     path_width = bottleneck_path_width(channels, width, channels, groups)
     rng = np.random.default_rng(seed)
     full = [rng.standard_normal(s).astype("float32") * 0.05
@@ -73,12 +73,17 @@ def block_functions(channels, width, groups, seed=0):
 
     path_fns = [(lambda w: lambda t: path(t, w))(weights) for weights in paths]
 
-    def dynamic(x, gates):  # the exporter's chain of IFs
-        return conditional_sum(x, x, tf.reshape(gates, [1, -1]), path_fns, tf.nn.relu, None)
+    def dynamic(x, gates):  # the exporter's chain of IFs, ReLU after the last one
+        return tf.nn.relu(conditional_sum(x, x, tf.reshape(gates, [1, -1]), path_fns, None))
 
-    def dynamic_relu_after(x, gates):  # the same, with the ReLU as one more op after the last IF
-        total = conditional_sum(x, x, tf.reshape(gates, [1, -1]), path_fns, tf.identity, None)
-        return tf.nn.relu(total)
+    def dynamic_relu_inside(x, gates):  # the block's ReLU fused into the last IF's ADD instead
+        total = x
+        for j, fn in enumerate(path_fns):
+            finish = tf.nn.relu if j == len(path_fns) - 1 else tf.identity
+            total = tf.cond(gates[j] > 0.5,
+                            (lambda fn, acc, finish: lambda: finish(acc + fn(x)))(fn, total, finish),
+                            (lambda acc, finish: lambda: finish(acc))(total, finish))
+        return total
 
     dense = _kernel(rng, channels, 32)
 
@@ -89,7 +94,7 @@ def block_functions(channels, width, groups, seed=0):
         pooled = tf.nn.avg_pool2d(x, x.shape[1:3], 1, "VALID")
         return tf.nn.relu(tf.matmul(tf.reshape(pooled, [1, -1]), dense))
 
-    return path_width, original, split, dynamic, dynamic_relu_after, pool_mean, pool_avg
+    return path_width, original, split, dynamic, dynamic_relu_inside, pool_mean, pool_avg
 
 
 def convert(fn, size, channels, groups, path):
@@ -141,7 +146,7 @@ def main():
     rows = []
     for size, width in STAGES:
         channels = 4 * width
-        path_width, original, split, dynamic, relu_after, pool_mean, pool_avg = block_functions(
+        path_width, original, split, dynamic, relu_inside, pool_mean, pool_avg = block_functions(
             channels, width, g)
         name = f"{tmp}/{size}"
         models = [
@@ -153,7 +158,7 @@ def main():
         models += [(dyn, [1.0] * g), (dyn, half), (dyn, [0.0] * g),
                    (convert(pool_mean, size, channels, 0, name + "_mean.tflite"), None),
                    (convert(pool_avg, size, channels, 0, name + "_avg.tflite"), None),
-                   (convert(relu_after, size, channels, g, name + "_relu_after.tflite"), [1.0] * g)]
+                   (convert(relu_inside, size, channels, g, name + "_relu_inside.tflite"), [1.0] * g)]
         ms = interleaved_ms(models, args.runs, args.rounds)
         base = ms[0]
         rows.append((f"{size}x{size}x{channels}", width, path_width, base, ms[1] / base, ms[2] / base,
@@ -163,19 +168,19 @@ def main():
         f"One stride-1 ResNet-50 bottleneck per stage, batch 1, XNNPACK, 1 thread, median over "
         f"{args.rounds} x {args.runs} runs (rounds alternate between the models). `split`: the block as {g} "
         "parameter-preserving sub-blocks summed, no IF (DMNN static mode). `IF`: one tf.cond per "
-        "sub-block as the exporter builds it (`conditional_sum`: the block's ReLU fused into the last "
-        "IF's ADD); `ReLU after the IF`: the same with all on but the ReLU as a separate op after the "
-        "last IF (the exporter before this change). Ratios are relative to the original block. The "
+        "sub-block as the exporter builds it (`conditional_sum`, then the ReLU); `ReLU inside the last "
+        "IF`: the same with all on but the ReLU fused into the last IF's ADD (one op fewer, tried and "
+        "not adopted: no faster within the noise). Ratios are relative to the original block. The "
         "pool columns: the gate controller's global average pool + Dense(32) as TFLite MEAN and as "
         "AVERAGE_POOL_2D (the exporter's choice), in microseconds.",
         "",
         f"| block input | width | sub-block width | original ms | split | IF, all {g} on | IF, {g // 2} on "
-        f"| IF, none on | IF, all {g} on, ReLU after the IF | pool as MEAN us | pool as AVERAGE_POOL_2D us |",
+        f"| IF, none on | IF, all {g} on, ReLU inside the last IF | pool as MEAN us | pool as AVERAGE_POOL_2D us |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for shape, width, pw, base, sp, on, half, off, mean_us, avg_us, relu_after in rows:
+    for shape, width, pw, base, sp, on, half, off, mean_us, avg_us, relu_inside in rows:
         body.append(f"| {shape} | {width} | {pw} | {base:.2f} | {sp:.2f}x | {on:.2f}x | {half:.2f}x | "
-                    f"{off:.2f}x | {relu_after:.2f}x | {mean_us:.0f} | {avg_us:.0f} |")
+                    f"{off:.2f}x | {relu_inside:.2f}x | {mean_us:.0f} | {avg_us:.0f} |")
     body += ["", "Narrow sub-blocks cost most where feature maps are large (their full-width outputs are "
              "memory traffic), which is why per-stage `groups` such as `(1, 1, 4, 4)` keep whole-block "
              "gates in the first two ResNet stages (tflite_latency section). `IF, none on` is what the "

@@ -429,8 +429,8 @@ def _runtime_zeros(x, shape):
     return tf.broadcast_to(scalar, shape)
 
 
-def conditional_sum(x, shortcut, gates, path_fns, post, out_shape):
-    """`post(shortcut + sum_j gate_j path_j(x))` with one `tf.cond` per sub-block.
+def conditional_sum(x, shortcut, gates, path_fns, out_shape):
+    """`shortcut + sum_j gate_j path_j(x)` with one `tf.cond` per sub-block.
 
     Args:
         x: the block input `[1, H, W, C]`.
@@ -439,30 +439,24 @@ def conditional_sum(x, shortcut, gates, path_fns, post, out_shape):
         gates: `[1, G]` 0/1 floats.
         path_fns: G functions `x -> [1, H', W', F]` that create their weights
             inside (they run inside the branch functions).
-        post: the block's final activation (e.g. `tf.nn.relu`).
         out_shape: `[1, H', W', F]` (used when `shortcut` is None).
 
     The running sum is passed through each `tf.cond`
     (`cond(g, lambda: acc + path(x), lambda: acc)`), so nothing but the branch
-    weights is stored. `post` goes into the last IF's branches, where TFLite
-    fuses it into the ADD; after the IF it would be one more pass over the
-    block output (benchmarks/tflite_block_cost.py).
+    weights is stored. (Moving the block's ReLU into the last IF's ADD measured
+    no faster: benchmarks/tflite_block_cost.py.)
     """
     total = shortcut
     for j, fn in enumerate(path_fns):
         on = gates[0, j] > 0.5
-        finish = post if j == len(path_fns) - 1 else tf.identity
         if total is None:
             # No shortcut: the first sub-block starts the sum; if it is off
             # the sum starts at zeros computed at run time (no constant).
-            total = tf.cond(
-                on, (lambda fn, finish: lambda: finish(fn(x)))(fn, finish),
-                lambda: _runtime_zeros(x, out_shape),
-            )
+            total = tf.cond(on, (lambda fn: lambda: fn(x))(fn), lambda: _runtime_zeros(x, out_shape))
         else:
             total = tf.cond(
-                on, (lambda fn, acc, finish: lambda: finish(acc + fn(x)))(fn, total, finish),
-                (lambda acc, finish: lambda: finish(acc))(total, finish),
+                on, (lambda fn, acc: lambda: acc + fn(x))(fn, total),
+                (lambda acc: lambda: tf.identity(acc))(total),
             )
     return total
 
@@ -496,8 +490,8 @@ def _convert_multi_path_block(layer, inputs, ctx):
                 "mode='dynamic' needs a batch-1 graph with static shapes. "
                 f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
             )
-        post = tf.nn.relu if layer.kind == "bottleneck" else tf.identity
-        return conditional_sum(x, shortcut, gates, path_fns, post, out_shape)
+        out = conditional_sum(x, shortcut, gates, path_fns, out_shape)
+        return tf.nn.relu(out) if layer.kind == "bottleneck" else out
     out = total if shortcut is None else shortcut + total
     return tf.nn.relu(out) if layer.kind == "bottleneck" else out
 
