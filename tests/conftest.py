@@ -6,3 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _SHARED_TFDS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tfds")
 if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED_TFDS):
     os.environ["TFDS_DATA_DIR"] = os.path.abspath(_SHARED_TFDS)
+elif os.environ.get("TFDS_DATA_DIR") and "://" not in os.environ["TFDS_DATA_DIR"]:
+    # A relative dir (the README's `TFDS_DATA_DIR=../shared/tfds`) must survive
+    # tests that change the working directory (README snippets, notebooks).
+    os.environ["TFDS_DATA_DIR"] = os.path.abspath(os.environ["TFDS_DATA_DIR"])
