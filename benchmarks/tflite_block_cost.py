@@ -169,8 +169,8 @@ def main():
         f"{args.rounds} x {args.runs} runs (rounds alternate between the models). `split`: the block as {g} "
         "parameter-preserving sub-blocks summed, no IF (DMNN static mode). `IF`: one tf.cond per "
         "sub-block as the exporter builds it (`conditional_sum`, then the ReLU); `ReLU inside the last "
-        "IF`: the same with all on but the ReLU fused into the last IF's ADD (one op fewer, tried and "
-        "not adopted: no faster within the noise). Ratios are relative to the original block. The "
+        "IF`: the same with all on but the ReLU fused into the last IF's ADD (one op fewer; tried and "
+        "not adopted: not consistently faster across runs). Ratios are relative to the original block. The "
         "pool columns: the gate controller's global average pool + Dense(32) as TFLite MEAN and as "
         "AVERAGE_POOL_2D (the exporter's choice), in microseconds.",
         "",

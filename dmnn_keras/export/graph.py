@@ -443,8 +443,8 @@ def conditional_sum(x, shortcut, gates, path_fns, out_shape):
 
     The running sum is passed through each `tf.cond`
     (`cond(g, lambda: acc + path(x), lambda: acc)`), so nothing but the branch
-    weights is stored. (Moving the block's ReLU into the last IF's ADD measured
-    no faster: benchmarks/tflite_block_cost.py.)
+    weights is stored. (Moving the block's ReLU into the last IF's ADD was not
+    consistently faster across runs: benchmarks/tflite_block_cost.py.)
     """
     total = shortcut
     for j, fn in enumerate(path_fns):

@@ -131,7 +131,7 @@ def _fail(name, value, allowed):
 
 def check_config(config):
     """Raises ValueError naming the first bad field of `config`."""
-    get_model_entry(config.model)
+    entry = get_model_entry(config.model)
     from dmnn_keras.data import get_dataset_info  # imports TFDS lazily
 
     get_dataset_info(config.dataset)
@@ -152,7 +152,6 @@ def check_config(config):
     from dmnn_keras.models.gating import check_groups
 
     check_groups(config.groups)
-    entry = get_model_entry(config.model)
     stages = FAMILY_STAGES[entry.family]
     if isinstance(config.groups, (list, tuple)) and entry.multi_path and len(config.groups) != stages:
         _fail("groups", tuple(config.groups),

@@ -42,9 +42,12 @@ from dmnn_keras.models import (
     ResNet101,
 )
 
+from dmnn_keras.models.mobilenet_v2 import MOBILENET_V2_SPEC
+from dmnn_keras.models.resnet import RESNET_STACKS
+
 FAMILIES = ("resnet", "mobilenet")
 # Stages of each family: a per-stage `groups` has one int per stage.
-FAMILY_STAGES = {"resnet": 4, "mobilenet": 7}
+FAMILY_STAGES = {"resnet": len(RESNET_STACKS[50]), "mobilenet": len(MOBILENET_V2_SPEC)}
 
 
 @dataclasses.dataclass(frozen=True)
