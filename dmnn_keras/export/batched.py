@@ -7,7 +7,10 @@ def set_execution(model, execution):
     """Sets `execution` ("masked" or "gather") on every `MultiPathBlock` of `model`, in place.
 
     "gather" runs each sub-block only on the samples whose gate is on (inference
-    only; training still runs "masked"). The model's cached predict function is
+    only; training still runs "masked"): per block and call it either sorts the
+    samples by gate pattern and runs each pattern's sub-blocks on a contiguous
+    slice (large activations), or gathers the samples of each sub-block
+    (weights larger than the activations); see `MultiPathBlock`. The model's cached predict function is
     reset so that `predict` retraces. Outputs are unchanged (logits
     `[batch, num_classes]`).
 

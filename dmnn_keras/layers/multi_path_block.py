@@ -9,6 +9,8 @@ from dmnn_keras.flops import sequential_flops
 
 BLOCK_KINDS = ("bottleneck", "inverted_residual")
 EXECUTIONS = ("masked", "gather")
+PATTERN_MAX_GROUPS = 4  # 2**groups patterns: beyond 16 the per-pattern ops cost more than they save
+PATTERN_MIN_RATIO = 1.2  # pattern grouping when batch activations >= 1.2x the sub-block weights
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
@@ -65,12 +67,16 @@ class MultiPathBlock(keras.layers.Layer):
         expand: inverted_residual only; False for expansion ratio 1.
         execution: "masked" computes every sub-block and multiplies it by its
             gate (differentiable, batch-friendly). "gather" (inference only,
-            TensorFlow backend; training falls back to "masked"): each
-            sub-block runs only on the samples whose gate is on: skipped when
-            no sample needs it, run on the whole batch when all do, otherwise
-            run on the gathered samples and scatter-added into the running
-            sum (`tf.tensor_scatter_nd_add`, no full-size zero tensor per
-            sub-block). Same outputs as "masked".
+            TensorFlow backend; training falls back to "masked") computes
+            each sub-block only on the samples whose gate is on, in one of two
+            ways chosen per call. "pattern" (when the batch's activations
+            `batch*H*W*C` are at least 1.2x the sub-blocks' weights, and
+            groups <= 4): the samples are sorted by their on/off pattern, each
+            pattern present runs its sub-blocks on its contiguous slice, and
+            one gather restores the order. "sub_block" (otherwise): each
+            sub-block is skipped when no sample needs it, run on the whole
+            batch when all do, else run on the gathered samples and
+            scatter-added into the running sum. Same outputs as "masked".
 
     Call args:
         inputs: `x` `[batch, H, W, C]`, or `[x, gates]` with gates
@@ -237,8 +243,7 @@ class MultiPathBlock(keras.layers.Layer):
 
     def combine(self, shortcut, paths_sum):
         """Adds the shortcut and applies the block's final activation."""
-        out = paths_sum if shortcut is None else shortcut + paths_sum
-        return ops.relu(out) if self.kind == "bottleneck" else out
+        return self._activate(paths_sum if shortcut is None else shortcut + paths_sum)
 
     def call(self, inputs, training=None):
         if self.gated:
@@ -256,18 +261,49 @@ class MultiPathBlock(keras.layers.Layer):
             total = y if total is None else total + y
         return self.combine(self.run_shortcut(x, training), total)
 
-    def _call_gather(self, x, gates):
+    def _call_gather(self, x, gates, strategy=None):
+        """Gather execution by "pattern" or "sub_block"; None picks one (see `execution`)."""
+        import tensorflow as tf
+
+        if strategy is None and self.groups > PATTERN_MAX_GROUPS:
+            strategy = "sub_block"
+        if strategy is None:
+            elements = tf.cast(tf.reduce_prod(tf.shape(x)), tf.float32)  # batch * H * W * C
+            by_pattern = elements >= PATTERN_MIN_RATIO * self.path_weights
+            static = tf.get_static_value(by_pattern)
+            if static is None:  # batch unknown while tracing: decide per call
+                return tf.cond(
+                    by_pattern,
+                    lambda: self._gather_by_pattern(x, gates),
+                    lambda: self._gather_by_sub_block(x, gates),
+                )
+            strategy = "pattern" if static else "sub_block"
+        if strategy == "pattern":
+            return self._gather_by_pattern(x, gates)
+        return self._gather_by_sub_block(x, gates)
+
+    @property
+    def path_weights(self):
+        """Number of weights in all sub-blocks (what each group of samples re-reads)."""
+        return sum(int(math.prod(w.shape)) for path in self.paths for layer in path
+                   for w in layer.weights)
+
+    def _empty_output(self, x, n):
+        import tensorflow as tf
+
+        size = lambda d: (d + self.strides - 1) // self.strides
+        shape = tf.shape(x)
+        return tf.zeros([n, size(shape[1]), size(shape[2]), self.filters], x.dtype)
+
+    def _activate(self, total):
+        return ops.relu(total) if self.kind == "bottleneck" else total
+
+    def _gather_by_sub_block(self, x, gates):
+        """Each sub-block on the gathered samples that run it, scatter-added into the sum."""
         import tensorflow as tf
 
         shortcut = self.run_shortcut(x, training=False)
-        if shortcut is None:
-            size = lambda d: (d + self.strides - 1) // self.strides
-            shape = tf.shape(x)
-            total = tf.zeros(
-                [shape[0], size(shape[1]), size(shape[2]), self.filters], x.dtype
-            )
-        else:
-            total = shortcut
+        total = self._empty_output(x, tf.shape(x)[0]) if shortcut is None else shortcut
         batch = tf.shape(x)[0]
         for j in range(self.groups):
             on = gates[:, j] > 0.5
@@ -290,7 +326,49 @@ class MultiPathBlock(keras.layers.Layer):
                     tf.equal(count, 0), run_none, run_some
                 ),
             )
-        return ops.relu(total) if self.kind == "bottleneck" else total
+        return self._activate(total)
+
+    def _gather_by_pattern(self, x, gates):
+        """Samples sorted by gate pattern; each pattern's sub-blocks run on its contiguous slice.
+
+        `x` `[batch, H, W, C]` is permuted once so that samples with the same
+        on/off pattern (one of `2**groups`) are adjacent; every pattern present
+        runs its sub-blocks on its slice (sums stay small), and one gather
+        restores the order. Activations are copied twice per block instead of
+        once per sub-block; the weights are read once per pattern present.
+        """
+        import tensorflow as tf
+
+        patterns = 2 ** self.groups
+        bits = tf.cast(gates > 0.5, tf.int32) * (2 ** tf.range(self.groups))[None, :]
+        code = tf.reduce_sum(bits, axis=1)  # [batch]
+        order = tf.argsort(code, stable=True)
+        counts = tf.math.bincount(code, minlength=patterns, maxlength=patterns, dtype=tf.int32)
+        starts = tf.cumsum(counts, exclusive=True)
+        x_sorted = tf.gather(x, order)
+        shortcut = self.run_shortcut(x_sorted, training=False)
+        outputs = []
+        for pattern in range(patterns):
+            start, count = starts[pattern], counts[pattern]
+
+            def run(pattern=pattern, start=start, count=count):
+                xp = x_sorted[start:start + count]
+                total = None if shortcut is None else shortcut[start:start + count]
+                for j in range(self.groups):
+                    if pattern >> j & 1:
+                        y = self.run_path(xp, j, training=False)
+                        total = y if total is None else total + y
+                if total is None:
+                    total = self._empty_output(x, count)
+                return self._activate(total)
+
+            if pattern == 0:  # no sub-block: slicing the shortcut costs nothing
+                outputs.append(run())
+            else:
+                outputs.append(tf.cond(
+                    count > 0, run, lambda: self._empty_output(x, 0),
+                ))
+        return tf.gather(tf.concat(outputs, axis=0), tf.math.invert_permutation(order))
 
     def compute_output_shape(self, input_shape):
         return block_output_shape(input_shape, self.gated, self.strides, self.filters)

@@ -34,6 +34,52 @@ def test_gather_equals_masked(kind, kwargs):
     np.testing.assert_allclose(graph(x, off).numpy(), _masked(block, x, off), atol=1e-5)
 
 
+@pytest.mark.parametrize("kind,kwargs", CASES)
+@pytest.mark.parametrize("strategy", ["pattern", "sub_block"])
+def test_gather_strategies_equal_masked(kind, kwargs, strategy):
+    """Both ways of gathering give the masked outputs, eagerly and with an unknown batch."""
+    rng = np.random.RandomState(1)
+    x = rng.rand(16, 8, 8, 16).astype("float32")
+    gates = (rng.rand(16, 4) > 0.5).astype("float32")
+    gates[:3] = 0.0  # several samples with no sub-block on
+    block = MultiPathBlock(kind, groups=4, **kwargs)
+    masked = block([x, gates]).numpy()
+    np.testing.assert_allclose(block._call_gather(x, gates, strategy).numpy(), masked, atol=1e-5)
+    spec = [tf.TensorSpec([None, 8, 8, 16]), tf.TensorSpec([None, 4])]
+    graph = tf.function(lambda a, b: block._call_gather(a, b, strategy), input_signature=spec)
+    np.testing.assert_allclose(graph(x, gates).numpy(), masked, atol=1e-5)
+    np.testing.assert_allclose(graph(x[:1], gates[:1]).numpy(), masked[:1], atol=1e-5)
+
+
+def test_gather_picks_pattern_for_large_activations():
+    """"pattern" once batch*H*W*C >= 1.2x the sub-block weights; "sub_block" below, or with > 4 groups."""
+    block = MultiPathBlock("bottleneck", filters=16, groups=4, path_width=8)
+    x = np.random.RandomState(2).rand(1, 4, 4, 16).astype("float32")
+    gates = np.ones((1, 4), "float32")
+    block([x, gates])
+    per_sample = 4 * 4 * 16
+    threshold = int(np.ceil(1.2 * block.path_weights / per_sample))
+    calls = []
+    for name in ("_gather_by_pattern", "_gather_by_sub_block"):
+        original = getattr(block, name)
+        setattr(block, name, lambda a, b, name=name, original=original: calls.append(name)
+                or original(a, b))
+    block.execution = "gather"
+    for batch in (threshold - 1, threshold):
+        block([np.repeat(x, batch, 0), np.repeat(gates, batch, 0)])
+    assert calls == ["_gather_by_sub_block", "_gather_by_pattern"]
+    calls.clear()
+    spec = [tf.TensorSpec([None, 4, 4, 16]), tf.TensorSpec([None, 4])]
+    tf.function(lambda a, b: block([a, b]), input_signature=spec).get_concrete_function()
+    assert sorted(calls) == ["_gather_by_pattern", "_gather_by_sub_block"]  # tf.cond on the batch
+    wide = MultiPathBlock("bottleneck", filters=16, groups=5, path_width=4, execution="gather")
+    wide([np.repeat(x, 64, 0), np.ones((64, 5), "float32")])
+    calls.clear()
+    wide._gather_by_sub_block = lambda a, b: calls.append("sub_block") or a
+    wide([np.repeat(x, 64, 0), np.ones((64, 5), "float32")])
+    assert calls == ["sub_block"]
+
+
 def _masked(block, x, gates):
     block.execution = "masked"
     try:
