@@ -69,11 +69,12 @@ class MultiPathBlock(keras.layers.Layer):
             gate (differentiable, batch-friendly). "gather" (inference only,
             TensorFlow backend; training falls back to "masked") computes
             each sub-block only on the samples whose gate is on, in one of two
-            ways chosen per call. "pattern" (when the batch's activations
-            `batch*H*W*C` are at least 1.2x the sub-blocks' weights, and
-            groups <= 4): the samples are sorted by their on/off pattern, each
-            pattern present runs its sub-blocks on its contiguous slice, and
-            one gather restores the order. "sub_block" (otherwise): each
+            ways chosen per call. "pattern" (when the samples do not all share
+            one on/off pattern, the batch's activations `batch*H*W*C` are at
+            least 1.2x the sub-blocks' weights, and groups <= 4): the samples
+            are sorted by their on/off pattern, each pattern present runs its
+            sub-blocks on its contiguous slice, and one gather restores the
+            order. "sub_block" (otherwise): each
             sub-block is skipped when no sample needs it, run on the whole
             batch when all do, else run on the gathered samples and
             scatter-added into the running sum. Same outputs as "masked".
@@ -269,9 +270,11 @@ class MultiPathBlock(keras.layers.Layer):
             strategy = "sub_block"
         if strategy is None:
             elements = tf.cast(tf.reduce_prod(tf.shape(x)), tf.float32)  # batch * H * W * C
-            by_pattern = elements >= PATTERN_MIN_RATIO * self.path_weights
+            on = gates > 0.5
+            mixed = tf.reduce_any(tf.not_equal(on, on[:1]))  # more than one on/off pattern
+            by_pattern = tf.logical_and(elements >= PATTERN_MIN_RATIO * self.path_weights, mixed)
             static = tf.get_static_value(by_pattern)
-            if static is None:  # batch unknown while tracing: decide per call
+            if static is None:  # decided per call in a graph
                 return tf.cond(
                     by_pattern,
                     lambda: self._gather_by_pattern(x, gates),

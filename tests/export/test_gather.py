@@ -52,11 +52,15 @@ def test_gather_strategies_equal_masked(kind, kwargs, strategy):
 
 
 def test_gather_picks_pattern_for_large_activations():
-    """"pattern" once batch*H*W*C >= 1.2x the sub-block weights; "sub_block" below, or with > 4 groups."""
+    """"pattern" for mixed gates once batch*H*W*C >= 1.2x the sub-block weights.
+
+    "sub_block" below that, when every sample has the same gates, or with > 4 groups.
+    """
     block = MultiPathBlock("bottleneck", filters=16, groups=4, path_width=8)
     x = np.random.RandomState(2).rand(1, 4, 4, 16).astype("float32")
     gates = np.ones((1, 4), "float32")
     block([x, gates])
+    mixed = lambda n: np.array([[1, 0, 1, 0], [0, 1, 1, 1]] * n, "float32")[:n]
     per_sample = 4 * 4 * 16
     threshold = int(np.ceil(1.2 * block.path_weights / per_sample))
     calls = []
@@ -66,8 +70,9 @@ def test_gather_picks_pattern_for_large_activations():
                 or original(a, b))
     block.execution = "gather"
     for batch in (threshold - 1, threshold):
-        block([np.repeat(x, batch, 0), np.repeat(gates, batch, 0)])
-    assert calls == ["_gather_by_sub_block", "_gather_by_pattern"]
+        block([np.repeat(x, batch, 0), mixed(batch)])
+    block([np.repeat(x, threshold, 0), np.repeat(gates, threshold, 0)])  # one pattern: no sorting
+    assert calls == ["_gather_by_sub_block", "_gather_by_pattern", "_gather_by_sub_block"]
     calls.clear()
     spec = [tf.TensorSpec([None, 4, 4, 16]), tf.TensorSpec([None, 4])]
     tf.function(lambda a, b: block([a, b]), input_signature=spec).get_concrete_function()
