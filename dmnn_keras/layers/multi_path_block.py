@@ -288,8 +288,7 @@ class MultiPathBlock(keras.layers.Layer):
     @property
     def path_weights(self):
         """Number of weights in all sub-blocks (what each group of samples re-reads)."""
-        return sum(int(math.prod(w.shape)) for path in self.paths for layer in path
-                   for w in layer.weights)
+        return sum(layer.count_params() for path in self.paths for layer in path)
 
     def _empty_output(self, x, n):
         import tensorflow as tf
