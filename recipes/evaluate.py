@@ -6,9 +6,11 @@
 
 Writes into `--output_dir` (default: the model's directory + "/eval"):
 report.json (top1_error, params, flops, executed_flops_mean, flops_ratio,
-per-block execution rates, ...), flops_histogram.png (Fig. 5),
+per-block execution rates, gate_dynamics, ...), flops_histogram.png (Fig. 5),
 execution_heatmap.png (Fig. 7), flops_extremes.png (Fig. 6), and prints the
-paper-style markdown table row.
+summary (for gated models with the gate dynamics: distinct per-image costs,
+constant gates, spread of the FLOPs ratio, confidently correct vs
+misclassified images) and the paper-style markdown table row.
 """
 
 import os

@@ -8,6 +8,10 @@
   * `execution_rates` (block -> fraction of its sub-blocks run) and
     `path_rates` (block -> rate of each sub-block);
   * `executed_flops_percentiles` (min, 5, 50, 95, max);
+  * `gate_dynamics`: how much the gates vary from image to image
+    (`dmnn_keras.gate_statistics.gate_dynamics`: distinct per-image costs and
+    gate patterns, constant gates, spread of the per-image FLOPs ratio, mean
+    ratio of confidently correct vs misclassified images);
   * `eval_examples`, `model`, `dataset`, `split`, `flags` (the resolved
     config), `wall_time_seconds` and, for training runs, `train_seconds` and
     `epoch_seconds`;
@@ -18,6 +22,8 @@ import json
 import os
 
 import numpy as np
+
+from dmnn_keras.gate_statistics import gate_dynamics
 
 REPORT_FILE = "report.json"
 TABLE_HEADER = "| Model | Top-1 Err. (%) | Params | FLOPs | FLOPs ratio |\n|---|---|---|---|---|"
@@ -59,6 +65,8 @@ def build_report(evaluation, model_name, dataset, split, flags=None, **extra):
         },
         "execution_rates": stats["execution_rates"],
         "path_rates": stats["path_rates"],
+        "gate_dynamics": gate_dynamics(
+            evaluation["gates"], executed, stats["flops"], evaluation["logits"], evaluation["labels"]),
         "flags": flags or {},
     }
     report.update(extra)
@@ -75,6 +83,31 @@ def write_report(report, output_dir):
     return path
 
 
+def _ratio(value, count):
+    """`0.55 (812 images)`, or `- (0 images)` for an empty group."""
+    return f"{'-' if value is None else f'{value:.2f}'} ({count} image{'' if count == 1 else 's'})"
+
+
+def gate_dynamics_lines(dynamics):
+    """Readable lines of a report's `gate_dynamics` (none for a model without gates)."""
+    if not dynamics or not dynamics["total_gates"]:
+        return []
+    lines = [
+        f"  gate dynamics: {dynamics['distinct_costs']} distinct per-image costs, "
+        f"{dynamics['distinct_patterns']} gate patterns, "
+        f"{dynamics['constant_gates']}/{dynamics['total_gates']} gates constant, "
+        f"FLOPs ratio std {dynamics['flops_ratio_std']:.3f} "
+        f"(min {dynamics['flops_ratio_min']:.2f}, max {dynamics['flops_ratio_max']:.2f})"
+    ]
+    if dynamics["correct_confident_count"] is not None:
+        lines.append(
+            f"  FLOPs ratio of confidently correct images (p >= {dynamics['confident']:g}) "
+            f"{_ratio(dynamics['flops_ratio_correct_confident'], dynamics['correct_confident_count'])}, "
+            f"misclassified {_ratio(dynamics['flops_ratio_misclassified'], dynamics['misclassified_count'])}"
+        )
+    return lines
+
+
 def summary(report, output_dir):
     """The text printed at the end of a run."""
     lines = [
@@ -88,6 +121,7 @@ def summary(report, output_dir):
     if report["execution_rates"]:
         rates = "  ".join(f"{k}={v:.2f}" for k, v in report["execution_rates"].items())
         lines.append(f"  execution rates: {rates}")
+    lines += gate_dynamics_lines(report.get("gate_dynamics"))
     if "wall_time_seconds" in report:
         lines.append(f"  wall time {report['wall_time_seconds']:.0f} s")
     lines += ["", TABLE_HEADER, report["table_row"], "",
