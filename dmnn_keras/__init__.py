@@ -1,6 +1,7 @@
 """dmnn_keras: dynamic-inference CNNs for Keras 3."""
 
 from dmnn_keras import data, export, layers, training
+from dmnn_keras.batch_norm import recalibrate_batch_norm
 from dmnn_keras.export import to_saved_model, to_tflite
 from dmnn_keras.gate_statistics import gate_dynamics
 from dmnn_keras.gates import force_gates, predict_gates
@@ -41,5 +42,6 @@ from dmnn_keras.models import (
 )
 from dmnn_keras.profiling import profile
 from dmnn_keras.pruning import prune
+from dmnn_keras.warm_start import copy_static_weights, from_static
 
 __version__ = "0.1.0"

@@ -155,6 +155,7 @@ class AIGController(keras.layers.Layer):
                     [[0.0, self.on_bias]] * self.groups
                 ),
             )
+        self.gate.build((input_shape[0], self.groups))
         self.built = True
 
     def hidden(self, x, training=None):

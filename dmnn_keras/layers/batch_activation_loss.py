@@ -53,7 +53,7 @@ class BatchActivationLoss(ResourceLoss):
         return (ops.mean(executed) - self.always_on_flops) / max(self.gateable_flops, 1.0)
 
     def resource_loss(self, executed, rates):
-        gap = self.batch_activation(executed) - self.flops_target
+        gap = self.batch_activation(executed) - ops.convert_to_tensor(self.target)
         if self.one_sided:
             gap = ops.relu(gap)
         return ops.square(gap)

@@ -119,6 +119,7 @@ class GateController(keras.layers.Layer):
         if self.has_state_input:
             self.state_dense.build((x_shape[0], self.hidden_units))
         self.logits_dense.build((x_shape[0], self.hidden_units))
+        self.gate.build((x_shape[0], self.groups))
         if self.category_dense is not None:
             self.category_dense.build((x_shape[0], self.hidden_units))
         self.input_channels = int(x_shape[-1])

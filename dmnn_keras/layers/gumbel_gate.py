@@ -55,6 +55,16 @@ class GumbelGate(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def build(self, input_shape):
+        self.temperature_value = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.temperature),
+            trainable=False, dtype="float32", name="temperature_value",
+        )
+        self.noise_scale = self.add_weight(
+            shape=(), initializer="ones", trainable=False, dtype="float32", name="noise_scale",
+        )
+        self.built = True
+
     def call(self, logits, training=None):
         logits = ops.cast(logits, "float32")
         if training:
@@ -62,8 +72,9 @@ class GumbelGate(keras.layers.Layer):
                 ops.shape(logits), minval=1e-6, maxval=1.0 - 1e-6,
                 seed=self.seed_generator,
             )
-            noisy = logits + ops.log(uniform) - ops.log(1.0 - uniform)
-            soft = ops.sigmoid(noisy / self.temperature)
+            noise = ops.log(uniform) - ops.log(1.0 - uniform)
+            noisy = logits + ops.cast(self.noise_scale, "float32") * noise
+            soft = ops.sigmoid(noisy / ops.cast(self.temperature_value, "float32"))
             hard = self._harden(noisy)
             # Forward: exactly `hard` (soft - soft == 0); backward: d soft.
             return hard + (soft - ops.stop_gradient(soft))

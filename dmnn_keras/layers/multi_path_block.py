@@ -13,19 +13,35 @@ PATTERN_MAX_GROUPS = 4  # 2**groups patterns: beyond 16 the per-pattern ops cost
 PATTERN_MIN_RATIO = 1.2  # pattern grouping when batch activations >= 1.2x the sub-block weights
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+SPLITS = ("preserve", "partition")
 
 
-def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4):
-    """Width of each of `groups` bottleneck sub-blocks that keeps the block's parameters.
+def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4, split="preserve"):
+    """Width of each of `groups` bottleneck sub-blocks.
 
-    A bottleneck `in -> width (1x1) -> width (3x3) -> out (1x1)` has
+    `split="partition"`: `width / groups`, the sub-blocks partition the
+    static block's channels (the 3x3 keeps its `groups` diagonal blocks,
+    ResNeXt-like), so a trained static block's weights have a place in them
+    (`dmnn_keras.from_static`).
+
+    `split="preserve"` (the DMNN paper's): the width that keeps the block's
+    parameters. A bottleneck `in -> width (1x1) -> width (3x3) -> out (1x1)` has
     `in*w + 9*w*w + w*out` convolution weights. Splitting it into `groups`
     sub-blocks of width `p` gives `groups * (in*p + 9*p*p + p*out)`. The rule:
     `p` is the positive root of the equality, rounded to the nearest multiple of
     `divisor` (at least `divisor`). With groups=1 it returns `width`.
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
     if groups == 1:
         return width
+    if split == "partition":
+        if width % groups:
+            raise ValueError(
+                f"split='partition' needs groups to divide the bottleneck width {width}. "
+                f"Received: groups={groups}"
+            )
+        return width // groups
     original = in_channels * width + 9 * width * width + width * out_channels
     a, b, c = 9 * groups, groups * (in_channels + out_channels), -original
     root = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)

@@ -23,6 +23,17 @@ class ResourceLoss(keras.layers.Layer):
     The metrics `flops_ratio` and `execution_rate` (mean of rate_l) appear in
     `model.fit` logs.
 
+    Hitting the target (`dual_step > 0`): a fixed-weight squared penalty
+    settles where its pull balances the task loss's, above the target (the
+    paper's loss alone gave 0.62 for t = 0.5). A Lagrange multiplier `mu`
+    (non-trainable weight `multiplier`) adds `mu * (ratio - t)` to the loss
+    and rises by `dual_step * (ratio - t)` after every training step (dual
+    ascent), so it grows while the constraint is violated and the ratio
+    settles on `t` on average, whatever the task loss's pull.
+
+    The current target is the non-trainable weight `target` (starts at
+    `flops_target`; `dmnn_keras.training.FlopsTargetSchedule` anneals it).
+
     Args:
         flops_target: float in (0, 1].
         path_flops: list over gated blocks of lists of per-sub-block MACs.
@@ -31,6 +42,8 @@ class ResourceLoss(keras.layers.Layer):
         loss_weight: lambda, the weight of the whole resource loss.
         pair_flops: None, or a list over gated blocks of lists of
             `[i, j, MACs]` triples (gate indices within the block's gates).
+        dual_step: float >= 0, the step of the multiplier per training step
+            (0: the paper's penalty only).
 
     Subclasses change only the loss (`resource_loss`): they share the FLOPs
     accounting, the metrics and the place on the main path.
@@ -54,9 +67,12 @@ class ResourceLoss(keras.layers.Layer):
     """
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,
-                 pair_flops=None, **kwargs):
+                 pair_flops=None, dual_step=0.0, **kwargs):
         super().__init__(**kwargs)
         check_flops_target(flops_target)
+        if not isinstance(dual_step, (int, float)) or dual_step < 0:
+            raise ValueError(f"dual_step must be a number >= 0. Received: dual_step={dual_step!r}")
+        self.dual_step = float(dual_step)
         self.flops_target = float(flops_target)
         self.path_flops = [[float(f) for f in block] for block in path_flops]
         self.always_on_flops = float(always_on_flops)
@@ -77,6 +93,17 @@ class ResourceLoss(keras.layers.Layer):
         self.flops_ratio_tracker = keras.metrics.Mean(name="flops_ratio")
         self.execution_rate_tracker = keras.metrics.Mean(name="execution_rate")
 
+    def build(self, input_shape):
+        self.target = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.flops_target),
+            trainable=False, dtype="float32", name="target",
+        )
+        self.multiplier = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, dtype="float32",
+            aggregation="mean", name="multiplier",
+        )
+        self.built = True
+
     def executed_flops(self, gates_list):
         """Executed MACs per image `[batch]` from the gates of every block."""
         total = self.always_on_flops
@@ -96,7 +123,7 @@ class ResourceLoss(keras.layers.Layer):
         and per-block execution rates `[L]`: DMNN's
         `mean_l (rate_l - t)^2 + (flops_ratio - t)^2`."""
         ratio = ops.mean(executed) / self.full_flops
-        t = self.flops_target
+        t = ops.convert_to_tensor(self.target)
         return ops.mean(ops.square(rates - t)) + ops.square(ratio - t)
 
     def call(self, inputs, training=None):
@@ -106,7 +133,13 @@ class ResourceLoss(keras.layers.Layer):
         executed = self.executed_flops(gates_list)
         ratio = ops.mean(executed) / self.full_flops
         rates = ops.stack([ops.mean(ops.cast(g, "float32")) for g in gates_list])
-        self.add_loss(self.loss_weight * self.resource_loss(executed, rates))
+        loss = self.loss_weight * self.resource_loss(executed, rates)
+        if self.dual_step:
+            violation = ratio - ops.convert_to_tensor(self.target)
+            loss = loss + ops.stop_gradient(ops.convert_to_tensor(self.multiplier)) * violation
+            if training:
+                self.multiplier.assign_add(self.dual_step * ops.stop_gradient(violation))
+        self.add_loss(loss)
         self.flops_ratio_tracker.update_state(ratio)
         self.execution_rate_tracker.update_state(ops.mean(rates))
         return outputs
@@ -119,7 +152,7 @@ class ResourceLoss(keras.layers.Layer):
         config.update(
             flops_target=self.flops_target, path_flops=self.path_flops,
             always_on_flops=self.always_on_flops, loss_weight=self.loss_weight,
-            pair_flops=self.pair_flops,
+            pair_flops=self.pair_flops, dual_step=self.dual_step,
         )
         return config
 

@@ -99,6 +99,34 @@ def executed_flops_tensor(table, gates_by_block, batch_size):
     return total
 
 
+class Distillation:
+    """What `DynamicModel.distill_from` attaches: the teacher and the loss settings.
+
+    A plain object (not a Keras layer), so the teacher is neither tracked,
+    trained nor saved with the student.
+    """
+
+    def __init__(self, teacher, weight, temperature):
+        self.teacher = teacher
+        self.weight = float(weight)
+        self.temperature = float(temperature)
+
+    def loss(self, images, student_logits):
+        """`T^2 * KL(softmax(teacher / T) || softmax(student / T))`, batch mean (a scalar)."""
+        t = self.temperature
+        teacher_logits = ops.stop_gradient(
+            ops.cast(self.teacher(images, training=False), "float32")
+        )
+        student_logits = ops.cast(student_logits, "float32")
+        target = ops.softmax(teacher_logits / t, axis=-1)
+        kl = ops.sum(
+            target * (ops.log_softmax(teacher_logits / t, axis=-1)
+                      - ops.log_softmax(student_logits / t, axis=-1)),
+            axis=-1,
+        )
+        return t * t * ops.mean(kl)
+
+
 class DynamicModel(keras.Model):
     """Base class of every dmnn_keras model (a functional `keras.Model`).
 
@@ -136,6 +164,44 @@ class DynamicModel(keras.Model):
     def __init__(self, inputs, outputs, category_loss_weights=(), **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.category_loss_weights = tuple(float(w) for w in category_loss_weights)
+        self.distillation = None
+
+    def distill_from(self, teacher, weight=1.0, temperature=4.0):
+        """Adds knowledge distillation from `teacher` to the training loss (before `compile`/`fit`).
+
+        The loss becomes `task loss + weight * T^2 * KL(p_teacher^T || p_student^T)`
+        (Hinton et al.; `T = temperature`, `p^T` the softmax of logits / T),
+        plus the resource loss as before. `weight=1` gives cross-entropy and
+        distillation equal shares, LAUDNet's alpha = 0.5 up to a factor 2.
+        The teacher runs in inference mode on the same (augmented) batch; it
+        is not trained, tracked or saved: `model.save` writes the student
+        only. Under a `tf.distribute` strategy, build or load the teacher in
+        the strategy's scope. `distill_from(None)` removes it.
+
+        Args:
+            teacher: a Keras model `[batch, H, W, 3] -> [batch, num_classes]`
+                logits with this model's number of classes, or None.
+            weight: float >= 0 (0 leaves the loss exactly as without a teacher).
+            temperature: float > 0.
+        """
+        if teacher is None:
+            self.distillation = None
+            return
+        classes = self.output_shape["logits"][-1] if isinstance(
+            self.output_shape, dict) else self.output_shape[-1]
+        teacher_classes = teacher.output_shape[-1]
+        if teacher_classes != classes:
+            raise ValueError(
+                f"teacher must output {classes} logits like the student. Received: a teacher "
+                f"with {teacher_classes} outputs"
+            )
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"weight must be a number >= 0. Received: weight={weight!r}")
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(
+                f"temperature must be a number > 0. Received: temperature={temperature!r}"
+            )
+        self.distillation = Distillation(teacher, weight, temperature)
 
     # === Introspection ===
     @property
@@ -207,6 +273,9 @@ class DynamicModel(keras.Model):
                 category_loss = category_loss + weight * ops.mean(cross_entropy)
             # Scaled per replica under tf.distribute, like every add_loss term.
             loss = loss + ops.cast(self._aggregate_additional_loss(category_loss), loss.dtype)
+        if self.distillation is not None and self.distillation.weight:
+            distill = self.distillation.weight * self.distillation.loss(x, y_pred)
+            loss = loss + ops.cast(self._aggregate_additional_loss(distill), loss.dtype)
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

@@ -19,6 +19,8 @@ SINGLE_PATH_GATINGS = ("aig", "channel", "lcnet")
 # Methods that gate channels inside a bottleneck (ResNet only).
 CHANNEL_GATINGS = ("channel", "lcnet")
 DEFAULT_RESOURCE_LOSS_WEIGHT = 2.0
+# Lagrange multiplier step of the resource loss (`ResourceLoss.dual_step`).
+DEFAULT_DUAL_STEP = 0.01
 
 
 def check_gating(gating, groups, flops_target):
@@ -196,7 +198,7 @@ class GateWiring:
         self.gates.append(gates)
         return block([x, values])
 
-    def outputs(self, inputs, outputs, flops_target, resource_loss_weight):
+    def outputs(self, inputs, outputs, flops_target, resource_loss_weight, dual_step=0.0):
         """Adds the resource loss; returns the model outputs (a dict with category heads)."""
         if self.gates:
             table = flops_table(inputs, outputs)
@@ -204,6 +206,7 @@ class GateWiring:
                 path_flops=[b["paths"] for b in table["blocks"]],
                 always_on_flops=table["always_on"],
                 loss_weight=resource_loss_weight,
+                dual_step=dual_step,
                 name="resource_loss",
             )
             if any("pairs" in b for b in table["blocks"]):

@@ -6,7 +6,7 @@ from keras import layers
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
-    DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
+    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
 )
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper.
@@ -79,6 +79,7 @@ class DynamicMobileNetV2(DynamicModel):
         gating="dmnn",
         flops_target=0.5,
         resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
+        dual_step=DEFAULT_DUAL_STEP,
         num_classes=1000,
         input_shape=(224, 224, 3),
         include_top=True,
@@ -158,7 +159,7 @@ class DynamicMobileNetV2(DynamicModel):
         if include_top:
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
             x = layers.Dense(num_classes, name="predictions")(x)
-        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight)
+        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
@@ -173,6 +174,7 @@ class DynamicMobileNetV2(DynamicModel):
             gating=gating,
             flops_target=flops_target,
             resource_loss_weight=resource_loss_weight,
+            dual_step=dual_step,
             num_classes=num_classes,
             input_shape=tuple(input_shape),
             include_top=include_top,

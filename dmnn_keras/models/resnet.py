@@ -3,10 +3,12 @@
 import keras
 from keras import layers
 
-from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, bottleneck_path_width
+from dmnn_keras.layers.multi_path_block import (
+    BN_EPSILON, BN_MOMENTUM, SPLITS, bottleneck_path_width,
+)
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
-    DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
+    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
 )
 
 RESNET_STACKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -20,8 +22,11 @@ class DynamicResNet(DynamicModel):
     Stage s (s = 0..3) has `stack_sizes[s]` bottlenecks of width
     `64 * 2**s * width_multiplier` and `4x` that many output channels; the first
     block of stages 1-3 has stride 2 in its 3x3 convolution (v1.5). With
-    `groups > 1` each bottleneck is split into `groups` sub-blocks whose width
-    keeps the parameter count (`bottleneck_path_width`).
+    `groups > 1` each bottleneck is split into `groups` sub-blocks: by default
+    of the width that keeps the parameter count (`split="preserve"`, the
+    paper's), or partitioning the static block's channels (`split="partition"`,
+    which `dmnn_keras.from_static` can warm-start from a trained static twin);
+    see `bottleneck_path_width`.
 
     Stems: "imagenet" = 7x7/2 conv + 3x3/2 max-pool (stage 0 at 1/4 of the
     input); "cifar" = 3x3/1 conv + 2x2/2 max-pool (stage 0 at 16x16 for a
@@ -45,8 +50,11 @@ class DynamicResNet(DynamicModel):
             layer and channel-group skip + scale). "aig", "channel" and
             "lcnet" need groups=1; their gate networks use
             `controller_units` hidden units (the presets pass 16).
+        split: "preserve" or "partition" (see above; DMNN only).
         flops_target: target FLOPs ratio / execution rate in (0, 1].
         resource_loss_weight: lambda of the resource loss.
+        dual_step: step of the resource loss's Lagrange multiplier per
+            training step (see `ResourceLoss`); 0 = the paper's penalty only.
         num_classes, input_shape, include_top: as in `keras.applications`;
             without the top the output is the last feature map.
         stem: None, "imagenet" or "cifar".
@@ -93,6 +101,8 @@ class DynamicResNet(DynamicModel):
         gating="dmnn",
         flops_target=0.5,
         resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
+        split="preserve",
+        dual_step=DEFAULT_DUAL_STEP,
         num_classes=1000,
         input_shape=(224, 224, 3),
         include_top=True,
@@ -125,6 +135,8 @@ class DynamicResNet(DynamicModel):
             raise ValueError(f"stem must be one of {STEMS} or None. Received: stem={stem!r}")
         widths = [int(64 * 2**s * width_multiplier) for s in range(4)]
         per_stage = stage_groups(groups, len(widths))
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
         for width, g in zip(widths, per_stage):
             if width % g:
                 raise ValueError(
@@ -169,13 +181,14 @@ class DynamicResNet(DynamicModel):
                 x = wiring.block(
                     x, stage, f"conv{stage + 2}_block{b + 1}",
                     kind="bottleneck", filters=filters, groups=per_stage[stage],
-                    path_width=bottleneck_path_width(in_channels, width, filters, per_stage[stage]),
+                    path_width=bottleneck_path_width(
+                        in_channels, width, filters, per_stage[stage], split=split),
                     strides=strides,
                 )
         if include_top:
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
             x = layers.Dense(num_classes, name="predictions")(x)
-        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight)
+        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
@@ -191,6 +204,8 @@ class DynamicResNet(DynamicModel):
             gating=gating,
             flops_target=flops_target,
             resource_loss_weight=resource_loss_weight,
+            split=split,
+            dual_step=dual_step,
             num_classes=num_classes,
             input_shape=tuple(input_shape),
             include_top=include_top,

@@ -34,6 +34,7 @@ Presets:
 """
 
 import dataclasses
+import os
 from typing import Optional, Union
 
 from dmnn_keras.training.registry import FAMILY_STAGES, get_model_entry
@@ -87,6 +88,19 @@ class TrainConfig:
     data_dir: Optional[str] = None
     figures: bool = True
     verbose: int = 1
+    # === Dynamic-network recipe (DMNN models; see dmnn_keras.training.run) ===
+    block_split: str = "preserve"  # DMNN ResNets' `split`
+    dual_step: Optional[float] = None
+    teacher_epochs: int = 0
+    init_from: Optional[str] = None
+    teacher: Optional[str] = None
+    distill_weight: float = 1.0
+    distill_temperature: float = 4.0
+    target_schedule_epochs: float = 0.0
+    start_temperature: Optional[float] = None
+    end_temperature: Optional[float] = None
+    noise_off_epochs: int = 0
+    recalibrate_batches: int = 0
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -178,7 +192,63 @@ def check_config(config):
         _fail("decay_epochs", config.decay_epochs, f"epochs in (0, {config.epochs})")
     if config.warmup_epochs < 0 or config.warmup_epochs >= config.epochs:
         _fail("warmup_epochs", config.warmup_epochs, f">= 0 and < epochs={config.epochs}")
+    check_dynamic_recipe(config, entry)
     return config
+
+
+def check_dynamic_recipe(config, entry):
+    """Validates the warm-start, distillation and gate-schedule fields."""
+    from dmnn_keras.layers.multi_path_block import SPLITS
+
+    if config.block_split not in SPLITS:
+        _fail("block_split", config.block_split, f"one of {SPLITS}")
+    if config.dual_step is not None and not config.dual_step >= 0:
+        _fail("dual_step", config.dual_step, "None or >= 0")
+    if isinstance(config.teacher_epochs, bool) or not isinstance(config.teacher_epochs, int) or (
+        config.teacher_epochs < 0
+    ):
+        _fail("teacher_epochs", config.teacher_epochs, "an int >= 0")
+    for name in ("init_from", "teacher"):
+        path = getattr(config, name)
+        if path is not None and not os.path.isfile(path):
+            _fail(name, path, "None or an existing .keras model file")
+    dmnn = entry.gated and entry.multi_path
+    if (config.teacher_epochs or config.init_from) and not dmnn:
+        _fail("model", config.model, "a DMNN model (dmnn_*) with teacher_epochs or init_from")
+    if config.teacher_epochs and config.strategy == "multi_worker":
+        _fail("teacher_epochs", config.teacher_epochs,
+              "0 under strategy='multi_worker' (train the twin first, then pass init_from and "
+              "teacher)")
+    if config.teacher_epochs and config.init_from:
+        _fail("init_from", config.init_from, "None when teacher_epochs > 0 (the twin it trains)")
+    if not config.distill_weight >= 0:
+        _fail("distill_weight", config.distill_weight, ">= 0")
+    if not config.distill_temperature > 0:
+        _fail("distill_temperature", config.distill_temperature, "> 0")
+    gate_fields = ("target_schedule_epochs", "noise_off_epochs", "start_temperature",
+                   "recalibrate_batches")
+    if not entry.gated:
+        for name in gate_fields:
+            if getattr(config, name):
+                _fail(name, getattr(config, name), f"unset for the static model={config.model!r}")
+    if not 0 <= config.target_schedule_epochs <= config.epochs:
+        _fail("target_schedule_epochs", config.target_schedule_epochs,
+              f"in [0, epochs={config.epochs}]")
+    if isinstance(config.noise_off_epochs, bool) or not isinstance(config.noise_off_epochs, int) or (
+        not 0 <= config.noise_off_epochs <= config.epochs
+    ):
+        _fail("noise_off_epochs", config.noise_off_epochs, f"an int in [0, epochs={config.epochs}]")
+    if (config.start_temperature is None) != (config.end_temperature is None):
+        _fail("end_temperature", config.end_temperature,
+              "given together with start_temperature (both or neither)")
+    for name in ("start_temperature", "end_temperature"):
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            _fail(name, value, "None or > 0")
+    if isinstance(config.recalibrate_batches, bool) or not isinstance(
+        config.recalibrate_batches, int
+    ) or config.recalibrate_batches < 0:
+        _fail("recalibrate_batches", config.recalibrate_batches, "an int >= 0")
 
 
 def resolve_config(preset=DEFAULT_PRESET, **overrides):

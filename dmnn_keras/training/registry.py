@@ -117,6 +117,16 @@ def get_model_entry(name):
     return MODELS[name]
 
 
+def static_twin_name(name):
+    """The registry name of a DMNN model's static twin: `dmnn_resnet50` -> `resnet50`."""
+    entry = get_model_entry(name)
+    twin = name[len("dmnn_"):] if name.startswith("dmnn_") else None
+    if not (entry.gated and entry.multi_path) or twin not in MODELS:
+        raise ValueError(f"model must be a DMNN model (dmnn_*) with a static twin. Received: "
+                         f"model={name!r}")
+    return twin
+
+
 def build_model(config, num_classes, input_shape, num_categories=0):
     """Builds `config.model` for a dataset.
 
@@ -134,8 +144,12 @@ def build_model(config, num_classes, input_shape, num_categories=0):
         kwargs.update(flops_target=config.flops_target, seed=config.seed)
         if entry.multi_path:
             kwargs.update(groups=config.groups, num_categories=num_categories)
+            if entry.family == "resnet":
+                kwargs["split"] = config.block_split
         if config.resource_loss_weight is not None:
             kwargs["resource_loss_weight"] = config.resource_loss_weight
+        if config.dual_step is not None:
+            kwargs["dual_step"] = config.dual_step
     if num_categories and not (entry.gated and entry.multi_path):
         raise ValueError(
             "category_supervision needs a DMNN model (its controllers have category heads). "

@@ -108,6 +108,22 @@ def gate_dynamics_lines(dynamics):
     return lines
 
 
+def static_twin_lines(report):
+    """The run beside the static twin it was warm-started and distilled from (if any)."""
+    twin = report.get("static_twin")
+    if not twin:
+        return []
+    return [
+        f"  beside its static twin {twin['model']} ({twin['epochs']} epochs, the teacher): "
+        f"top-1 {100 * report['top1_accuracy']:.2f}% vs {100 * twin['top1_accuracy']:.2f}% "
+        f"({100 * (report['top1_accuracy'] - twin['top1_accuracy']):+.2f} points), "
+        f"MACs/image {report['executed_flops_mean'] / twin['flops']:.2f}x the twin's "
+        f"{twin['flops']:,}",
+        f"  training cost, teacher included: {report['total_train_images']:,} images, "
+        f"{report['total_train_seconds']:.0f} s",
+    ]
+
+
 def summary(report, output_dir):
     """The text printed at the end of a run."""
     lines = [
@@ -122,6 +138,7 @@ def summary(report, output_dir):
         rates = "  ".join(f"{k}={v:.2f}" for k, v in report["execution_rates"].items())
         lines.append(f"  execution rates: {rates}")
     lines += gate_dynamics_lines(report.get("gate_dynamics"))
+    lines += static_twin_lines(report)
     if "wall_time_seconds" in report:
         lines.append(f"  wall time {report['wall_time_seconds']:.0f} s")
     lines += ["", TABLE_HEADER, report["table_row"], "",

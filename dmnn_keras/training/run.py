@@ -1,5 +1,6 @@
 """`run_training(config)`: train, save, evaluate, write the report and figures."""
 
+import dataclasses
 import json
 import os
 import time
@@ -11,8 +12,11 @@ from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
 from dmnn_keras.training.evaluation import evaluate_model
-from dmnn_keras.training.presets import TrainConfig, resolve_config, scaled_learning_rate
-from dmnn_keras.training.registry import build_model
+from dmnn_keras.training.presets import (
+    TrainConfig, check_config, resolve_config, scaled_learning_rate,
+)
+from dmnn_keras.training.gate_schedules import FlopsTargetSchedule, GateNoiseSchedule
+from dmnn_keras.training.registry import build_model, static_twin_name
 from dmnn_keras.training.schedules import make_schedule
 from dmnn_keras.training.strategy import (
     is_chief, make_strategy, patch_multi_worker_build, worker_index,
@@ -20,6 +24,8 @@ from dmnn_keras.training.strategy import (
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
+TEACHER_DIR = "teacher"
+REBALANCE_BATCHES = 10
 L2_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
@@ -85,6 +91,51 @@ def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_exam
     )
     report_lib.write_report(report, output_dir)
     return report
+
+
+def gate_schedule_callbacks(config):
+    """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for."""
+    callbacks = []
+    if config.target_schedule_epochs:
+        callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs))
+    if config.noise_off_epochs or config.start_temperature is not None:
+        callbacks.append(GateNoiseSchedule(config.start_temperature, config.end_temperature,
+                                           config.noise_off_epochs))
+    return callbacks
+
+
+def train_static_twin(config):
+    """Trains (or finds, when already trained) the static twin of `config.model` as the teacher.
+
+    Same recipe, `config.teacher_epochs` epochs, in `<output_dir>/teacher`
+    (rerunning resumes it like any run). Returns a summary dict: `model_path`,
+    `top1_accuracy`, `flops`, `train_images`, `train_seconds`, `epochs`.
+    """
+    directory = os.path.join(config.output_dir, TEACHER_DIR)
+    path = os.path.join(directory, MODEL_FILE)
+    report_path = os.path.join(directory, report_lib.REPORT_FILE)
+    if os.path.exists(path) and os.path.exists(report_path):
+        with open(report_path) as f:
+            report = json.load(f)
+    else:
+        twin = dataclasses.replace(
+            config, model=static_twin_name(config.model), epochs=config.teacher_epochs,
+            output_dir=directory, teacher_epochs=0, init_from=None, teacher=None,
+            target_schedule_epochs=0.0, noise_off_epochs=0, start_temperature=None,
+            end_temperature=None, recalibrate_batches=0, figures=False,
+            decay_epochs=tuple(e for e in config.decay_epochs if e < config.teacher_epochs),
+        )
+        report = run_training(check_config(twin))
+    return {
+        "model_path": path,
+        "model": report["model"],
+        "epochs": config.teacher_epochs,
+        "top1_accuracy": report["top1_accuracy"],
+        "flops": report["flops"],
+        "train_images": report.get("train_images", report["steps_per_epoch"] * config.batch_size
+                                   * config.teacher_epochs),
+        "train_seconds": report["train_seconds"],
+    }
 
 
 def run_training(config=None, **overrides):
@@ -163,9 +214,29 @@ def _run(config, wall_start):
             "training examples: no full batch"
         )
     size = config.image_size or info.image_size
+    twin = train_static_twin(config) if config.teacher_epochs else None
+    init_from = twin["model_path"] if twin else config.init_from
+    teacher_path = config.teacher or (twin["model_path"] if twin else None)
     with strategy.scope():
-        model = build_model(config, info.num_classes, (size, size, 3),
-                            info.num_categories if with_categories else 0)
+        num_categories = info.num_categories if with_categories else 0
+        if init_from:
+            from dmnn_keras.warm_start import from_static
+
+            kwargs = dict(seed=config.seed, num_categories=num_categories)
+            if config.resource_loss_weight is not None:
+                kwargs["resource_loss_weight"] = config.resource_loss_weight
+            if config.dual_step is not None:
+                kwargs["dual_step"] = config.dual_step
+            model = from_static(
+                keras.models.load_model(init_from), groups=config.groups,
+                flops_target=config.flops_target, calibration_images=train,
+                calibration_batches=REBALANCE_BATCHES, **kwargs,
+            )
+        else:
+            model = build_model(config, info.num_classes, (size, size, 3), num_categories)
+        if teacher_path:
+            model.distill_from(keras.models.load_model(teacher_path), config.distill_weight,
+                               config.distill_temperature)
         if config.weight_decay and config.weight_decay_mode == "l2":
             add_l2(model, config.weight_decay)
         model.compile(
@@ -176,17 +247,28 @@ def _run(config, wall_start):
     if config.strategy == "multi_worker":
         patch_multi_worker_build(model, strategy)
     callbacks, timer = callbacks_lib.make_callbacks(output_dir, write_logs=chief)
+    callbacks += gate_schedule_callbacks(config)
     train_start = time.perf_counter()
     history = model.fit(train, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose)
+    if config.recalibrate_batches:
+        from dmnn_keras.batch_norm import recalibrate_batch_norm
+
+        recalibrate_batch_norm(model, train, config.recalibrate_batches)
     train_seconds = time.perf_counter() - train_start
+    model.distill_from(None)
     model.save(os.path.join(output_dir, MODEL_FILE))
     training = {
         "train_seconds": train_seconds,
         "epoch_seconds": timer.seconds,
         "epochs_run": [e + 1 for e in timer.epochs],
         "steps_per_epoch": steps_per_epoch,
+        "train_images": steps_per_epoch * config.batch_size * config.epochs,
         "final_train_metrics": {k: float(v[-1]) for k, v in history.history.items() if v},
     }
+    if twin:
+        training["static_twin"] = twin
+        training["total_train_images"] = training["train_images"] + twin["train_images"]
+        training["total_train_seconds"] = train_seconds + twin["train_seconds"]
     if not chief:
         return dict(training, flags=flags, chief=False)
     report = evaluate_and_report(

@@ -1,0 +1,109 @@
+"""BatchNorm statistics: recalibration with inference gates, and re-centring that keeps a function."""
+
+import keras
+import numpy as np
+
+from dmnn_keras.gates import image_batches
+
+
+def batch_norm_layers(model):
+    """Every `keras.layers.BatchNormalization` inside `model`, sublayers included."""
+    return [
+        layer for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def gumbel_gates(model):
+    """Every `GumbelGate` inside `model` (the controllers' gate layers)."""
+    from dmnn_keras.layers.gumbel_gate import GumbelGate
+
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, GumbelGate)]
+
+
+def recalibrate_batch_norm(model, images, batches=None, batch_size=128):
+    """Re-estimates every BatchNorm's moving statistics with the inference-time gates.
+
+    After gated training the moving statistics were collected with noisy
+    training gates, while inference runs the deterministic ones (US-Nets'
+    post-training BN recalibration). This resets every BatchNorm's moving
+    mean and variance and replaces them by their exact average over the
+    given batches, computed in training mode (batch statistics) with the gate
+    noise switched off, so every block sees the gates it will see in
+    inference. Nothing but the moving statistics changes: every other weight
+    (gate-noise state included) is restored afterwards.
+
+    Args:
+        model: a dmnn_keras model (static models work too).
+        images: `[N, H, W, 3]` array or a dataset of images or `(images, labels)`
+            batches, raw pixels; use training images (augmented or not).
+        batches: None (every batch) or the number of batches to use.
+        batch_size: batch size for image arrays.
+
+    Returns:
+        the number of images used.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNResNet()
+    images = np.random.uniform(0, 255, (64, 32, 32, 3)).astype("float32")
+    dk.recalibrate_batch_norm(model, images, batch_size=32)  # 64
+    ```
+    """
+    if batches is not None and (isinstance(batches, bool) or not isinstance(batches, int)
+                                or batches < 1):
+        raise ValueError(f"batches must be None or an int >= 1. Received: batches={batches!r}")
+    norms = batch_norm_layers(model)
+    moving = {id(v) for bn in norms for v in (bn.moving_mean, bn.moving_variance)}
+    kept = [(v, np.array(v.numpy())) for v in model.variables if id(v) not in moving]
+    momenta = [bn.momentum for bn in norms]
+    gates = gumbel_gates(model)
+    for bn in norms:
+        bn.moving_mean.assign(np.zeros(bn.moving_mean.shape, "float32"))
+        bn.moving_variance.assign(np.zeros(bn.moving_variance.shape, "float32"))
+    for gate in gates:
+        gate.noise_scale.assign(0.0)
+    count = 0
+    try:
+        for step, batch in enumerate(image_batches(images, batch_size)):
+            if batches is not None and step >= batches:
+                break
+            for bn in norms:  # moving = moving * k / (k + 1) + batch / (k + 1): the exact mean
+                bn.momentum = step / (step + 1.0)
+            model(np.asarray(batch, "float32"), training=True)
+            count += len(batch)
+    finally:
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
+        for variable, value in kept:
+            variable.assign(value)
+    if not count:
+        raise ValueError("images must hold at least one image. Received: an empty dataset")
+    return count
+
+
+def recentre_batch_norm(bn, mean, variance):
+    """Moves `bn`'s moving statistics to `mean`, `variance` keeping its inference function.
+
+    A BatchNorm computes `gamma * (x - m) / s + beta` in inference, with
+    `s = sqrt(v + epsilon)`. With the new statistics `(m', v')` it sets
+    `gamma' = gamma * s' / s` and `beta' = beta + gamma * (m' - m) / s`, so
+    inference is unchanged while training (batch statistics close to
+    `(m', v')`) computes nearly the same function.
+
+    Args:
+        bn: a built `keras.layers.BatchNormalization` (scale and center on).
+        mean, variance: arrays `[channels]`.
+    """
+    gamma, beta, m, v = [np.asarray(w, np.float64) for w in bn.get_weights()]
+    mean, variance = np.asarray(mean, np.float64), np.asarray(variance, np.float64)
+    s, s_new = np.sqrt(v + bn.epsilon), np.sqrt(variance + bn.epsilon)
+    bn.set_weights([
+        (gamma * s_new / s).astype("float32"),
+        (beta + gamma * (mean - m) / s).astype("float32"),
+        mean.astype("float32"),
+        variance.astype("float32"),
+    ])

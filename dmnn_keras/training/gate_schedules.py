@@ -1,0 +1,181 @@
+"""Callbacks that schedule the gates during `fit`: target annealing, gate noise, BN recalibration.
+
+  * `FlopsTargetSchedule`: the resource loss's target goes linearly from 1.0
+    (every sub-block on, the warm-started network) to the model's
+    `flops_target` over the first epochs (DynConv and LAUDNet anneal their
+    bounds over the first third of training).
+  * `GateNoiseSchedule`: the Gumbel temperature annealed geometrically, and
+    the gate noise switched off for the last epochs so that training runs
+    the gates inference will run (DynConv does it for the last 20%).
+  * `BatchNormRecalibration`: `recalibrate_batch_norm` when training ends.
+"""
+
+import keras
+
+from dmnn_keras.batch_norm import gumbel_gates, recalibrate_batch_norm
+from dmnn_keras.layers.resource_loss import ResourceLoss
+
+
+def resource_losses(model):
+    """Every `ResourceLoss` (and subclass) inside `model`, nested models included."""
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, ResourceLoss)]
+
+
+def _check_epochs(name, value, allow_zero=False):
+    low = 0 if allow_zero else 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or (
+        not allow_zero and value == 0
+    ):
+        allowed = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a number {allowed}. Received: {name}={value!r}")
+
+
+def _check_fits(callback, name, value, epochs):
+    if epochs is not None and value > epochs:
+        raise ValueError(
+            f"{type(callback).__name__}: {name}={value:g} is longer than the run "
+            f"(epochs={epochs})."
+        )
+
+
+class FlopsTargetSchedule(keras.callbacks.Callback):
+    """Anneals the resource loss's target from `start` to the model's `flops_target`.
+
+    At step s of epoch e (fraction `f = (e + s / steps) / epochs`, capped at
+    1) the target is `start + f * (flops_target - start)`; after `epochs` it is
+    `flops_target`. Set per batch on every `ResourceLoss` of the model.
+
+    Args:
+        epochs: float > 0, length of the annealing in epochs (at most the run's).
+        start: float in (0, 1], the target at the start (1.0: all on).
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    from dmnn_keras.training import FlopsTargetSchedule
+    schedule = FlopsTargetSchedule(epochs=2)
+    schedule.target_at(1.0, flops_target=0.5)  # 0.75 after one epoch of two
+    ```
+    """
+
+    def __init__(self, epochs, start=1.0):
+        super().__init__()
+        _check_epochs("epochs", epochs)
+        if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0 < start <= 1:
+            raise ValueError(f"start must be a number in (0, 1]. Received: start={start!r}")
+        self.epochs = float(epochs)
+        self.start = float(start)
+        self._epoch = 0
+
+    def target_at(self, epoch, flops_target):
+        """The target after `epoch` (float) epochs."""
+        fraction = min(max(epoch / self.epochs, 0.0), 1.0)
+        return self.start + fraction * (flops_target - self.start)
+
+    def on_train_begin(self, logs=None):
+        self.losses = resource_losses(self.model)
+        if not self.losses:
+            raise ValueError("FlopsTargetSchedule needs a gated model (with a resource loss). "
+                             f"Received: {self.model.name!r} without one")
+        _check_fits(self, "epochs", self.epochs, self.params.get("epochs"))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._set(epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        steps = self.params.get("steps") or 0
+        if steps and self._epoch + batch / steps <= self.epochs:
+            self._set(self._epoch + batch / steps)
+
+    def _set(self, epoch):
+        for loss in self.losses:
+            loss.target.assign(self.target_at(epoch, loss.flops_target))
+
+
+class GateNoiseSchedule(keras.callbacks.Callback):
+    """Anneals the Gumbel temperature and switches the gate noise off for the last epochs.
+
+    In epoch e of E (0-based) every `GumbelGate`'s temperature is
+    `start * (end / start) ** (e / max(E - 1, 1))` (geometric; unchanged when
+    `start_temperature` is None), and its noise scale is 0 in the last
+    `noise_off_epochs` epochs (training then runs the inference decision
+    `logit > 0`, with the straight-through gradient of the sigmoid), 1 before.
+
+    Args:
+        start_temperature, end_temperature: None, or floats > 0 (both or neither).
+        noise_off_epochs: int >= 0, at most the run's epochs.
+
+    Example:
+    ```python
+    from dmnn_keras.training import GateNoiseSchedule
+    schedule = GateNoiseSchedule(5.0, 0.1, noise_off_epochs=1)
+    schedule.values_at(0, 4), schedule.values_at(3, 4)  # ((5.0, 1.0), (0.1, 0.0))
+    ```
+    """
+
+    def __init__(self, start_temperature=None, end_temperature=None, noise_off_epochs=0):
+        super().__init__()
+        if (start_temperature is None) != (end_temperature is None):
+            raise ValueError(
+                "start_temperature and end_temperature must be given together. Received: "
+                f"start_temperature={start_temperature!r}, end_temperature={end_temperature!r}"
+            )
+        for name, value in (("start_temperature", start_temperature),
+                            ("end_temperature", end_temperature)):
+            if value is not None and (not isinstance(value, (int, float)) or not value > 0):
+                raise ValueError(f"{name} must be None or a number > 0. Received: {name}={value!r}")
+        if isinstance(noise_off_epochs, bool) or not isinstance(noise_off_epochs, int) or (
+            noise_off_epochs < 0
+        ):
+            raise ValueError(
+                f"noise_off_epochs must be an int >= 0. Received: noise_off_epochs={noise_off_epochs!r}"
+            )
+        self.start_temperature = start_temperature
+        self.end_temperature = end_temperature
+        self.noise_off_epochs = noise_off_epochs
+
+    def values_at(self, epoch, epochs):
+        """`(temperature or None, noise_scale)` in epoch `epoch` (0-based) of `epochs`."""
+        temperature = None
+        if self.start_temperature is not None:
+            fraction = epoch / max(epochs - 1, 1)
+            temperature = self.start_temperature * (
+                self.end_temperature / self.start_temperature) ** fraction
+        noise = 0.0 if epoch >= epochs - self.noise_off_epochs else 1.0
+        return temperature, noise
+
+    def on_train_begin(self, logs=None):
+        self.gates = gumbel_gates(self.model)
+        if not self.gates:
+            raise ValueError("GateNoiseSchedule needs a gated model. "
+                             f"Received: {self.model.name!r} without Gumbel gates")
+        _check_fits(self, "noise_off_epochs", self.noise_off_epochs, self.params.get("epochs"))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        temperature, noise = self.values_at(epoch, self.params.get("epochs") or epoch + 1)
+        for gate in self.gates:
+            gate.noise_scale.assign(noise)
+            if temperature is not None:
+                gate.temperature_value.assign(temperature)
+
+
+class BatchNormRecalibration(keras.callbacks.Callback):
+    """Runs `dmnn_keras.recalibrate_batch_norm` on the model when `fit` ends.
+
+    Args:
+        images: training images (array, or dataset of images or `(images, labels)`).
+        batches: number of batches used.
+    """
+
+    def __init__(self, images, batches=50):
+        super().__init__()
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+            raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+        self.images = images
+        self.batches = batches
+        self.images_used = 0
+
+    def on_train_end(self, logs=None):
+        self.images_used = recalibrate_batch_norm(self.model, self.images, self.batches)

@@ -1,0 +1,239 @@
+"""Warm start: a DMNN built from a trained static network, every weight copied where it has a place."""
+
+import keras
+import numpy as np
+
+from dmnn_keras.batch_norm import recentre_batch_norm
+from dmnn_keras.gates import image_batches
+from dmnn_keras.layers.multi_path_block import MultiPathBlock
+
+# How each sub-block layer takes its part of the static block's layer (by name suffix):
+# "out" slices output channels, "in" input channels, "in_out" both (the 3x3's diagonal block),
+# "channels" a per-channel layer, "depthwise" a depthwise kernel's channels, and "sum" is the
+# BatchNorm after the sub-blocks' last convolution, whose outputs are summed.
+PATH_SLICES = {
+    "1_conv": "out", "1_bn": "channels", "2_conv": "in_out", "2_bn": "channels",
+    "3_conv": "in", "3_bn": "sum",
+    "expand": "out", "expand_bn": "channels", "depthwise": "depthwise",
+    "depthwise_bn": "channels", "project": "in", "project_bn": "sum",
+}
+
+
+def _path_role(layer, j):
+    prefix = f"path{j}_"
+    return PATH_SLICES.get(layer.name[len(prefix):]) if layer.name.startswith(prefix) else None
+
+
+def _sliced(weights, role, part, groups):
+    """The part `part` of `groups` of a static layer's weights for one sub-block."""
+    def piece(array, axis):
+        size = array.shape[axis] // groups
+        index = [slice(None)] * array.ndim
+        index[axis] = slice(part * size, (part + 1) * size)
+        return array[tuple(index)]
+
+    if role == "out":
+        return [piece(weights[0], -1)]
+    if role == "in":
+        return [piece(weights[0], -2)]
+    if role == "in_out":
+        return [piece(piece(weights[0], -1), -2)]
+    if role == "depthwise":
+        return [piece(weights[0], -2)]
+    if role == "channels":
+        return [piece(w, 0) for w in weights]
+    # "sum": every sub-block's BN keeps gamma and variance, and takes 1/groups of beta and mean,
+    # so that the sum of the sub-blocks' BN outputs is the static BN of the summed convolutions.
+    gamma, beta, mean, variance = weights
+    return [gamma, beta / groups, mean / groups, variance]
+
+
+def copy_static_block(static_block, block):
+    """Copies a static `MultiPathBlock` (one path) into the `groups` sub-blocks of `block`.
+
+    The sub-blocks must partition the static block's inner channels
+    (`path_width * groups == static path_width`): sub-block j takes the j-th
+    slice of the first convolution's output channels, the j-th diagonal block
+    of a dense 3x3 (the off-diagonal blocks have no place and are dropped),
+    the j-th slice of the depthwise kernel and of the last convolution's
+    input channels, and the per-channel BatchNorms' slices. The BatchNorm
+    after the last convolution is shared out so that, in inference with every
+    sub-block on, the block computes exactly the static block when the
+    dropped 3x3 blocks are zero (always, for MobileNetV2).
+    """
+    if static_block.groups != 1 or static_block.kind != block.kind:
+        raise ValueError(
+            f"Block {block.name!r}: the static model's block must be a one-path {block.kind!r} "
+            f"block. Received: groups={static_block.groups}, kind={static_block.kind!r}"
+        )
+    if block.path_width * block.groups != static_block.path_width:
+        raise ValueError(
+            f"Block {block.name!r}: {block.groups} sub-blocks of width {block.path_width} do not "
+            f"partition the static block's width {static_block.path_width}. Build the DMNN with "
+            "split='partition' (dmnn_keras.from_static does)."
+        )
+    for j, path in enumerate(block.paths):
+        for static_layer, layer in zip(static_block.paths[0], path):
+            role = _path_role(layer, j)
+            if role is None:
+                continue
+            layer.set_weights(_sliced(static_layer.get_weights(), role, j, block.groups))
+    for static_layer, layer in zip(static_block.shortcut or (), block.shortcut or ()):
+        layer.set_weights(static_layer.get_weights())
+
+
+def copy_static_weights(static_model, model):
+    """Copies every weight of `static_model` that has a place in `model` (matched by layer name).
+
+    Blocks go through `copy_static_block`; other layers (stem, shortcuts,
+    head) must have the same weight shapes. The gate controllers and the
+    resource loss have no static counterpart and keep their initial values.
+
+    Args:
+        static_model: a trained static model (e.g. `dmnn_keras.ResNet()`).
+        model: a model of the same architecture whose blocks partition the
+            static ones (see `copy_static_block`).
+
+    Returns:
+        the names of the layers copied.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    static = dk.ResNet()
+    model = dk.DMNNResNet(groups=4, split="partition")
+    dk.copy_static_weights(static, model)[:3]  # ['conv1_conv', 'conv1_bn', 'conv2_block1']
+    ```
+
+    Raises:
+        ValueError: a layer with weights of other shapes (e.g. a different
+            number of classes), or a block that cannot take the static one.
+    """
+    static_layers = {layer.name: layer for layer in static_model.layers}
+    copied = []
+    for layer in model.layers:
+        static = static_layers.get(layer.name)
+        if static is None or not static.weights:
+            continue
+        if isinstance(layer, MultiPathBlock) and isinstance(static, MultiPathBlock):
+            copy_static_block(static, layer)
+        else:
+            shapes = [tuple(w.shape) for w in layer.get_weights()]
+            static_shapes = [tuple(w.shape) for w in static.get_weights()]
+            if shapes != static_shapes:
+                raise ValueError(
+                    f"Layer {layer.name!r} has weights of shapes {shapes}, the static model's "
+                    f"{static_shapes}: the two models must share the architecture (and the "
+                    "number of classes)."
+                )
+            layer.set_weights(static.get_weights())
+        copied.append(layer.name)
+    return copied
+
+
+def rebalance_sub_blocks(model, images, batches=10, batch_size=128):
+    """Centres each sub-block's BatchNorms on the statistics it really sees, keeping inference.
+
+    After `copy_static_block`, a dense 3x3 lost its off-diagonal blocks, so
+    the BatchNorm after it no longer sees the static statistics; and the
+    BatchNorm after each sub-block's last convolution holds a share of the
+    static one, whose training-mode batch statistics would rescale every
+    sub-block. For each gated block in order, this measures on `images` (in
+    inference, every sub-block run) the statistics entering each sub-block's
+    BatchNorms and re-centres them with `recentre_batch_norm`: the network's
+    inference function is unchanged, and training starts from it.
+
+    Args:
+        model: a DMNN after `copy_static_weights`.
+        images: array or dataset of training images (see `predict_gates`).
+        batches: number of batches measured.
+        batch_size: batch size for arrays.
+    """
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+        raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+    data = []
+    for step, batch in enumerate(image_batches(images, batch_size)):
+        if step >= batches:
+            break
+        data.append(np.asarray(batch, "float32"))
+    if not data:
+        raise ValueError("images must hold at least one image. Received: an empty dataset")
+    for _, block in getattr(model, "gated_blocks", []):
+        if not isinstance(block, MultiPathBlock):
+            continue
+        probe = keras.Model(model.inputs, block.input[0])
+        inputs = [probe(x, training=False) for x in data]
+        for j, path in enumerate(block.paths):
+            for index, layer in enumerate(path):
+                if not isinstance(layer, keras.layers.BatchNormalization):
+                    continue
+                moments = []
+                for x in inputs:
+                    y = block.path_input(x, j)
+                    for before in path[:index]:
+                        y = before(y, training=False)
+                    y = keras.ops.convert_to_numpy(y).reshape(-1, y.shape[-1]).astype(np.float64)
+                    moments.append((y.mean(0), (y ** 2).mean(0)))
+                mean = np.mean([m for m, _ in moments], axis=0)
+                variance = np.maximum(np.mean([s for _, s in moments], axis=0) - mean ** 2, 0.0)
+                recentre_batch_norm(layer, mean, variance)
+
+
+def from_static(static_model, groups=4, flops_target=0.5, calibration_images=None,
+                calibration_batches=10, **kwargs):
+    """A DMNN built from a trained static `DynamicResNet` / `DynamicMobileNetV2`, warm-started.
+
+    Builds the same architecture with `gating="dmnn"` and sub-blocks that
+    partition every block (`split="partition"` for ResNets; MobileNetV2's
+    sub-blocks always do), copies every weight with `copy_static_weights`,
+    and, given `calibration_images`, re-centres the sub-blocks' BatchNorms
+    (`rebalance_sub_blocks`). With every gate on, the DMNN then computes the
+    static network with its 3x3 convolutions reduced to their `groups`
+    diagonal blocks (exactly the static network when those are zero, or
+    for MobileNetV2). Gates start mostly on (controller bias 2.0).
+
+    Args:
+        static_model: a static model of this library (`gating=None`, groups 1).
+        groups: sub-blocks per block, an int or one per stage.
+        flops_target: the DMNN's target FLOPs ratio.
+        calibration_images: None, or training images (array or dataset) for
+            `rebalance_sub_blocks`.
+        calibration_batches: batches measured by `rebalance_sub_blocks`.
+        **kwargs: other arguments of the DMNN builder (e.g. `dual_step`,
+            `resource_loss_weight`, `seed`).
+
+    Returns:
+        the DMNN (`DynamicResNet` or `DynamicMobileNetV2`), same inputs
+        `[batch, H, W, 3]` and logits `[batch, num_classes]` as the static model.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    static = dk.ResNet()  # a trained static twin in practice (width 16 in stage 1)
+    model = dk.from_static(static, groups=4, flops_target=0.5)
+    model.get_layer("conv2_block1").path_width  # 4
+    ```
+    """
+    from dmnn_keras.models.mobilenet_v2 import DynamicMobileNetV2
+    from dmnn_keras.models.resnet import DynamicResNet
+
+    if not isinstance(static_model, (DynamicResNet, DynamicMobileNetV2)):
+        raise ValueError(
+            "static_model must be a DynamicResNet or DynamicMobileNetV2 of this library. "
+            f"Received: {type(static_model).__name__}"
+        )
+    config = static_model.get_config()
+    if config.get("gating") is not None:
+        raise ValueError(
+            f"static_model must be static (gating=None). Received: gating={config['gating']!r}"
+        )
+    config.pop("name", None)
+    config.pop("trainable", None)
+    config.update(gating="dmnn", groups=groups, flops_target=flops_target, **kwargs)
+    if isinstance(static_model, DynamicResNet):
+        config["split"] = "partition"
+    model = type(static_model)(**config)
+    copy_static_weights(static_model, model)
+    if calibration_images is not None:
+        rebalance_sub_blocks(model, calibration_images, calibration_batches)
+    return model

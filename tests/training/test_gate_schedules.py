@@ -1,0 +1,133 @@
+"""Distillation, gate schedules, BatchNorm recalibration and the Lagrangian resource loss."""
+
+import keras
+import numpy as np
+import pytest
+
+import dmnn_keras as dk
+from dmnn_keras.batch_norm import batch_norm_layers, gumbel_gates
+from dmnn_keras.training import BatchNormRecalibration, FlopsTargetSchedule, GateNoiseSchedule
+
+
+def _data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32"),
+            rng.integers(0, 10, n).astype("int32"))
+
+
+def _compiled(model):
+    model.compile(optimizer=keras.optimizers.SGD(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_distillation_weight_zero_is_plain_training_and_weight_adds_the_kl():
+    x, y = _data(8)
+    keras.utils.set_random_seed(0)
+    student = _compiled(dk.ResNet())
+    teacher = dk.ResNet(seed=None)
+    y_pred = student(x, training=False)
+    plain = float(student.compute_loss(x, y, y_pred, training=False))
+    student.distill_from(teacher, weight=0.0)
+    assert float(student.compute_loss(x, y, y_pred, training=False)) == plain
+    student.distill_from(teacher, weight=0.5, temperature=4.0)
+    t = np.asarray(teacher(x, training=False), np.float64) / 4.0
+    s = np.asarray(y_pred, np.float64) / 4.0
+    log_p = t - np.log(np.exp(t - t.max(1, keepdims=True)).sum(1, keepdims=True)) - t.max(1, keepdims=True)
+    log_q = s - np.log(np.exp(s - s.max(1, keepdims=True)).sum(1, keepdims=True)) - s.max(1, keepdims=True)
+    kl = (np.exp(log_p) * (log_p - log_q)).sum(1).mean()
+    distilled = float(student.compute_loss(x, y, y_pred, training=False))
+    assert distilled == pytest.approx(plain + 0.5 * 16.0 * kl, rel=1e-4)
+
+
+def test_distillation_checks_the_teacher_and_is_not_saved(tmp_path):
+    student = dk.DMNNResNet()
+    with pytest.raises(ValueError, match="teacher must output 10 logits"):
+        student.distill_from(dk.ResNet(num_classes=100))
+    with pytest.raises(ValueError, match="temperature"):
+        student.distill_from(dk.ResNet(), temperature=0)
+    teacher = dk.ResNet()
+    student.distill_from(teacher)
+    assert not any(v is w for v in student.variables for w in teacher.variables)
+    x, y = _data(8)
+    _compiled(student).fit(x, y, batch_size=4, epochs=1, verbose=0)
+    student.save(tmp_path / "student.keras")
+    loaded = keras.models.load_model(tmp_path / "student.keras")
+    assert loaded.distillation is None
+    assert len(loaded.weights) == len(student.weights)
+
+
+class _Record(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.targets, self.noise, self.temperature = [], [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.targets.append(float(self.model.resource_loss.target.numpy()))
+        gate = gumbel_gates(self.model)[0]
+        self.noise.append(float(gate.noise_scale.numpy()))
+        self.temperature.append(float(gate.temperature_value.numpy()))
+
+
+def test_schedules_set_the_values_they_promise():
+    x, y = _data(16)
+    model = _compiled(dk.DMNNResNet(flops_target=0.5))
+    record = _Record()
+    model.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[
+        FlopsTargetSchedule(epochs=2), GateNoiseSchedule(4.0, 0.5, noise_off_epochs=1), record])
+    # Per batch: after the last of 2 batches of epoch 0 the target is 1 - 0.5 * 0.5 / 2.
+    assert record.targets == pytest.approx([0.875, 0.625, 0.5, 0.5])
+    assert record.noise == [1.0, 1.0, 1.0, 0.0]
+    assert record.temperature == pytest.approx([4.0, 2.0, 1.0, 0.5])
+    assert FlopsTargetSchedule(3).target_at(1.5, 0.4) == pytest.approx(0.7)
+
+
+def test_schedules_longer_than_the_run_are_refused():
+    x, y = _data(8)
+    model = _compiled(dk.DMNNResNet())
+    with pytest.raises(ValueError, match="epochs=5 is longer than the run"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[FlopsTargetSchedule(epochs=5)])
+    with pytest.raises(ValueError, match="noise_off_epochs=3 is longer"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[GateNoiseSchedule(noise_off_epochs=3)])
+    with pytest.raises(ValueError, match="gated model"):
+        _compiled(dk.ResNet()).fit(x, y, epochs=1, verbose=0,
+                                  callbacks=[FlopsTargetSchedule(epochs=1)])
+    with pytest.raises(ValueError, match="start_temperature"):
+        GateNoiseSchedule(start_temperature=2.0)
+
+
+def test_recalibration_changes_only_batch_norm_moving_statistics():
+    x, y = _data(32)
+    model = dk.DMNNResNet()
+    norms = batch_norm_layers(model)
+    moving = {id(v) for bn in norms for v in (bn.moving_mean, bn.moving_variance)}
+    before = {id(v): np.array(v.numpy()) for v in model.variables}
+    assert dk.recalibrate_batch_norm(model, x, batch_size=16) == 32
+    changed = {id(v) for v in model.variables if not np.array_equal(before[id(v)], v.numpy())}
+    assert changed and changed <= moving
+    # The moving mean is the exact average of the batch means of the first BatchNorm's input.
+    first = model.get_layer("conv1_bn")
+    features = keras.Model(model.input, model.get_layer("conv1_conv").output)(x).numpy()
+    expected = np.mean([features[:16].mean((0, 1, 2)), features[16:].mean((0, 1, 2))], axis=0)
+    np.testing.assert_allclose(first.moving_mean.numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert all(float(g.noise_scale.numpy()) == 1.0 for g in gumbel_gates(model))
+    callback = BatchNormRecalibration(x, batches=1)
+    _compiled(model).fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.images_used == 32  # one array batch of the callback's default size
+    with pytest.raises(ValueError, match="batches"):
+        dk.recalibrate_batch_norm(model, x, batches=0)
+
+
+def test_lagrange_multiplier_rises_while_the_ratio_is_above_target():
+    layer = dk.ResourceLoss(0.5, path_flops=[[100, 100]], always_on_flops=0, dual_step=0.1)
+    logits, gates = np.zeros((2, 10), "float32"), np.ones((2, 2), "float32")
+    layer([logits, gates], training=True)  # ratio 1.0: violation 0.5
+    assert float(layer.multiplier.numpy()) == pytest.approx(0.05)
+    layer([logits, gates], training=True)
+    assert float(layer.multiplier.numpy()) == pytest.approx(0.10)
+    layer([logits, gates], training=False)  # inference leaves it alone
+    assert float(layer.multiplier.numpy()) == pytest.approx(0.10)
+    # loss = penalty 0.5 + multiplier (before this call's step) 0.1 * violation 0.5
+    assert float(layer.losses[-1]) == pytest.approx(0.5 + 0.05)
+    with pytest.raises(ValueError, match="dual_step"):
+        dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, dual_step=-1)
