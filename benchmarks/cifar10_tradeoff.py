@@ -3,7 +3,7 @@
     python -m benchmarks.cifar10_tradeoff                 # the recorded run
     python -m benchmarks.cifar10_tradeoff --epochs 1 --max_train_examples 512 --no_write   # smoke
 
-Trains, with the same data, epochs, schedule and seed (preset "cpu"):
+Trains, with the same data, epochs, schedule and seed (preset "cpu_scratch", the DMNN recipe before warm start):
   * the static small ResNet (`resnet`, width 0.25, one bottleneck per stage);
   * the same network as DMNN (`dmnn_resnet`, 4 sub-blocks per block) at every
     `--flops_targets` value with the default resource-loss weight;
@@ -59,7 +59,7 @@ def run_specs(args):
 
 def run_one(name, overrides, args):
     config = resolve_config(
-        "cpu", epochs=args.epochs, max_train_examples=args.max_train_examples,
+        "cpu_scratch", epochs=args.epochs, max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples, seed=args.seed, figures=False, verbose=2,
         output_dir=os.path.join(args.output_root, name), **overrides,
     )
@@ -178,7 +178,7 @@ def paired_step_times(rounds=6, steps=10, batch_size=128, seed=0):
     models = {}
     for name, model in (("static", "resnet"), ("dmnn", "dmnn_resnet")):
         keras.backend.clear_session()
-        m = build_model(resolve_config("cpu", model=model), 10, (32, 32, 3))
+        m = build_model(resolve_config("cpu_scratch", model=model), 10, (32, 32, 3))
         m.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         for _ in range(3):
@@ -214,7 +214,7 @@ def main(argv=None):
     )
     body = (
         f"Small ResNet (`resnet` / `dmnn_resnet`: stack (1,1,1,1), width 0.25, groups 4 for DMNN), "
-        f"preset `cpu` (SGD 0.9, lr 0.2 x batch/256 cosine with 0.5-epoch warmup, batch 128, coupled "
+        f"preset `cpu_scratch` (SGD 0.9, lr 0.2 x batch/256 cosine with 0.5-epoch warmup, batch 128, coupled "
         f"L2 5e-4), {args.epochs} epochs on the first {args.max_train_examples} CIFAR-10 training "
         f"images, seed {args.seed}, evaluated on {static['eval_examples']} test images. "
         f"Few epochs (CPU budget): absolute accuracies are far below converged CIFAR-10 numbers. "

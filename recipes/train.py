@@ -62,13 +62,41 @@ flags.DEFINE_integer("seed", None, "Random seed (weights, data order, augmentati
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_bool("figures", None, "Write the PNG figures.")
 flags.DEFINE_integer("verbose", None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
+# The dynamic-network recipe (DMNN models): warm start, distillation, gate schedules.
+flags.DEFINE_enum("block_split", None, ["preserve", "partition"], "DMNN ResNet sub-blocks: "
+                  "'preserve' keeps the block's parameters (paper), 'partition' splits the static "
+                  "block's channels (warm-startable).")
+flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange multiplier per "
+                   "training step (0: the paper's fixed penalty; default: the builder's).")
+flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many epochs first (in "
+                     "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
+flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "
+                   "twin trained by --teacher_epochs (default: --learning_rate).")
+flags.DEFINE_string("init_from", None, "Warm-start the DMNN from this trained static .keras model.")
+flags.DEFINE_string("teacher", None, "Distil from this .keras model (same classes).")
+flags.DEFINE_float("distill_weight", None, "Weight of the distillation KL (0 = off).")
+flags.DEFINE_float("distill_temperature", None, "Distillation temperature.")
+flags.DEFINE_float("target_schedule_epochs", None, "Anneal the FLOPs target from 1.0 to "
+                   "--flops_target over this many epochs (0 = off).")
+flags.DEFINE_float("start_temperature", None, "Gumbel temperature in the first epoch "
+                   "(annealed geometrically to --end_temperature).")
+flags.DEFINE_float("end_temperature", None, "Gumbel temperature in the last epoch.")
+flags.DEFINE_integer("noise_off_epochs", None, "Train the last N epochs without gate noise.")
+flags.DEFINE_integer("latency_images", None, "With --teacher_epochs: measure the TFLite "
+                     "latency of the DMNN and its twin on N test images (0 = off).")
+flags.DEFINE_integer("recalibrate_batches", None, "After training, re-estimate BatchNorm "
+                     "statistics with the inference gates on N training batches (0 = off).")
 
 FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
           "category_supervision", "width_multiplier", "stack_sizes", "image_size", "epochs",
           "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
           "weight_decay_mode", "schedule", "decay_epochs", "warmup_epochs", "max_train_examples",
           "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed",
-          "data_dir", "figures", "verbose")
+          "data_dir", "figures", "verbose", "block_split", "dual_step", "teacher_epochs",
+          "teacher_learning_rate",
+          "init_from", "teacher", "distill_weight", "distill_temperature",
+          "target_schedule_epochs", "start_temperature", "end_temperature", "noise_off_epochs",
+          "recalibrate_batches", "latency_images")
 
 
 def _ints(name, values):

@@ -58,10 +58,11 @@ class GumbelGate(keras.layers.Layer):
     def build(self, input_shape):
         self.temperature_value = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.temperature),
-            trainable=False, dtype="float32", name="temperature_value",
+            trainable=False, dtype="float32", autocast=False, name="temperature_value",
         )
         self.noise_scale = self.add_weight(
-            shape=(), initializer="ones", trainable=False, dtype="float32", name="noise_scale",
+            shape=(), initializer="ones", trainable=False, dtype="float32", autocast=False,
+            name="noise_scale",
         )
         self.built = True
 

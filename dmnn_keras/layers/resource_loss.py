@@ -96,10 +96,10 @@ class ResourceLoss(keras.layers.Layer):
     def build(self, input_shape):
         self.target = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.flops_target),
-            trainable=False, dtype="float32", name="target",
+            trainable=False, dtype="float32", autocast=False, name="target",
         )
         self.multiplier = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, dtype="float32",
+            shape=(), initializer="zeros", trainable=False, dtype="float32", autocast=False,
             aggregation="mean", name="multiplier",
         )
         self.built = True

@@ -48,6 +48,33 @@ def check_groups(groups):
     return per_stage
 
 
+FIRST_OF_STAGE = "first_of_stage"
+
+
+def is_ungated(ungated_blocks, name, first_of_stage):
+    """Whether block `name` runs ungated: listed in `ungated_blocks`, or "first_of_stage" and first."""
+    if ungated_blocks == FIRST_OF_STAGE:
+        return first_of_stage
+    return name in ungated_blocks
+
+
+def check_ungated(ungated_blocks, block_names):
+    """Validates `ungated_blocks` ("first_of_stage" or names of blocks) once the names are known."""
+    if ungated_blocks == FIRST_OF_STAGE:
+        return
+    if isinstance(ungated_blocks, str) or not isinstance(ungated_blocks, (list, tuple)):
+        raise ValueError(
+            f"ungated_blocks must be {FIRST_OF_STAGE!r} or a tuple of block names. "
+            f"Received: ungated_blocks={ungated_blocks!r}"
+        )
+    unknown = [name for name in ungated_blocks if name not in block_names]
+    if unknown:
+        raise ValueError(
+            f"ungated_blocks names blocks the model does not have: {unknown}. "
+            f"Allowed: {list(block_names)}"
+        )
+
+
 def stage_groups(groups, num_stages):
     """`groups` as one int per stage: an int is repeated, a sequence must have `num_stages` ints.
 
@@ -121,9 +148,13 @@ class GateWiring:
         self.category_logits = []
         self.category_stages = []
 
-    def block(self, x, stage, name, **block_kwargs):
-        """Applies a `MultiPathBlock` named `name` (and its controller `name_gate`)."""
-        if self.gating is None:
+    def block(self, x, stage, name, gate=True, **block_kwargs):
+        """Applies a `MultiPathBlock` named `name` (and its controller `name_gate`).
+
+        With `gate=False` (or no gating) the block is static: every path runs,
+        no controller.
+        """
+        if self.gating is None or not gate:
             return MultiPathBlock(gated=False, name=name, **block_kwargs)(x)
         if self.gating in SINGLE_PATH_GATINGS:
             return self._single_path_block(x, name, **block_kwargs)

@@ -6,7 +6,8 @@ from keras import layers
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
-    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
+    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, check_ungated,
+    is_ungated, stage_groups,
 )
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper.
@@ -80,6 +81,7 @@ class DynamicMobileNetV2(DynamicModel):
         flops_target=0.5,
         resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
         dual_step=DEFAULT_DUAL_STEP,
+        ungated_blocks=(),
         num_classes=1000,
         input_shape=(224, 224, 3),
         include_top=True,
@@ -132,7 +134,7 @@ class DynamicMobileNetV2(DynamicModel):
             one_sided=one_sided,
         )
         per_stage = stage_groups(groups, len(MOBILENET_V2_SPEC))
-        block_id = 0
+        block_id, names = 0, []
         for stage, (t, c, n, s) in enumerate(MOBILENET_V2_SPEC):
             if stem == "cifar" and stage == 1:
                 s = 1
@@ -145,12 +147,16 @@ class DynamicMobileNetV2(DynamicModel):
                         f"groups must divide the {expanded} expanded channels of block_{block_id}. "
                         f"Received: groups={groups}"
                     )
+                names.append(f"block_{block_id}")
+                gate = not is_ungated(ungated_blocks, names[-1], i == 0)
+                g = per_stage[stage] if gate else 1
                 x = wiring.block(
-                    x, stage, f"block_{block_id}",
-                    kind="inverted_residual", filters=filters, groups=per_stage[stage],
-                    path_width=expanded // per_stage[stage], strides=s if i == 0 else 1, expand=t != 1,
+                    x, stage, names[-1], gate=gate,
+                    kind="inverted_residual", filters=filters, groups=g,
+                    path_width=expanded // g, strides=s if i == 0 else 1, expand=t != 1,
                 )
                 block_id += 1
+        check_ungated(ungated_blocks, names)
         last_filters = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
         x = layers.Conv2D(last_filters, 1, use_bias=False, kernel_initializer="he_normal",
                           name="head_conv")(x)
@@ -175,6 +181,8 @@ class DynamicMobileNetV2(DynamicModel):
             flops_target=flops_target,
             resource_loss_weight=resource_loss_weight,
             dual_step=dual_step,
+            ungated_blocks=ungated_blocks if isinstance(ungated_blocks, str) else tuple(
+                ungated_blocks),
             num_classes=num_classes,
             input_shape=tuple(input_shape),
             include_top=include_top,

@@ -8,7 +8,8 @@ from dmnn_keras.layers.multi_path_block import (
 )
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
-    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, stage_groups,
+    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, check_ungated,
+    is_ungated, stage_groups,
 )
 
 RESNET_STACKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -51,6 +52,9 @@ class DynamicResNet(DynamicModel):
             "lcnet" need groups=1; their gate networks use
             `controller_units` hidden units (the presets pass 16).
         split: "preserve" or "partition" (see above; DMNN only).
+        ungated_blocks: blocks that always run whole (one path, no
+            controller): a tuple of block names, e.g. `("conv2_block1",)`, or
+            "first_of_stage" (ConvNet-AIG keeps the downsampling blocks on).
         flops_target: target FLOPs ratio / execution rate in (0, 1].
         resource_loss_weight: lambda of the resource loss.
         dual_step: step of the resource loss's Lagrange multiplier per
@@ -103,6 +107,7 @@ class DynamicResNet(DynamicModel):
         resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
         split="preserve",
         dual_step=DEFAULT_DUAL_STEP,
+        ungated_blocks=(),
         num_classes=1000,
         input_shape=(224, 224, 3),
         include_top=True,
@@ -173,18 +178,22 @@ class DynamicResNet(DynamicModel):
             stochastic_inference=stochastic_inference,
             one_sided=one_sided,
         )
+        names = []
         for stage, (blocks, width) in enumerate(zip(stack_sizes, widths)):
             for b in range(int(blocks)):
                 filters = 4 * width
                 strides = 2 if (b == 0 and stage > 0) else 1
                 in_channels = int(x.shape[-1])
+                names.append(f"conv{stage + 2}_block{b + 1}")
+                gate = not is_ungated(ungated_blocks, names[-1], b == 0)
+                g = per_stage[stage] if gate else 1
                 x = wiring.block(
-                    x, stage, f"conv{stage + 2}_block{b + 1}",
-                    kind="bottleneck", filters=filters, groups=per_stage[stage],
-                    path_width=bottleneck_path_width(
-                        in_channels, width, filters, per_stage[stage], split=split),
+                    x, stage, names[-1], gate=gate,
+                    kind="bottleneck", filters=filters, groups=g,
+                    path_width=bottleneck_path_width(in_channels, width, filters, g, split=split),
                     strides=strides,
                 )
+        check_ungated(ungated_blocks, names)
         if include_top:
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
             x = layers.Dense(num_classes, name="predictions")(x)
@@ -206,6 +215,8 @@ class DynamicResNet(DynamicModel):
             resource_loss_weight=resource_loss_weight,
             split=split,
             dual_step=dual_step,
+            ungated_blocks=ungated_blocks if isinstance(ungated_blocks, str) else tuple(
+                ungated_blocks),
             num_classes=num_classes,
             input_shape=tuple(input_shape),
             include_top=include_top,

@@ -22,14 +22,20 @@ Presets:
   * `cifar10`, `cifar100`: SGD momentum 0.9, weight decay 1e-4, batch 256,
     lr 0.1 divided by 10 at epochs 100 and 150 of 200, pad-4 crop + flip,
     DMNN-ResNet-50 (CIFAR stem).
-  * `cpu` (the default, `python recipes/train.py` = the main job): the small
-    DMNN ResNet (`dmnn_resnet`: stack (1,1,1,1), width 0.25, 4 sub-blocks,
-    flops_target 0.5) on the first 25,000 CIFAR-10 training images for 4
-    epochs (batch 128, lr 0.2 x 128/256 cosine, 0.5-epoch warmup, coupled L2
-    5e-4), evaluated on the 10,000 test images. Measured (`python recipes/train.py`,
-    2 cores shared with other jobs): 50.1% top-1, FLOPs ratio 0.62, 7 min
-    23 s wall time at load ~2-3; 50.8% / 0.60 / 11 min 20 s at load ~5.
-  * `cpu_static`: the same with the static twin (`resnet`).
+  * `cpu` (the default, `python recipes/train.py` = the main job): the
+    dynamic-network recipe on the small CIFAR ResNet (stack (1,1,1,1), width
+    0.25). First its static twin (`resnet`) trains 6 epochs on the 50,000
+    CIFAR-10 training images (lr 0.2 x 128/256 cosine, 0.5-epoch warmup,
+    coupled L2 5e-4); then the DMNN (`dmnn_resnet`, 2 sub-blocks per block
+    partitioning the twin's, `from_static`) is warm-started from it and trained
+    4 epochs (lr 0.04 x 128/256) with distillation from it, the FLOPs target
+    annealed from 1.0 to 0.6 over 1.5 epochs (0.6 of the DMNN's own MACs, 0.5
+    of the twin's), no gate noise in the last epoch, BatchNorm recalibrated on
+    50 batches; both are evaluated on the 10,000 test images and their TFLite
+    latency compared on 200 of them.
+  * `cpu_scratch`: the DMNN recipe before warm start (paper split, 4 sub-blocks,
+    from scratch, fixed-weight resource loss): 25,000 images, 4 epochs, lr 0.2.
+  * `cpu_static`: `cpu_scratch` with the static twin (`resnet`).
   * `tiny`: one epoch over 256 images, for tests and smoke runs.
 """
 
@@ -92,6 +98,7 @@ class TrainConfig:
     block_split: str = "preserve"  # DMNN ResNets' `split`
     dual_step: Optional[float] = None
     teacher_epochs: int = 0
+    teacher_learning_rate: Optional[float] = None  # the twin's (None: learning_rate)
     init_from: Optional[str] = None
     teacher: Optional[str] = None
     distill_weight: float = 1.0
@@ -101,6 +108,7 @@ class TrainConfig:
     end_temperature: Optional[float] = None
     noise_off_epochs: int = 0
     recalibrate_batches: int = 0
+    latency_images: int = 0  # with teacher_epochs: TFLite latency vs the twin on N test images
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -122,9 +130,17 @@ PRESETS = {
         schedule="step", decay_epochs=(100, 150),
     ),
     "cpu": dict(
+        model="dmnn_resnet", dataset="cifar10", groups=2, block_split="partition",
+        flops_target=0.6, teacher_epochs=6, teacher_learning_rate=0.2, epochs=4,
+        batch_size=128, learning_rate=0.04, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+        schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
+        target_schedule_epochs=1.5, noise_off_epochs=1, recalibrate_batches=50,
+        latency_images=200,
+    ),
+    "cpu_scratch": dict(
         model="dmnn_resnet", dataset="cifar10", epochs=4, batch_size=128,
         learning_rate=0.2, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-        schedule="cosine", warmup_epochs=0.5, max_train_examples=25000,
+        schedule="cosine", warmup_epochs=0.5, max_train_examples=25000, dual_step=0.0,
     ),
     "cpu_static": dict(
         model="resnet", dataset="cifar10", epochs=4, batch_size=128,
@@ -221,6 +237,8 @@ def check_dynamic_recipe(config, entry):
               "teacher)")
     if config.teacher_epochs and config.init_from:
         _fail("init_from", config.init_from, "None when teacher_epochs > 0 (the twin it trains)")
+    if config.teacher_learning_rate is not None and not config.teacher_learning_rate > 0:
+        _fail("teacher_learning_rate", config.teacher_learning_rate, "None or > 0")
     if not config.distill_weight >= 0:
         _fail("distill_weight", config.distill_weight, ">= 0")
     if not config.distill_temperature > 0:
@@ -245,6 +263,10 @@ def check_dynamic_recipe(config, entry):
         value = getattr(config, name)
         if value is not None and not value > 0:
             _fail(name, value, "None or > 0")
+    if isinstance(config.latency_images, bool) or not isinstance(config.latency_images, int) or (
+        config.latency_images < 0
+    ):
+        _fail("latency_images", config.latency_images, "an int >= 0")
     if isinstance(config.recalibrate_batches, bool) or not isinstance(
         config.recalibrate_batches, int
     ) or config.recalibrate_batches < 0:

@@ -121,7 +121,11 @@ def static_twin_lines(report):
         f"{twin['flops']:,}",
         f"  training cost, teacher included: {report['total_train_images']:,} images, "
         f"{report['total_train_seconds']:.0f} s",
-    ]
+    ] + ([
+        f"  TFLite batch-1 latency, 1 thread, learned gates, {latency['images']} test images: "
+        f"{latency['mean_ms']:.3f} ms vs the twin's {latency['twin_mean_ms']:.3f} ms per image "
+        f"({latency['mean_ratio']:.2f}x; medians {latency['median_ratio']:.2f}x)"
+    ] if (latency := report.get("latency_vs_twin")) else [])
 
 
 def summary(report, output_dir):

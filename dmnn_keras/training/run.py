@@ -104,10 +104,11 @@ def gate_schedule_callbacks(config):
     return callbacks
 
 
-def train_static_twin(config):
+def train_static_twin(config, strategy=None):
     """Trains (or finds, when already trained) the static twin of `config.model` as the teacher.
 
-    Same recipe, `config.teacher_epochs` epochs, in `<output_dir>/teacher`
+    Same recipe, `config.teacher_epochs` epochs at `config.teacher_learning_rate`
+    (default: `learning_rate`), in `<output_dir>/teacher`
     (rerunning resumes it like any run). Returns a summary dict: `model_path`,
     `top1_accuracy`, `flops`, `train_images`, `train_seconds`, `epochs`.
     """
@@ -121,11 +122,14 @@ def train_static_twin(config):
         twin = dataclasses.replace(
             config, model=static_twin_name(config.model), epochs=config.teacher_epochs,
             output_dir=directory, teacher_epochs=0, init_from=None, teacher=None,
+            learning_rate=config.teacher_learning_rate or config.learning_rate,
             target_schedule_epochs=0.0, noise_off_epochs=0, start_temperature=None,
             end_temperature=None, recalibrate_batches=0, figures=False,
             decay_epochs=tuple(e for e in config.decay_epochs if e < config.teacher_epochs),
         )
-        report = run_training(check_config(twin))
+        # The run's own strategy: a second MirroredStrategy in one process would reuse its
+        # collective-op keys for other tensors.
+        report = _run(check_config(twin), time.perf_counter(), strategy)
     return {
         "model_path": path,
         "model": report["model"],
@@ -179,9 +183,9 @@ def run_training(config=None, **overrides):
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
 
-def _run(config, wall_start):
+def _run(config, wall_start, strategy=None):
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy, config.tpu)
+    strategy = strategy or make_strategy(config.strategy, config.tpu)
     chief = is_chief(strategy)
     output_dir = config.output_dir
     if not chief:
@@ -214,7 +218,7 @@ def _run(config, wall_start):
             "training examples: no full batch"
         )
     size = config.image_size or info.image_size
-    twin = train_static_twin(config) if config.teacher_epochs else None
+    twin = train_static_twin(config, strategy) if config.teacher_epochs else None
     init_from = twin["model_path"] if twin else config.init_from
     teacher_path = config.teacher or (twin["model_path"] if twin else None)
     with strategy.scope():
@@ -277,6 +281,25 @@ def _run(config, wall_start):
         image_size=config.image_size,
         **training,
     )
+    if twin and config.latency_images:
+        report["latency_vs_twin"] = latency_vs_twin(model, twin["model_path"], config)
     report["wall_time_seconds"] = time.perf_counter() - wall_start
     report_lib.write_report(report, output_dir)
     return report
+
+
+def latency_vs_twin(model, twin_path, config):
+    """TFLite batch-1 latency (1 thread, learned gates) of `model` and the twin on test images."""
+    from dmnn_keras.export.latency import compare_latency
+
+    info = get_dataset_info(config.dataset)
+    data = load_dataset(config.dataset, info.eval_split, batch_size=config.latency_images,
+                        training=False, max_examples=config.latency_images,
+                        image_size=config.image_size, data_dir=config.data_dir)
+    images = next(data.as_numpy_iterator())[0]
+    twin, dynamic = compare_latency([keras.models.load_model(twin_path), model], images)
+    return {"images": int(len(images)), "threads": 1, "twin_median_ms": twin["median_ms"],
+            "median_ms": dynamic["median_ms"], "twin_mean_ms": twin["mean_ms"],
+            "mean_ms": dynamic["mean_ms"],
+            "median_ratio": dynamic["median_ms"] / twin["median_ms"],
+            "mean_ratio": dynamic["mean_ms"] / twin["mean_ms"]}

@@ -1,5 +1,6 @@
 """Warm start from a static twin: the partition split, weight copy, sub-block BN re-centring."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -98,3 +99,21 @@ def test_bad_arguments_name_themselves():
         dk.copy_static_weights(dk.ResNet(num_classes=100), dk.DMNNResNet(split="partition"))
     with pytest.raises(ValueError, match="static"):
         dk.from_static(dk.DMNNResNet())
+
+
+def test_ungated_blocks_run_whole_and_take_the_static_block_whole():
+    static = dk.ResNet(stack_sizes=(2, 1, 1, 1))
+    _randomise_batch_norms(static, seed=3)
+    model = dk.from_static(static, groups=2, ungated_blocks="first_of_stage")
+    assert [block.name for _, block in model.gated_blocks] == ["conv2_block2"]
+    assert model.get_layer("conv3_block1").groups == 1 and not model.get_layer("conv3_block1").gated
+    x = _images()
+    # The ungated blocks keep their whole 3x3: only conv2_block2 differs from the static network.
+    features = lambda m: keras.Model(m.input, m.get_layer("conv2_block1").output)(x).numpy()
+    assert _close(features(static), features(model))
+    names = dk.DMNNResNet(ungated_blocks=("conv2_block1", "conv5_block1")).gated_blocks
+    assert [block.name for _, block in names] == ["conv3_block1", "conv4_block1"]
+    with pytest.raises(ValueError, match="ungated_blocks names blocks the model does not have"):
+        dk.DMNNResNet(ungated_blocks=("conv9_block1",))
+    with pytest.raises(ValueError, match="ungated_blocks must be"):
+        dk.DMNNMobileNetV2(alpha=0.35, input_shape=(32, 32, 3), ungated_blocks="first")

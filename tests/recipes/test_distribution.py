@@ -68,3 +68,32 @@ def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path):
     assert report["steps_per_epoch"] == 4
     assert (out / "model.keras").exists() and (out / "workers" / "1" / "model.keras").exists()
     assert not (out / "workers" / "1" / "report.json").exists()  # only the chief reports
+
+
+MIRRORED_WARM_START = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from dmnn_keras.training import run_training
+report = run_training("tiny", strategy="mirrored", epochs=2, max_train_examples=128,
+                      batch_size=32, max_eval_examples=32, figures=False, output_dir=sys.argv[1],
+                      teacher_epochs=1, block_split="partition", groups=2,
+                      target_schedule_epochs=1.0, noise_off_epochs=1, recalibrate_batches=2)
+print("REPORT" + json.dumps({k: report[k] for k in ("flags", "static_twin", "total_train_images",
+                                                     "final_train_metrics")}))
+"""
+
+
+def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
+    """The whole recipe (twin, warm start, distillation, schedules) over two replicas."""
+    result = run(["-c", MIRRORED_WARM_START, str(tmp_path / "run")], timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.split("REPORT", 1)[1])
+    assert report["flags"]["num_replicas"] == 2
+    assert report["static_twin"]["model"] == "resnet" and report["static_twin"]["epochs"] == 1
+    # 4 steps of 32 images: the DMNN's 2 epochs plus the twin's 1.
+    assert report["total_train_images"] == 3 * 128
+    assert report["final_train_metrics"]["flops_ratio"] > 0
+    assert (tmp_path / "run" / "teacher" / "model.keras").exists()
+    assert (tmp_path / "run" / "model.keras").exists()

@@ -1,0 +1,32 @@
+"""The dynamic-network recipe's fields are checked by name before anything trains."""
+
+import pytest
+
+from dmnn_keras.training import resolve_config
+from dmnn_keras.training.registry import static_twin_name
+
+
+@pytest.mark.parametrize("overrides, name", [
+    (dict(block_split="thirds"), "block_split"),
+    (dict(init_from="/nonexistent/model.keras"), "init_from"),
+    (dict(teacher="/nonexistent/teacher.keras"), "teacher"),
+    (dict(model="resnet", teacher_epochs=2), "model"),
+    (dict(teacher_epochs=-1), "teacher_epochs"),
+    (dict(target_schedule_epochs=9.0, epochs=4), "target_schedule_epochs"),
+    (dict(noise_off_epochs=5, epochs=4), "noise_off_epochs"),
+    (dict(start_temperature=5.0), "end_temperature"),
+    (dict(distill_temperature=0.0), "distill_temperature"),
+    (dict(model="resnet", noise_off_epochs=1), "noise_off_epochs"),
+    (dict(teacher_epochs=2, strategy="multi_worker"), "teacher_epochs"),
+    (dict(latency_images=-3), "latency_images"),
+])
+def test_bad_recipe_fields_name_themselves(overrides, name):
+    with pytest.raises(ValueError, match=name):
+        resolve_config("cpu", **overrides)
+
+
+def test_static_twin_names():
+    assert static_twin_name("dmnn_resnet") == "resnet"
+    assert static_twin_name("dmnn_mobilenet_v2_140") == "mobilenet_v2_140"
+    with pytest.raises(ValueError, match="DMNN model"):
+        static_twin_name("aig_resnet")
