@@ -22,7 +22,7 @@ from dmnn_keras.training.registry import static_twin_name
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
-        resolve_config("cpu", **overrides)
+        resolve_config("cpu_scratch", **overrides)
 
 
 def test_static_twin_names():
@@ -30,3 +30,11 @@ def test_static_twin_names():
     assert static_twin_name("dmnn_mobilenet_v2_140") == "mobilenet_v2_140"
     with pytest.raises(ValueError, match="DMNN model"):
         static_twin_name("aig_resnet")
+
+
+def test_main_job_preset_is_the_warm_start_recipe():
+    config = resolve_config("cpu")
+    assert config.teacher_epochs > 0 and config.block_split == "partition"
+    assert config.model == "dmnn_resnet" and config.latency_images > 0
+    with pytest.raises(ValueError, match="init_from"):  # the twin it trains is the init
+        resolve_config("cpu", init_from=__file__)
