@@ -45,8 +45,9 @@ SECTION = "CIFAR-10 DMNN vs static twin (cifar10_pareto)"
 BASE = dict(max_train_examples=50000, epochs=15, figures=False, verbose=2)
 FINE_TUNE = dict(
     model="dmnn_resnet", groups=2, block_split="partition", epochs=10, learning_rate=0.04,
-    warmup_epochs=0.0, target_schedule_epochs=3.0, noise_off_epochs=2, recalibrate_batches=50,
-    distill_weight=1.0, distill_temperature=4.0, dual_step=0.01,
+    warmup_epochs=0.0, target_schedule_epochs=3.0, noise_off_epochs=2,
+    distill_weight=1.0, distill_temperature=4.0, dual_step=0.05, rate_loss="gate",
+    calibrate_flops_batches=20,
 )
 LATENCY_IMAGES = 200
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a
@@ -172,7 +173,11 @@ def measure_row(row, report, twin_flops):
     if twin_row:
         with open(os.path.join(RUNS, twin_row, "report.json")) as f:
             twin_report = json.load(f)
-    median_ratio, mean_ratio = latency_ratio(row, test_images(LATENCY_IMAGES))
+    if row == "static_s0":  # the reference itself
+        median_ratio = mean_ratio = step_ratio = 1.0
+    else:
+        median_ratio, mean_ratio = latency_ratio(row, test_images(LATENCY_IMAGES))
+        step_ratio = step_time_ratio(row)
     spread = dynamics.get("flops_ratio_std", 0.0) * report["flops"] / twin_flops
     return {
         "row": row,
@@ -190,7 +195,7 @@ def measure_row(row, report, twin_flops):
         "ratio_misclassified": dynamics.get("flops_ratio_misclassified"),
         "latency_ratio_median": median_ratio,
         "latency_ratio_mean": mean_ratio,
-        "step_time_ratio": step_time_ratio(row),
+        "step_time_ratio": step_ratio,
         "train_images": report["steps_per_epoch"] * report["flags"]["batch_size"]
         * report["flags"]["epochs"] + (
             twin_report["steps_per_epoch"] * twin_report["flags"]["batch_size"]
@@ -235,7 +240,8 @@ def section(results):
         "costs | correct-confident / misclassified ratio | latency median / mean | step | cost |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in ROWS:
+    earlier = [row for row in results if row not in ROWS]
+    for row in list(ROWS) + earlier:
         r = results.get(row)
         if r is None:
             lines.append(f"| {row} | not run yet |  |  |  |  |  |  |  |  |  |")
@@ -249,6 +255,8 @@ def section(results):
             f"| {r['step_time_ratio']:.2f} | {r['train_images'] / 1e6:.2f} M, "
             f"{r['train_seconds'] / 60:.0f} min |"
         )
+    for row in earlier:
+        lines.append(f"\n`{row}`: an earlier variant, not rerun: {results[row].get('note', '')}.")
     lines += ["", *verdict(results)]
     return "\n".join(lines)
 
@@ -300,15 +308,21 @@ def main(argv=None):
     import dmnn_keras as dk
 
     twin_flops = dk.profile(dk.ResNet())["flops"]
+    import fcntl
+
     for row in args.only:
         report = train_row(row)
-        results = load_results()
-        results[row] = measure_row(row, report, twin_flops)
-        save_results(results)
-        write_section(SECTION, section(results),
-                      command=f"TFDS_DATA_DIR=../shared/tfds python -m benchmarks.cifar10_pareto "
-                              f"--only {','.join(args.only)}")
-        print(json.dumps(results[row], indent=2), flush=True)
+        measured = measure_row(row, report, twin_flops)
+        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+        with open(RESULTS + ".lock", "w") as lock:  # parts may run side by side
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            results = load_results()
+            results[row] = measured
+            save_results(results)
+            write_section(SECTION, section(results),
+                          command="TFDS_DATA_DIR=../shared/tfds python -m benchmarks.cifar10_pareto "
+                                  "[--only ROW,...]")
+        print(json.dumps(measured, indent=2), flush=True)
 
 
 if __name__ == "__main__":

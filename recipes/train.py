@@ -68,6 +68,8 @@ flags.DEFINE_enum("block_split", None, ["preserve", "partition"], "DMNN ResNet s
                   "block's channels (warm-startable).")
 flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange multiplier per "
                    "training step (0: the paper's fixed penalty; default: the builder's).")
+flags.DEFINE_enum("rate_loss", None, ["block", "gate"], "DMNN resource loss: execution rates "
+                  "per block (paper) or per sub-block (no always-off sub-blocks).")
 flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many epochs first (in "
                      "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
 flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "
@@ -82,6 +84,9 @@ flags.DEFINE_float("start_temperature", None, "Gumbel temperature in the first e
                    "(annealed geometrically to --end_temperature).")
 flags.DEFINE_float("end_temperature", None, "Gumbel temperature in the last epoch.")
 flags.DEFINE_integer("noise_off_epochs", None, "Train the last N epochs without gate noise.")
+flags.DEFINE_integer("calibrate_flops_batches", None, "After training, shift every gate "
+                     "threshold by one constant so the FLOPs ratio meets --flops_target on N "
+                     "training batches, and recalibrate BatchNorm on them (0 = off).")
 flags.DEFINE_integer("latency_images", None, "With --teacher_epochs: measure the TFLite "
                      "latency of the DMNN and its twin on N test images (0 = off).")
 flags.DEFINE_integer("recalibrate_batches", None, "After training, re-estimate BatchNorm "
@@ -92,11 +97,11 @@ FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
           "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
           "weight_decay_mode", "schedule", "decay_epochs", "warmup_epochs", "max_train_examples",
           "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed",
-          "data_dir", "figures", "verbose", "block_split", "dual_step", "teacher_epochs",
+          "data_dir", "figures", "verbose", "block_split", "dual_step", "rate_loss", "teacher_epochs",
           "teacher_learning_rate",
           "init_from", "teacher", "distill_weight", "distill_temperature",
           "target_schedule_epochs", "start_temperature", "end_temperature", "noise_off_epochs",
-          "recalibrate_batches", "latency_images")
+          "recalibrate_batches", "calibrate_flops_batches", "latency_images")
 
 
 def _ints(name, values):

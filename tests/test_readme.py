@@ -10,7 +10,9 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 @pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="needs CIFAR-10 in TFDS_DATA_DIR")
 def test_quickstart_and_export_snippets_run(tmp_path, monkeypatch):
-    quickstart, export = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)[:2]
+    snippets = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
+    quickstart = snippets[0]
+    export = next(code for code in snippets if "export.to_tflite" in code)
     shrink = {"epochs=5": "epochs=1", "training=True)": "training=True).take(2)",
               "training=False)": "training=False).take(1)", "test.take(2)": "test.take(1)"}
     code = quickstart + "\n" + export
@@ -23,3 +25,20 @@ def test_quickstart_and_export_snippets_run(tmp_path, monkeypatch):
     for name in ("dmnn.tflite", "dmnn_int8.tflite", "static.tflite", "dmnn_saved_model"):
         assert (tmp_path / name).exists(), name
     assert 0 < namespace["dk"].profile(namespace["small"])["flops"]
+
+
+@pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="needs CIFAR-10 in TFDS_DATA_DIR")
+def test_warm_start_snippet_runs():
+    snippets = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
+    code = next(code for code in snippets if "from_static" in code)
+    shrink = {"epochs=10": "epochs=1", "training=True)": "training=True).take(2)",
+              "FlopsTargetSchedule(epochs=3)": "FlopsTargetSchedule(epochs=1)",
+              "noise_off_epochs=2": "noise_off_epochs=1", "batches=50": "batches=1"}
+    for old, new in shrink.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    namespace = {}
+    exec(compile(code, README, "exec"), namespace)
+    model = namespace["model"]
+    assert model.get_layer("conv2_block1").groups == 2
+    assert float(model.resource_loss.target.numpy()) == 0.6

@@ -4,6 +4,9 @@ import keras
 from keras import ops
 
 
+RATE_LOSSES = ("block", "gate")
+
+
 @keras.saving.register_keras_serializable(package="dmnn_keras")
 class ResourceLoss(keras.layers.Layer):
     """Adds the DMNN resource loss and tracks `flops_ratio` and `execution_rate`.
@@ -13,7 +16,20 @@ class ResourceLoss(keras.layers.Layer):
 
         rate_l  = mean over batch and sub-blocks of block l's gates
         ratio   = batch mean of executed_flops(image) / full_flops
-        loss    = loss_weight * (mean_l (rate_l - t)^2 + (ratio - t)^2)
+        loss    = loss_weight * (mean_l (rate_l - r)^2 + (ratio - t)^2)
+
+    `r = clip((t * full_flops - always_on_flops) / gateable_flops, 0, 1)` is
+    the execution rate that gives the FLOPs ratio t when every block runs the
+    same share. The paper writes `t` for both; the two differ when the
+    always-on part is large (31% of the small CIFAR ResNet: stem, shortcuts,
+    head), and then the two terms pull apart and the ratio lands between.
+
+    `rate_loss="gate"` replaces `rate_l` by the batch rate of every single
+    gate (sub-block): each sub-block is then asked to run for a share r of
+    the images instead of letting a block keep some sub-blocks always on and
+    the others always off (a pruned static network: measured 7 of 8 gates
+    constant with "block"). Deterministic inference gates can only meet it by
+    depending on the image.
 
     `executed_flops(image) = always_on_flops + sum_l sum_j gate_lj * path_flops[l][j]
     + sum_l sum_(i, j, f) in pair_flops[l] f * gate_li * gate_lj`.
@@ -44,6 +60,7 @@ class ResourceLoss(keras.layers.Layer):
             `[i, j, MACs]` triples (gate indices within the block's gates).
         dual_step: float >= 0, the step of the multiplier per training step
             (0: the paper's penalty only).
+        rate_loss: "block" (the paper's per-block rates) or "gate" (per gate).
 
     Subclasses change only the loss (`resource_loss`): they share the FLOPs
     accounting, the metrics and the place on the main path.
@@ -61,15 +78,21 @@ class ResourceLoss(keras.layers.Layer):
     layer = ResourceLoss(flops_target=0.5, path_flops=[[100, 100]], always_on_flops=200)
     logits, gates = np.zeros((2, 10), "float32"), np.ones((2, 2), "float32")
     layer([logits, gates]).shape  # (2, 10)
-    # all gates on: rate 1 and FLOPs ratio 1, so (1 - 0.5)^2 + (1 - 0.5)^2
-    float(layer.losses[0])  # 0.5
+    # all gates on: rate 1 where r = 0 suffices (the always-on half alone is 0.5), ratio 1:
+    # (1 - 0)^2 + (1 - 0.5)^2
+    float(layer.losses[0])  # 1.25
     ```
     """
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,
-                 pair_flops=None, dual_step=0.0, **kwargs):
+                 pair_flops=None, dual_step=0.0, rate_loss="block", **kwargs):
         super().__init__(**kwargs)
         check_flops_target(flops_target)
+        if rate_loss not in RATE_LOSSES:
+            raise ValueError(
+                f"rate_loss must be one of {RATE_LOSSES}. Received: rate_loss={rate_loss!r}"
+            )
+        self.rate_loss = rate_loss
         if not isinstance(dual_step, (int, float)) or dual_step < 0:
             raise ValueError(f"dual_step must be a number >= 0. Received: dual_step={dual_step!r}")
         self.dual_step = float(dual_step)
@@ -118,13 +141,19 @@ class ResourceLoss(keras.layers.Layer):
                 total = total + ops.sum(first * second * weights, axis=-1)
         return total
 
+    def rate_target(self):
+        """The execution rate r that gives the current target FLOPs ratio (a scalar tensor)."""
+        t = ops.convert_to_tensor(self.target)
+        rate = (t * self.full_flops - self.always_on_flops) / max(self.gateable_flops, 1.0)
+        return ops.clip(rate, 0.0, 1.0)
+
     def resource_loss(self, executed, rates):
         """The loss (before `loss_weight`) from per-image executed MACs `[batch]`
-        and per-block execution rates `[L]`: DMNN's
-        `mean_l (rate_l - t)^2 + (flops_ratio - t)^2`."""
+        and execution rates (per block `[L]`, or per gate with `rate_loss="gate"`):
+        `mean (rates - r)^2 + (flops_ratio - t)^2`."""
         ratio = ops.mean(executed) / self.full_flops
         t = ops.convert_to_tensor(self.target)
-        return ops.mean(ops.square(rates - t)) + ops.square(ratio - t)
+        return ops.mean(ops.square(rates - self.rate_target())) + ops.square(ratio - t)
 
     def call(self, inputs, training=None):
         outputs, gates_list = inputs[0], list(inputs[1:])
@@ -133,7 +162,9 @@ class ResourceLoss(keras.layers.Layer):
         executed = self.executed_flops(gates_list)
         ratio = ops.mean(executed) / self.full_flops
         rates = ops.stack([ops.mean(ops.cast(g, "float32")) for g in gates_list])
-        loss = self.loss_weight * self.resource_loss(executed, rates)
+        loss_rates = rates if self.rate_loss == "block" else ops.concatenate(
+            [ops.mean(ops.cast(g, "float32"), axis=0) for g in gates_list])
+        loss = self.loss_weight * self.resource_loss(executed, loss_rates)
         if self.dual_step:
             violation = ratio - ops.convert_to_tensor(self.target)
             loss = loss + ops.stop_gradient(ops.convert_to_tensor(self.multiplier)) * violation
@@ -152,7 +183,7 @@ class ResourceLoss(keras.layers.Layer):
         config.update(
             flops_target=self.flops_target, path_flops=self.path_flops,
             always_on_flops=self.always_on_flops, loss_weight=self.loss_weight,
-            pair_flops=self.pair_flops, dual_step=self.dual_step,
+            pair_flops=self.pair_flops, dual_step=self.dual_step, rate_loss=self.rate_loss,
         )
         return config
 

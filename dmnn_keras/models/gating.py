@@ -21,6 +21,8 @@ CHANNEL_GATINGS = ("channel", "lcnet")
 DEFAULT_RESOURCE_LOSS_WEIGHT = 2.0
 # Lagrange multiplier step of the resource loss (`ResourceLoss.dual_step`).
 DEFAULT_DUAL_STEP = 0.01
+# Execution rates of the DMNN resource loss: per block (paper) or per gate (`ResourceLoss`).
+DEFAULT_RATE_LOSS = "block"
 
 
 def check_gating(gating, groups, flops_target):
@@ -229,7 +231,8 @@ class GateWiring:
         self.gates.append(gates)
         return block([x, values])
 
-    def outputs(self, inputs, outputs, flops_target, resource_loss_weight, dual_step=0.0):
+    def outputs(self, inputs, outputs, flops_target, resource_loss_weight, dual_step=0.0,
+                rate_loss="block"):
         """Adds the resource loss; returns the model outputs (a dict with category heads)."""
         if self.gates:
             table = flops_table(inputs, outputs)
@@ -247,7 +250,7 @@ class GateWiring:
             elif self.gating == "channel":
                 loss_layer = BatchActivationLoss(flops_target, one_sided=self.one_sided, **kwargs)
             else:
-                loss_layer = ResourceLoss(flops_target, **kwargs)
+                loss_layer = ResourceLoss(flops_target, rate_loss=rate_loss, **kwargs)
             outputs = loss_layer([outputs] + self.gates)
         if self.category_logits:
             named = {"logits": outputs}

@@ -6,7 +6,7 @@ from keras import layers
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
-    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, check_ungated,
+    DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, check_ungated,
     is_ungated, stage_groups,
 )
 
@@ -81,6 +81,7 @@ class DynamicMobileNetV2(DynamicModel):
         flops_target=0.5,
         resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
         dual_step=DEFAULT_DUAL_STEP,
+        rate_loss=DEFAULT_RATE_LOSS,
         ungated_blocks=(),
         num_classes=1000,
         input_shape=(224, 224, 3),
@@ -165,7 +166,8 @@ class DynamicMobileNetV2(DynamicModel):
         if include_top:
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
             x = layers.Dense(num_classes, name="predictions")(x)
-        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step)
+        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
+                                 rate_loss)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
@@ -181,6 +183,7 @@ class DynamicMobileNetV2(DynamicModel):
             flops_target=flops_target,
             resource_loss_weight=resource_loss_weight,
             dual_step=dual_step,
+            rate_loss=rate_loss,
             ungated_blocks=ungated_blocks if isinstance(ungated_blocks, str) else tuple(
                 ungated_blocks),
             num_classes=num_classes,

@@ -8,7 +8,7 @@ from dmnn_keras.layers.multi_path_block import (
 )
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
-    DEFAULT_DUAL_STEP, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, check_ungated,
+    DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, check_ungated,
     is_ungated, stage_groups,
 )
 
@@ -59,6 +59,8 @@ class DynamicResNet(DynamicModel):
         resource_loss_weight: lambda of the resource loss.
         dual_step: step of the resource loss's Lagrange multiplier per
             training step (see `ResourceLoss`); 0 = the paper's penalty only.
+        rate_loss: "block" or "gate": the resource loss's execution rates per
+            block (paper) or per sub-block (see `ResourceLoss`; DMNN only).
         num_classes, input_shape, include_top: as in `keras.applications`;
             without the top the output is the last feature map.
         stem: None, "imagenet" or "cifar".
@@ -107,6 +109,7 @@ class DynamicResNet(DynamicModel):
         resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
         split="preserve",
         dual_step=DEFAULT_DUAL_STEP,
+        rate_loss=DEFAULT_RATE_LOSS,
         ungated_blocks=(),
         num_classes=1000,
         input_shape=(224, 224, 3),
@@ -197,7 +200,8 @@ class DynamicResNet(DynamicModel):
         if include_top:
             x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
             x = layers.Dense(num_classes, name="predictions")(x)
-        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step)
+        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
+                                 rate_loss)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
@@ -215,6 +219,7 @@ class DynamicResNet(DynamicModel):
             resource_loss_weight=resource_loss_weight,
             split=split,
             dual_step=dual_step,
+            rate_loss=rate_loss,
             ungated_blocks=ungated_blocks if isinstance(ungated_blocks, str) else tuple(
                 ungated_blocks),
             num_classes=num_classes,

@@ -9,6 +9,7 @@ from dmnn_keras.training.registry import MODELS, ModelEntry, build_model, get_mo
 from dmnn_keras.training.run import evaluate_and_report, run_training
 from dmnn_keras.training.gate_schedules import (
     BatchNormRecalibration,
+    FlopsCalibration,
     FlopsTargetSchedule,
     GateNoiseSchedule,
 )

@@ -8,11 +8,14 @@
     the gate noise switched off for the last epochs so that training runs
     the gates inference will run (DynConv does it for the last 20%).
   * `BatchNormRecalibration`: `recalibrate_batch_norm` when training ends.
+  * `FlopsCalibration`: `calibrate_flops` (one gate-threshold shift that meets
+    the target, then BatchNorm recalibration) when training ends.
 """
 
 import keras
 
 from dmnn_keras.batch_norm import gumbel_gates, recalibrate_batch_norm
+from dmnn_keras.flops_calibration import calibrate_flops
 from dmnn_keras.layers.resource_loss import ResourceLoss
 
 
@@ -179,3 +182,25 @@ class BatchNormRecalibration(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.images_used = recalibrate_batch_norm(self.model, self.images, self.batches)
+
+
+class FlopsCalibration(keras.callbacks.Callback):
+    """Runs `dmnn_keras.calibrate_flops` on the model when `fit` ends.
+
+    Args:
+        images: training images (array, or dataset of images or `(images, labels)`).
+        batches: number of batches used (for the threshold and the BatchNorm statistics).
+
+    After `fit`, `result` holds what `calibrate_flops` returned.
+    """
+
+    def __init__(self, images, batches=20):
+        super().__init__()
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+            raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+        self.images = images
+        self.batches = batches
+        self.result = None
+
+    def on_train_end(self, logs=None):
+        self.result = calibrate_flops(self.model, self.images, batches=self.batches)

@@ -97,6 +97,7 @@ class TrainConfig:
     # === Dynamic-network recipe (DMNN models; see dmnn_keras.training.run) ===
     block_split: str = "preserve"  # DMNN ResNets' `split`
     dual_step: Optional[float] = None
+    rate_loss: Optional[str] = None  # "block" / "gate" (DMNN; None: the builder's)
     teacher_epochs: int = 0
     teacher_learning_rate: Optional[float] = None  # the twin's (None: learning_rate)
     init_from: Optional[str] = None
@@ -108,6 +109,7 @@ class TrainConfig:
     end_temperature: Optional[float] = None
     noise_off_epochs: int = 0
     recalibrate_batches: int = 0
+    calibrate_flops_batches: int = 0  # threshold shift meeting the target + BN recalibration
     latency_images: int = 0  # with teacher_epochs: TFLite latency vs the twin on N test images
 
     def to_dict(self):
@@ -134,8 +136,8 @@ PRESETS = {
         flops_target=0.6, teacher_epochs=6, teacher_learning_rate=0.2, epochs=4,
         batch_size=128, learning_rate=0.04, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
         schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
-        target_schedule_epochs=1.5, noise_off_epochs=1, recalibrate_batches=50,
-        latency_images=200,
+        rate_loss="gate", target_schedule_epochs=1.5, noise_off_epochs=1,
+        recalibrate_batches=50, latency_images=200,
     ),
     "cpu_scratch": dict(
         model="dmnn_resnet", dataset="cifar10", epochs=4, batch_size=128,
@@ -218,6 +220,8 @@ def check_dynamic_recipe(config, entry):
 
     if config.block_split not in SPLITS:
         _fail("block_split", config.block_split, f"one of {SPLITS}")
+    if config.rate_loss is not None and config.rate_loss not in ("block", "gate"):
+        _fail("rate_loss", config.rate_loss, "None, 'block' or 'gate'")
     if config.dual_step is not None and not config.dual_step >= 0:
         _fail("dual_step", config.dual_step, "None or >= 0")
     if isinstance(config.teacher_epochs, bool) or not isinstance(config.teacher_epochs, int) or (
@@ -244,7 +248,7 @@ def check_dynamic_recipe(config, entry):
     if not config.distill_temperature > 0:
         _fail("distill_temperature", config.distill_temperature, "> 0")
     gate_fields = ("target_schedule_epochs", "noise_off_epochs", "start_temperature",
-                   "recalibrate_batches")
+                   "recalibrate_batches", "calibrate_flops_batches")
     if not entry.gated:
         for name in gate_fields:
             if getattr(config, name):
@@ -263,6 +267,13 @@ def check_dynamic_recipe(config, entry):
         value = getattr(config, name)
         if value is not None and not value > 0:
             _fail(name, value, "None or > 0")
+    if isinstance(config.calibrate_flops_batches, bool) or not isinstance(
+        config.calibrate_flops_batches, int
+    ) or config.calibrate_flops_batches < 0:
+        _fail("calibrate_flops_batches", config.calibrate_flops_batches, "an int >= 0")
+    if config.calibrate_flops_batches and not dmnn:
+        _fail("calibrate_flops_batches", config.calibrate_flops_batches,
+              f"0 for model={config.model!r} (DMNN gate controllers only)")
     if isinstance(config.latency_images, bool) or not isinstance(config.latency_images, int) or (
         config.latency_images < 0
     ):

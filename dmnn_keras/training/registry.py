@@ -146,6 +146,8 @@ def build_model(config, num_classes, input_shape, num_categories=0):
             kwargs.update(groups=config.groups, num_categories=num_categories)
             if entry.family == "resnet":
                 kwargs["split"] = config.block_split
+            if config.rate_loss is not None:
+                kwargs["rate_loss"] = config.rate_loss
         if config.resource_loss_weight is not None:
             kwargs["resource_loss_weight"] = config.resource_loss_weight
         if config.dual_step is not None:

@@ -15,7 +15,9 @@ from dmnn_keras.training.evaluation import evaluate_model
 from dmnn_keras.training.presets import (
     TrainConfig, check_config, resolve_config, scaled_learning_rate,
 )
-from dmnn_keras.training.gate_schedules import FlopsTargetSchedule, GateNoiseSchedule
+from dmnn_keras.training.gate_schedules import (
+    BatchNormRecalibration, FlopsCalibration, FlopsTargetSchedule, GateNoiseSchedule,
+)
 from dmnn_keras.training.registry import build_model, static_twin_name
 from dmnn_keras.training.schedules import make_schedule
 from dmnn_keras.training.strategy import (
@@ -124,7 +126,7 @@ def train_static_twin(config, strategy=None):
             output_dir=directory, teacher_epochs=0, init_from=None, teacher=None,
             learning_rate=config.teacher_learning_rate or config.learning_rate,
             target_schedule_epochs=0.0, noise_off_epochs=0, start_temperature=None,
-            end_temperature=None, recalibrate_batches=0, figures=False,
+            end_temperature=None, recalibrate_batches=0, calibrate_flops_batches=0, figures=False,
             decay_epochs=tuple(e for e in config.decay_epochs if e < config.teacher_epochs),
         )
         # The run's own strategy: a second MirroredStrategy in one process would reuse its
@@ -231,6 +233,8 @@ def _run(config, wall_start, strategy=None):
                 kwargs["resource_loss_weight"] = config.resource_loss_weight
             if config.dual_step is not None:
                 kwargs["dual_step"] = config.dual_step
+            if config.rate_loss is not None:
+                kwargs["rate_loss"] = config.rate_loss
             model = from_static(
                 keras.models.load_model(init_from), groups=config.groups,
                 flops_target=config.flops_target, calibration_images=train,
@@ -252,12 +256,16 @@ def _run(config, wall_start, strategy=None):
         patch_multi_worker_build(model, strategy)
     callbacks, timer = callbacks_lib.make_callbacks(output_dir, write_logs=chief)
     callbacks += gate_schedule_callbacks(config)
+    # First in the list: they run at the end of training before BackupAndRestore deletes the
+    # backup, so an interruption during them resumes at the end and calibrates again.
+    calibration = None
+    if config.calibrate_flops_batches:  # includes the BatchNorm recalibration
+        calibration = FlopsCalibration(train, config.calibrate_flops_batches)
+        callbacks.insert(0, calibration)
+    elif config.recalibrate_batches:
+        callbacks.insert(0, BatchNormRecalibration(train, config.recalibrate_batches))
     train_start = time.perf_counter()
     history = model.fit(train, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose)
-    if config.recalibrate_batches:
-        from dmnn_keras.batch_norm import recalibrate_batch_norm
-
-        recalibrate_batch_norm(model, train, config.recalibrate_batches)
     train_seconds = time.perf_counter() - train_start
     model.distill_from(None)
     model.save(os.path.join(output_dir, MODEL_FILE))
@@ -269,6 +277,8 @@ def _run(config, wall_start, strategy=None):
         "train_images": steps_per_epoch * config.batch_size * config.epochs,
         "final_train_metrics": {k: float(v[-1]) for k, v in history.history.items() if v},
     }
+    if calibration is not None and calibration.result is not None:
+        training["flops_calibration"] = calibration.result
     if twin:
         training["static_twin"] = twin
         training["total_train_images"] = training["train_images"] + twin["train_images"]

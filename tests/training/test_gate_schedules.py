@@ -131,3 +131,24 @@ def test_lagrange_multiplier_rises_while_the_ratio_is_above_target():
     assert float(layer.losses[-1]) == pytest.approx(0.5 + 0.05)
     with pytest.raises(ValueError, match="dual_step"):
         dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, dual_step=-1)
+
+
+def test_rate_terms_use_the_rate_that_meets_the_flops_target():
+    # Half of the MACs always run: t = 0.75 needs r = (0.75 * 400 - 200) / 200 = 0.5.
+    layer = dk.ResourceLoss(0.75, path_flops=[[100, 100]], always_on_flops=200)
+    logits = np.zeros((2, 10), "float32")
+    one_path = np.array([[1, 0], [1, 0]], "float32")  # rate 0.5, ratio 0.75: no loss
+    layer([logits, one_path])
+    assert float(layer.rate_target()) == pytest.approx(0.5)
+    assert float(layer.losses[-1]) == pytest.approx(0.0)
+    # Per gate, the same gates cost (1 - 0.5)^2 and (0 - 0.5)^2: a sub-block always on and
+    # one always off are not what the target asks of each sub-block.
+    per_gate = dk.ResourceLoss(0.75, path_flops=[[100, 100]], always_on_flops=200,
+                               rate_loss="gate")
+    per_gate([logits, one_path])
+    assert float(per_gate.losses[-1]) == pytest.approx(0.25)
+    alternating = np.array([[1, 0], [0, 1]], "float32")  # each sub-block for half the images
+    per_gate([logits, alternating])
+    assert float(per_gate.losses[-1]) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="rate_loss"):
+        dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, rate_loss="image")

@@ -1,0 +1,103 @@
+"""Hitting the FLOPs target exactly: one shift of every gate threshold, found by bisection."""
+
+import numpy as np
+
+from dmnn_keras.batch_norm import recalibrate_batch_norm
+from dmnn_keras.gates import image_batches
+from dmnn_keras.layers.gate_controller import GateController
+from dmnn_keras.profiling import profile
+
+SHIFT_RANGE = 30.0
+
+
+def _controllers(model):
+    controllers = [c for c in getattr(model, "controllers", []) if isinstance(c, GateController)]
+    if not controllers:
+        raise ValueError("model must be a DMNN with GateControllers. "
+                         f"Received: {getattr(model, 'name', model)!r} without any")
+    return controllers
+
+
+def _shift(controllers, delta):
+    for c in controllers:
+        c.logits_dense.bias.assign(c.logits_dense.bias.numpy() + np.float32(delta))
+
+
+def _ratio(model, images):
+    return profile(model, images)["flops_ratio"]
+
+
+def _bisect(model, controllers, images, target, tolerance, steps):
+    """Shifts every gate logit by one delta so the inference FLOPs ratio on `images` is `target`."""
+    low, high, applied = -SHIFT_RANGE, SHIFT_RANGE, 0.0
+    ratio = _ratio(model, images)
+    for _ in range(steps):
+        if abs(ratio - target) <= tolerance:
+            break
+        middle = (low + high) / 2.0
+        _shift(controllers, middle - applied)
+        applied = middle
+        ratio = _ratio(model, images)
+        if ratio > target:  # the executed share rises with the shift
+            high = middle
+        else:
+            low = middle
+    return applied, ratio
+
+
+def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tolerance=0.005,
+                    steps=24, recalibrate_bn=True):
+    """Shifts every controller's gate logits by one constant so the FLOPs ratio meets `target`.
+
+    Training meets the target only on average over noisy training gates; in
+    inference a gate is on when its logit is positive, and the two can differ
+    by 0.1 or more. This adds the same `delta` to the gate-logit bias of every
+    `GateController`, found by bisection so that the inference FLOPs ratio on
+    `images` is within `tolerance` of `target`; then (by default) re-estimates
+    the BatchNorm statistics with the new gates (`recalibrate_batch_norm`) and
+    bisects once more. Images keep their own decisions (each image still
+    compares its own logits with the shifted threshold).
+
+    Args:
+        model: a DMNN (`GateController`s).
+        images: calibration images (array, or dataset of images or
+            `(images, labels)`), e.g. training images.
+        target: the FLOPs ratio; None: the model's `flops_target`.
+        batches: batches of `images` used.
+        batch_size: batch size for arrays.
+        tolerance: acceptable |ratio - target| on the calibration images.
+        steps: bisection steps at most.
+        recalibrate_bn: re-estimate BatchNorm statistics after the shift.
+
+    Returns:
+        dict `delta` (the shift applied), `flops_ratio` (on the calibration
+        images after it), `images` (how many).
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNResNet(flops_target=0.6)
+    images = np.random.uniform(0, 255, (64, 32, 32, 3)).astype("float32")
+    result = dk.calibrate_flops(model, images, batch_size=32, recalibrate_bn=False)
+    abs(result["flops_ratio"] - 0.6) < 0.05  # True
+    ```
+    """
+    controllers = _controllers(model)
+    if target is None:
+        target = model.resource_loss.flops_target
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise ValueError(f"target must be None or a number in (0, 1]. Received: target={target!r}")
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+        raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+    data = [np.asarray(b, "float32") for b, _ in zip(image_batches(images, batch_size),
+                                                       range(batches))]
+    if not data:
+        raise ValueError("images must hold at least one image. Received: an empty dataset")
+    data = np.concatenate(data)
+    delta, ratio = _bisect(model, controllers, data, float(target), tolerance, steps)
+    if recalibrate_bn:
+        recalibrate_batch_norm(model, data, batch_size=batch_size)
+        more, ratio = _bisect(model, controllers, data, float(target), tolerance, steps)
+        delta += more
+    return {"delta": float(delta), "flops_ratio": float(ratio), "images": int(len(data))}
