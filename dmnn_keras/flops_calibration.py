@@ -2,10 +2,14 @@
 
 import numpy as np
 
+import keras
+
 from dmnn_keras.batch_norm import recalibrate_batch_norm
-from dmnn_keras.gates import image_batches
+from dmnn_keras.gates import gate_probe, image_batches
 from dmnn_keras.layers.gate_controller import GateController
-from dmnn_keras.profiling import profile
+from dmnn_keras.models.dynamic_model import (
+    block_full_flops, executed_flops_per_image, flops_table,
+)
 
 SHIFT_RANGE = 30.0
 
@@ -23,21 +27,36 @@ def _shift(controllers, delta):
         c.logits_dense.bias.assign(c.logits_dense.bias.numpy() + np.float32(delta))
 
 
-def _ratio(model, images):
-    return profile(model, images)["flops_ratio"]
+class _RatioMeter:
+    """The inference FLOPs ratio of `model` on fixed images; the graph is built once."""
+
+    def __init__(self, model, images, batch_size):
+        self.table = flops_table(model.input, model.outputs)
+        self.full = self.table["always_on"] + sum(block_full_flops(b) for b in self.table["blocks"])
+        self.probe, self.names = gate_probe(model)
+        self.images, self.batch_size = images, batch_size
+
+    def __call__(self):
+        gates = {name: [] for name in self.names}
+        for start in range(0, len(self.images), self.batch_size):
+            outputs = self.probe(self.images[start:start + self.batch_size], training=False)
+            for name, value in zip(self.names, outputs[1:]):
+                gates[name].append(keras.ops.convert_to_numpy(value))
+        gates = {name: np.concatenate(values) for name, values in gates.items()}
+        return float(executed_flops_per_image(self.table, gates).mean() / self.full)
 
 
-def _bisect(model, controllers, images, target, tolerance, steps):
-    """Shifts every gate logit by one delta so the inference FLOPs ratio on `images` is `target`."""
+def _bisect(meter, controllers, target, tolerance, steps):
+    """Shifts every gate logit by one delta so the inference FLOPs ratio `meter()` is `target`."""
     low, high, applied = -SHIFT_RANGE, SHIFT_RANGE, 0.0
-    ratio = _ratio(model, images)
+    ratio = meter()
     for _ in range(steps):
         if abs(ratio - target) <= tolerance:
             break
         middle = (low + high) / 2.0
         _shift(controllers, middle - applied)
         applied = middle
-        ratio = _ratio(model, images)
+        ratio = meter()
         if ratio > target:  # the executed share rises with the shift
             high = middle
         else:
@@ -95,9 +114,10 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
     if not data:
         raise ValueError("images must hold at least one image. Received: an empty dataset")
     data = np.concatenate(data)
-    delta, ratio = _bisect(model, controllers, data, float(target), tolerance, steps)
+    meter = _RatioMeter(model, data, batch_size)
+    delta, ratio = _bisect(meter, controllers, float(target), tolerance, steps)
     if recalibrate_bn:
         recalibrate_batch_norm(model, data, batch_size=batch_size)
-        more, ratio = _bisect(model, controllers, data, float(target), tolerance, steps)
+        more, ratio = _bisect(meter, controllers, float(target), tolerance, steps)
         delta += more
     return {"delta": float(delta), "flops_ratio": float(ratio), "images": int(len(data))}

@@ -3,7 +3,7 @@
 import numpy as np
 
 from dmnn_keras.gates import image_batches, predict_gates
-from dmnn_keras.models.dynamic_model import block_full_flops, executed_block_flops, flops_table
+from dmnn_keras.models.dynamic_model import block_full_flops, executed_flops_per_image, flops_table
 
 
 def _count(weights):
@@ -66,9 +66,7 @@ def profile(model, images=None, batch_size=64):
         return result
     if table["blocks"]:
         gates = predict_gates(model, images, batch_size)
-        executed = np.full(len(next(iter(gates.values()))), float(table["always_on"]))
-        for block in table["blocks"]:
-            executed += executed_block_flops(block, gates[block["name"]])
+        executed = executed_flops_per_image(table, gates)
         result["execution_rates"] = {name: float(g.mean()) for name, g in gates.items()}
         result["path_rates"] = {name: g.mean(axis=0).tolist() for name, g in gates.items()}
     else:

@@ -79,6 +79,20 @@ def executed_block_flops(block, gates):
     return executed
 
 
+def executed_flops_per_image(table, gates_by_block):
+    """Numpy executed MACs `[N]` of a network: always-on MACs + every block's `executed_block_flops`.
+
+    Args:
+        table: a `flops_table` result (with at least one gated block).
+        gates_by_block: dict block name -> numpy gates `[N, G]`.
+    """
+    count = len(next(iter(gates_by_block.values())))
+    executed = np.full(count, float(table["always_on"]))
+    for block in table["blocks"]:
+        executed += executed_block_flops(block, gates_by_block[block["name"]])
+    return executed
+
+
 def executed_flops_tensor(table, gates_by_block, batch_size):
     """`executed_block_flops` summed over a network, for gate tensors.
 

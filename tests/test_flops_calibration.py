@@ -1,0 +1,39 @@
+"""calibrate_flops: one threshold shift of every gate meets the FLOPs target."""
+
+import numpy as np
+import pytest
+
+import dmnn_keras as dk
+
+
+def _images(n=64, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+
+
+def test_calibration_meets_the_target_with_one_shift_of_every_gate_bias():
+    model = dk.DMNNResNet(groups=2, split="partition", flops_target=0.6)
+    x = _images()
+    before = [c.logits_dense.bias.numpy().copy() for c in model.controllers]
+    assert dk.profile(model, x)["flops_ratio"] > 0.9  # gates start mostly on
+    result = dk.calibrate_flops(model, x, batch_size=32, recalibrate_bn=False)
+    assert abs(result["flops_ratio"] - 0.6) <= 0.03
+    assert dk.profile(model, x)["flops_ratio"] == pytest.approx(result["flops_ratio"])
+    for controller, bias in zip(model.controllers, before):
+        np.testing.assert_allclose(controller.logits_dense.bias.numpy() - bias, result["delta"],
+                                   atol=1e-5)
+    assert result["images"] == 64
+
+
+def test_calibration_to_another_target_and_with_batch_norm():
+    model = dk.DMNNResNet(groups=2, split="partition", flops_target=0.6)
+    result = dk.calibrate_flops(model, _images(), target=0.8, batch_size=32)
+    assert abs(result["flops_ratio"] - 0.8) < 0.03
+
+
+def test_calibration_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="GateControllers"):
+        dk.calibrate_flops(dk.ResNet(), _images(8))
+    with pytest.raises(ValueError, match="target"):
+        dk.calibrate_flops(dk.DMNNResNet(), _images(8), target=1.5)
+    with pytest.raises(ValueError, match="batches"):
+        dk.calibrate_flops(dk.DMNNResNet(), _images(8), batches=0)
