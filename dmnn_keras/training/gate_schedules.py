@@ -92,6 +92,9 @@ class FlopsTargetSchedule(keras.callbacks.Callback):
         if steps and self._epoch + batch / steps <= self.epochs:
             self._set(self._epoch + batch / steps)
 
+    def on_epoch_end(self, epoch, logs=None):
+        self._set(epoch + 1)  # a run as long as the schedule ends on the final target
+
     def _set(self, epoch):
         for loss in self.losses:
             loss.target.assign(self.target_at(epoch, loss.flops_target))

@@ -60,7 +60,10 @@ def test_distillation_checks_the_teacher_and_is_not_saved(tmp_path):
 class _Record(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
-        self.targets, self.noise, self.temperature = [], [], []
+        self.targets, self.noise, self.temperature, self.batch_targets = [], [], [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batch_targets.append(float(self.model.resource_loss.target.numpy()))
 
     def on_epoch_end(self, epoch, logs=None):
         self.targets.append(float(self.model.resource_loss.target.numpy()))
@@ -75,8 +78,10 @@ def test_schedules_set_the_values_they_promise():
     record = _Record()
     model.fit(x, y, batch_size=8, epochs=4, verbose=0, callbacks=[
         FlopsTargetSchedule(epochs=2), GateNoiseSchedule(4.0, 0.5, noise_off_epochs=1), record])
-    # Per batch: after the last of 2 batches of epoch 0 the target is 1 - 0.5 * 0.5 / 2.
-    assert record.targets == pytest.approx([0.875, 0.625, 0.5, 0.5])
+    # At the end of epoch e the target is the one for e + 1 epochs: 1 - 0.5 * (e + 1) / 2.
+    assert record.targets == pytest.approx([0.75, 0.5, 0.5, 0.5])
+    # Per batch (2 a epoch) in between: 1 - 0.5 * (e + b / 2) / 2.
+    assert record.batch_targets[:4] == pytest.approx([1.0, 0.875, 0.75, 0.625])
     assert record.noise == [1.0, 1.0, 1.0, 0.0]
     assert record.temperature == pytest.approx([4.0, 2.0, 1.0, 0.5])
     assert FlopsTargetSchedule(3).target_at(1.5, 0.4) == pytest.approx(0.7)
