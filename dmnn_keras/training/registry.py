@@ -127,6 +127,12 @@ def static_twin_name(name):
     return twin
 
 
+def resource_loss_kwargs(config, dmnn=True):
+    """The resource-loss arguments a config sets (None fields keep the builder's defaults)."""
+    names = ("resource_loss_weight", "dual_step") + (("rate_loss",) if dmnn else ())
+    return {name: getattr(config, name) for name in names if getattr(config, name) is not None}
+
+
 def build_model(config, num_classes, input_shape, num_categories=0):
     """Builds `config.model` for a dataset.
 
@@ -146,12 +152,7 @@ def build_model(config, num_classes, input_shape, num_categories=0):
             kwargs.update(groups=config.groups, num_categories=num_categories)
             if entry.family == "resnet":
                 kwargs["split"] = config.block_split
-            if config.rate_loss is not None:
-                kwargs["rate_loss"] = config.rate_loss
-        if config.resource_loss_weight is not None:
-            kwargs["resource_loss_weight"] = config.resource_loss_weight
-        if config.dual_step is not None:
-            kwargs["dual_step"] = config.dual_step
+        kwargs.update(resource_loss_kwargs(config, entry.multi_path))
     if num_categories and not (entry.gated and entry.multi_path):
         raise ValueError(
             "category_supervision needs a DMNN model (its controllers have category heads). "

@@ -18,7 +18,7 @@ from dmnn_keras.training.presets import (
 from dmnn_keras.training.gate_schedules import (
     BatchNormRecalibration, FlopsCalibration, FlopsTargetSchedule, GateNoiseSchedule,
 )
-from dmnn_keras.training.registry import build_model, static_twin_name
+from dmnn_keras.training.registry import build_model, resource_loss_kwargs, static_twin_name
 from dmnn_keras.training.schedules import make_schedule
 from dmnn_keras.training.strategy import (
     is_chief, make_strategy, patch_multi_worker_build, worker_index,
@@ -228,13 +228,8 @@ def _run(config, wall_start, strategy=None):
         if init_from:
             from dmnn_keras.warm_start import from_static
 
-            kwargs = dict(seed=config.seed, num_categories=num_categories)
-            if config.resource_loss_weight is not None:
-                kwargs["resource_loss_weight"] = config.resource_loss_weight
-            if config.dual_step is not None:
-                kwargs["dual_step"] = config.dual_step
-            if config.rate_loss is not None:
-                kwargs["rate_loss"] = config.rate_loss
+            kwargs = dict(seed=config.seed, num_categories=num_categories,
+                          **resource_loss_kwargs(config))
             model = from_static(
                 keras.models.load_model(init_from), groups=config.groups,
                 flops_target=config.flops_target, calibration_images=train,
