@@ -18,6 +18,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from dmnn_keras.layers.multi_path_block import SPLITS  # noqa: E402
+from dmnn_keras.layers.resource_loss import RATE_LOSSES  # noqa: E402
 from dmnn_keras.training import presets, registry  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -63,13 +65,13 @@ flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_bool("figures", None, "Write the PNG figures.")
 flags.DEFINE_integer("verbose", None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
 # The dynamic-network recipe (DMNN models): warm start, distillation, gate schedules.
-flags.DEFINE_enum("block_split", None, ["preserve", "partition"], "DMNN ResNet sub-blocks: "
+flags.DEFINE_enum("block_split", None, list(SPLITS), "DMNN ResNet sub-blocks: "
                   "'preserve' keeps the block's parameters (paper), 'partition' splits the static "
                   "block's channels (warm-startable).")
 flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange multiplier per "
                    "training step (0: the paper's fixed penalty; default: the builder's).")
-flags.DEFINE_enum("rate_loss", None, ["block", "gate"], "DMNN resource loss: execution rates "
-                  "per block (paper) or per sub-block (no always-off sub-blocks).")
+flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: execution "
+                  "rates per block (paper) or per sub-block (no always-off sub-blocks).")
 flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many epochs first (in "
                      "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
 flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "

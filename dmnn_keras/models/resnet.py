@@ -3,13 +3,11 @@
 import keras
 from keras import layers
 
-from dmnn_keras.layers.multi_path_block import (
-    BN_EPSILON, BN_MOMENTUM, SPLITS, bottleneck_path_width,
-)
+from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, bottleneck_path_width
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
-    DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating, check_ungated,
-    is_ungated, stage_groups,
+    DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
+    check_ungated, is_ungated, stage_groups,
 )
 
 RESNET_STACKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -143,8 +141,6 @@ class DynamicResNet(DynamicModel):
             raise ValueError(f"stem must be one of {STEMS} or None. Received: stem={stem!r}")
         widths = [int(64 * 2**s * width_multiplier) for s in range(4)]
         per_stage = stage_groups(groups, len(widths))
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
         for width, g in zip(widths, per_stage):
             if width % g:
                 raise ValueError(

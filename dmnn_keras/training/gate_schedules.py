@@ -14,15 +14,14 @@
 
 import keras
 
-from dmnn_keras.batch_norm import gumbel_gates, recalibrate_batch_norm
+from dmnn_keras.batch_norm import gumbel_gates, recalibrate_batch_norm, sublayers
 from dmnn_keras.flops_calibration import calibrate_flops
 from dmnn_keras.layers.resource_loss import ResourceLoss
 
 
 def resource_losses(model):
     """Every `ResourceLoss` (and subclass) inside `model`, nested models included."""
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, ResourceLoss)]
+    return sublayers(model, ResourceLoss)
 
 
 def _check_epochs(name, value, allow_zero=False):

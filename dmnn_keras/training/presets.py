@@ -219,11 +219,12 @@ def check_config(config):
 def check_dynamic_recipe(config, entry):
     """Validates the warm-start, distillation and gate-schedule fields."""
     from dmnn_keras.layers.multi_path_block import SPLITS
+    from dmnn_keras.layers.resource_loss import RATE_LOSSES
 
     if config.block_split not in SPLITS:
         _fail("block_split", config.block_split, f"one of {SPLITS}")
-    if config.rate_loss is not None and config.rate_loss not in ("block", "gate"):
-        _fail("rate_loss", config.rate_loss, "None, 'block' or 'gate'")
+    if config.rate_loss is not None and config.rate_loss not in RATE_LOSSES:
+        _fail("rate_loss", config.rate_loss, f"None or one of {RATE_LOSSES}")
     if config.dual_step is not None and not config.dual_step >= 0:
         _fail("dual_step", config.dual_step, "None or >= 0")
     if isinstance(config.teacher_epochs, bool) or not isinstance(config.teacher_epochs, int) or (
