@@ -30,7 +30,7 @@ Presets:
     partitioning the twin's, `from_static`) is warm-started from it and trained
     4 epochs (lr 0.04 x 128/256) with distillation from it, the FLOPs target
     annealed from 1.0 to 0.6 over 1.5 epochs (0.6 of the DMNN's own MACs, 0.5
-    of the twin's) with per-sub-block rates (`rate_loss="gate"`) and a Lagrange
+    of the twin's) with per-block rates (`rate_loss="block"`) and a Lagrange
     multiplier (`dual_step` 0.05), no gate noise in the last epoch, then the
     gate thresholds shifted to meet the target and BatchNorm recalibrated on
     20 training batches (`calibrate_flops`); both are evaluated on the 10,000
@@ -138,7 +138,7 @@ PRESETS = {
         flops_target=0.6, teacher_epochs=6, teacher_learning_rate=0.2, epochs=4,
         batch_size=128, learning_rate=0.04, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
         schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
-        rate_loss="gate", dual_step=0.05, target_schedule_epochs=1.5, noise_off_epochs=1,
+        rate_loss="block", dual_step=0.05, target_schedule_epochs=1.5, noise_off_epochs=1,
         calibrate_flops_batches=20, latency_images=200,
     ),
     "cpu_scratch": dict(
