@@ -27,8 +27,23 @@ def _shift(controllers, delta):
         c.logits_dense.bias.assign(c.logits_dense.bias.numpy() + np.float32(delta))
 
 
-class _RatioMeter:
-    """The inference FLOPs ratio of `model` on fixed images; the graph is built once."""
+def calibration_array(images, batches, batch_size):
+    """Up to `batches` batches of `images` (array or dataset) as one float32 array (N, H, W, C)."""
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+        raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+    data = [np.asarray(b, "float32") for b, _ in zip(image_batches(images, batch_size),
+                                                       range(batches))]
+    if not data:
+        raise ValueError("images must hold at least one image. Received: an empty dataset")
+    return np.concatenate(data)
+
+
+class InferenceFlopsRatio:
+    """Callable: the inference FLOPs ratio of `model` on fixed images (graph built once).
+
+    `InferenceFlopsRatio(model, images, batch_size)()` is the mean over `images`
+    (N, H, W, C) of executed FLOPs / the model's full FLOPs, gates as in `predict`.
+    """
 
     def __init__(self, model, images, batch_size):
         self.table = flops_table(model.input, model.outputs)
@@ -107,14 +122,8 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
         target = model.resource_loss.flops_target
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise ValueError(f"target must be None or a number in (0, 1]. Received: target={target!r}")
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
-    data = [np.asarray(b, "float32") for b, _ in zip(image_batches(images, batch_size),
-                                                       range(batches))]
-    if not data:
-        raise ValueError("images must hold at least one image. Received: an empty dataset")
-    data = np.concatenate(data)
-    meter = _RatioMeter(model, data, batch_size)
+    data = calibration_array(images, batches, batch_size)
+    meter = InferenceFlopsRatio(model, data, batch_size)
     delta, ratio = _bisect(meter, controllers, float(target), tolerance, steps)
     if recalibrate_bn:
         recalibrate_batch_norm(model, data, batch_size=batch_size)

@@ -55,6 +55,10 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 FAMILY_WEIGHT_DECAY = {"resnet": 1e-4, "mobilenet": 4e-5}
 BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
+# The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
+GATE_FIELDS = ("target_schedule_epochs", "target_correction_batches", "noise_off_epochs",
+               "start_temperature", "end_temperature", "recalibrate_batches",
+               "calibrate_flops_batches")
 
 
 @dataclasses.dataclass
@@ -107,6 +111,7 @@ class TrainConfig:
     distill_weight: float = 1.0
     distill_temperature: float = 4.0
     target_schedule_epochs: float = 0.0
+    target_correction_batches: int = 0  # after the annealing: meet the target on clean images
     start_temperature: Optional[float] = None
     end_temperature: Optional[float] = None
     noise_off_epochs: int = 0
@@ -250,10 +255,8 @@ def check_dynamic_recipe(config, entry):
         _fail("distill_weight", config.distill_weight, ">= 0")
     if not config.distill_temperature > 0:
         _fail("distill_temperature", config.distill_temperature, "> 0")
-    gate_fields = ("target_schedule_epochs", "noise_off_epochs", "start_temperature",
-                   "recalibrate_batches", "calibrate_flops_batches")
     if not entry.gated:
-        for name in gate_fields:
+        for name in GATE_FIELDS:
             if getattr(config, name):
                 _fail(name, getattr(config, name), f"unset for the static model={config.model!r}")
     if not 0 <= config.target_schedule_epochs <= config.epochs:
@@ -270,13 +273,15 @@ def check_dynamic_recipe(config, entry):
         value = getattr(config, name)
         if value is not None and not value > 0:
             _fail(name, value, "None or > 0")
-    if isinstance(config.calibrate_flops_batches, bool) or not isinstance(
-        config.calibrate_flops_batches, int
-    ) or config.calibrate_flops_batches < 0:
-        _fail("calibrate_flops_batches", config.calibrate_flops_batches, "an int >= 0")
-    if config.calibrate_flops_batches and not dmnn:
-        _fail("calibrate_flops_batches", config.calibrate_flops_batches,
-              f"0 for model={config.model!r} (DMNN gate controllers only)")
+    for name in ("calibrate_flops_batches", "target_correction_batches"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            _fail(name, value, "an int >= 0")
+        if value and not dmnn:
+            _fail(name, value, f"0 for model={config.model!r} (DMNN gate controllers only)")
+    if config.target_correction_batches and not config.target_schedule_epochs:
+        _fail("target_correction_batches", config.target_correction_batches,
+              "0 when target_schedule_epochs is 0 (the correction starts after the annealing)")
     if isinstance(config.latency_images, bool) or not isinstance(config.latency_images, int) or (
         config.latency_images < 0
     ):

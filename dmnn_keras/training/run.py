@@ -13,7 +13,7 @@ from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
 from dmnn_keras.training.evaluation import evaluate_model
 from dmnn_keras.training.presets import (
-    TrainConfig, check_config, resolve_config, scaled_learning_rate,
+    GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
 )
 from dmnn_keras.training.gate_schedules import (
     BatchNormRecalibration, FlopsCalibration, FlopsTargetSchedule, GateNoiseSchedule,
@@ -95,11 +95,16 @@ def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_exam
     return report
 
 
-def gate_schedule_callbacks(config):
-    """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for."""
+def gate_schedule_callbacks(config, clean=None):
+    """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for.
+
+    `clean`: un-augmented training images, for the target correction.
+    """
     callbacks = []
     if config.target_schedule_epochs:
-        callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs))
+        correction = dict(images=clean, batches=config.target_correction_batches,
+                          batch_size=config.batch_size) if config.target_correction_batches else {}
+        callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs, **correction))
     if config.noise_off_epochs or config.start_temperature is not None:
         callbacks.append(GateNoiseSchedule(config.start_temperature, config.end_temperature,
                                            config.noise_off_epochs))
@@ -125,8 +130,8 @@ def train_static_twin(config, strategy=None):
             config, model=static_twin_name(config.model), epochs=config.teacher_epochs,
             output_dir=directory, teacher_epochs=0, init_from=None, teacher=None,
             learning_rate=config.teacher_learning_rate or config.learning_rate,
-            target_schedule_epochs=0.0, noise_off_epochs=0, start_temperature=None,
-            end_temperature=None, recalibrate_batches=0, calibrate_flops_batches=0, figures=False,
+            figures=False, **{name: TrainConfig.__dataclass_fields__[name].default
+                              for name in GATE_FIELDS},
             decay_epochs=tuple(e for e in config.decay_epochs if e < config.teacher_epochs),
         )
         # The run's own strategy: a second MirroredStrategy in one process would reuse its
@@ -249,19 +254,23 @@ def _run(config, wall_start, strategy=None):
         )
     if config.strategy == "multi_worker":
         patch_multi_worker_build(model, strategy)
-    callbacks, timer = callbacks_lib.make_callbacks(output_dir, write_logs=chief)
-    callbacks += gate_schedule_callbacks(config)
-    # First in the list: they run at the end of training before BackupAndRestore deletes the
-    # backup, so an interruption during them resumes at the end and calibrates again.
     # Calibrated on training images without augmentation: gates decide differently on padded,
     # cropped images (the FLOPs ratio measured 0.10 lower on them than on the test images).
-    calibration = None
-    if config.calibrate_flops_batches or config.recalibrate_batches:
+    clean = None
+    if config.calibrate_flops_batches or config.recalibrate_batches or (
+        config.target_correction_batches
+    ):
         clean = load_dataset(
             config.dataset, info.train_split, batch_size=config.batch_size, training=False,
             image_size=config.image_size, max_examples=config.max_train_examples,
             data_dir=config.data_dir,
         )
+    callbacks, timer = callbacks_lib.make_callbacks(output_dir, write_logs=chief)
+    schedules = gate_schedule_callbacks(config, clean)
+    callbacks += schedules
+    # First in the list: they run at the end of training before BackupAndRestore deletes the
+    # backup, so an interruption during them resumes at the end and calibrates again.
+    calibration = None
     if config.calibrate_flops_batches:  # includes the BatchNorm recalibration
         calibration = FlopsCalibration(clean, config.calibrate_flops_batches)
         callbacks.insert(0, calibration)
@@ -282,6 +291,9 @@ def _run(config, wall_start, strategy=None):
     }
     if calibration is not None and calibration.result is not None:
         training["flops_calibration"] = calibration.result
+    corrections = [c for s in schedules for c in getattr(s, "corrections", [])]
+    if corrections:  # (epoch, inference FLOPs ratio on clean images, training target set)
+        training["target_corrections"] = [[int(e), float(r), float(t)] for e, r, t in corrections]
     if twin:
         training["static_twin"] = twin
         training["total_train_images"] = training["train_images"] + twin["train_images"]
