@@ -71,7 +71,8 @@ flags.DEFINE_enum("block_split", None, list(SPLITS), "DMNN ResNet sub-blocks: "
 flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange multiplier per "
                    "training step (0: the paper's fixed penalty; default: the builder's).")
 flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: execution "
-                  "rates per block (paper) or per sub-block (no always-off sub-blocks).")
+                  "rates per block (paper: block), per sub-block (gate), or per block with every "
+                  "sub-block's rate kept in [0.1, 0.9] (bounded).")
 flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many epochs first (in "
                      "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
 flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "

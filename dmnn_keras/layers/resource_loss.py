@@ -3,8 +3,11 @@
 import keras
 from keras import ops
 
+from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 
-RATE_LOSSES = ("block", "gate")
+
+RATE_LOSSES = ("block", "gate", "bounded")
+GATE_RATE_BOUNDS = (0.1, 0.9)  # rate_loss="bounded": every gate's batch rate kept inside
 
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
@@ -30,6 +33,14 @@ class ResourceLoss(keras.layers.Layer):
     the others always off (a pruned static network: measured 7 of 8 gates
     constant with "block"). Deterministic inference gates can only meet it by
     depending on the image.
+
+    `rate_loss="bounded"` keeps the per-block rates of "block" and adds, per
+    gate g with batch rate `rate_g`, the hinge
+    `mean_g (relu(low - rate_g)^2 + relu(rate_g - high)^2)` with
+    `(low, high) = gate_rate_bounds` (0.1, 0.9): no sub-block may run for all
+    images or for none, but a block may still keep one sub-block on far more
+    often than another (softer than "gate", which asks every sub-block for
+    exactly r).
 
     `executed_flops(image) = always_on_flops + sum_l sum_j gate_lj * path_flops[l][j]
     + sum_l sum_(i, j, f) in pair_flops[l] f * gate_li * gate_lj`.
@@ -60,7 +71,9 @@ class ResourceLoss(keras.layers.Layer):
             `[i, j, MACs]` triples (gate indices within the block's gates).
         dual_step: float >= 0, the step of the multiplier per training step
             (0: the paper's penalty only).
-        rate_loss: "block" (the paper's per-block rates) or "gate" (per gate).
+        rate_loss: "block" (the paper's per-block rates), "gate" (per gate) or
+            "bounded" (per block, and every gate's rate inside `gate_rate_bounds`).
+        gate_rate_bounds: `(low, high)`, 0 <= low < high <= 1, for "bounded".
 
     Subclasses change only the loss (`resource_loss`): they share the FLOPs
     accounting, the metrics and the place on the main path.
@@ -85,7 +98,9 @@ class ResourceLoss(keras.layers.Layer):
     """
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,
-                 pair_flops=None, dual_step=0.0, rate_loss="block", **kwargs):
+                 pair_flops=None, dual_step=0.0, rate_loss="block",
+                 gate_rate_bounds=GATE_RATE_BOUNDS, **kwargs):
+        check_keyword_arguments(self, ResourceLoss, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         check_flops_target(flops_target)
         if rate_loss not in RATE_LOSSES:
@@ -93,6 +108,14 @@ class ResourceLoss(keras.layers.Layer):
                 f"rate_loss must be one of {RATE_LOSSES}. Received: rate_loss={rate_loss!r}"
             )
         self.rate_loss = rate_loss
+        try:
+            low, high = (float(b) for b in gate_rate_bounds)
+        except (TypeError, ValueError):
+            low = high = None
+        if low is None or not 0.0 <= low < high <= 1.0:
+            raise ValueError("gate_rate_bounds must be (low, high) with 0 <= low < high <= 1. "
+                             f"Received: gate_rate_bounds={gate_rate_bounds!r}")
+        self.gate_rate_bounds = (low, high)
         if not isinstance(dual_step, (int, float)) or dual_step < 0:
             raise ValueError(f"dual_step must be a number >= 0. Received: dual_step={dual_step!r}")
         self.dual_step = float(dual_step)
@@ -155,6 +178,12 @@ class ResourceLoss(keras.layers.Layer):
         t = ops.convert_to_tensor(self.target)
         return ops.mean(ops.square(rates - self.rate_target())) + ops.square(ratio - t)
 
+    def bounds_loss(self, gate_rates):
+        """`mean_g (relu(low - rate_g)^2 + relu(rate_g - high)^2)` over gate rates `[G]`."""
+        low, high = self.gate_rate_bounds
+        return ops.mean(ops.square(ops.relu(low - gate_rates)) + ops.square(
+            ops.relu(gate_rates - high)))
+
     def call(self, inputs, training=None):
         outputs, gates_list = inputs[0], list(inputs[1:])
         if not gates_list:
@@ -162,9 +191,13 @@ class ResourceLoss(keras.layers.Layer):
         executed = self.executed_flops(gates_list)
         ratio = ops.mean(executed) / self.full_flops
         rates = ops.stack([ops.mean(ops.cast(g, "float32")) for g in gates_list])
-        loss_rates = rates if self.rate_loss == "block" else ops.concatenate(
+        loss_rates = rates if self.rate_loss != "gate" else ops.concatenate(
             [ops.mean(ops.cast(g, "float32"), axis=0) for g in gates_list])
         loss = self.loss_weight * self.resource_loss(executed, loss_rates)
+        if self.rate_loss == "bounded":
+            gate_rates = ops.concatenate(
+                [ops.mean(ops.cast(g, "float32"), axis=0) for g in gates_list])
+            loss = loss + self.loss_weight * self.bounds_loss(gate_rates)
         if self.dual_step:
             violation = ratio - ops.convert_to_tensor(self.target)
             loss = loss + ops.stop_gradient(ops.convert_to_tensor(self.multiplier)) * violation
@@ -184,6 +217,7 @@ class ResourceLoss(keras.layers.Layer):
             flops_target=self.flops_target, path_flops=self.path_flops,
             always_on_flops=self.always_on_flops, loss_weight=self.loss_weight,
             pair_flops=self.pair_flops, dual_step=self.dual_step, rate_loss=self.rate_loss,
+            gate_rate_bounds=list(self.gate_rate_bounds),
         )
         return config
 

@@ -57,8 +57,9 @@ class DynamicResNet(DynamicModel):
         resource_loss_weight: lambda of the resource loss.
         dual_step: step of the resource loss's Lagrange multiplier per
             training step (see `ResourceLoss`); 0 = the paper's penalty only.
-        rate_loss: "block" or "gate": the resource loss's execution rates per
-            block (paper) or per sub-block (see `ResourceLoss`; DMNN only).
+        rate_loss: "block", "gate" or "bounded": the resource loss's execution
+            rates per block (paper), per sub-block, or per block with every
+            sub-block's rate kept in [0.1, 0.9] (see `ResourceLoss`; DMNN only).
         num_classes, input_shape, include_top: as in `keras.applications`;
             without the top the output is the last feature map.
         stem: None, "imagenet" or "cifar".

@@ -103,7 +103,7 @@ class TrainConfig:
     # === Dynamic-network recipe (DMNN models; see dmnn_keras.training.run) ===
     block_split: str = "preserve"  # DMNN ResNets' `split`
     dual_step: Optional[float] = None
-    rate_loss: Optional[str] = None  # "block" / "gate" (DMNN; None: the builder's)
+    rate_loss: Optional[str] = None  # "block" / "gate" / "bounded" (DMNN; None: the builder's)
     teacher_epochs: int = 0
     teacher_learning_rate: Optional[float] = None  # the twin's (None: learning_rate)
     init_from: Optional[str] = None

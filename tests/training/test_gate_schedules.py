@@ -190,5 +190,18 @@ def test_rate_terms_use_the_rate_that_meets_the_flops_target():
     alternating = np.array([[1, 0], [0, 1]], "float32")  # each sub-block for half the images
     per_gate([logits, alternating])
     assert float(per_gate.losses[-1]) == pytest.approx(0.0)
+    # Bounded: block rates as "block", plus each gate's rate kept in [0.1, 0.9]: the always-on
+    # and always-off sub-blocks each cost 0.1^2; sub-blocks that alternate cost nothing.
+    bounded = dk.ResourceLoss(0.75, path_flops=[[100, 100]], always_on_flops=200,
+                              rate_loss="bounded")
+    bounded([logits, one_path])
+    assert float(bounded.losses[-1]) == pytest.approx(0.01)
+    bounded([logits, alternating])
+    assert float(bounded.losses[-1]) == pytest.approx(0.0)
+    restored = dk.ResourceLoss.from_config(
+        dk.ResourceLoss(0.5, [[1]], 0, rate_loss="bounded", gate_rate_bounds=(0.2, 0.7)).get_config())
+    assert restored.gate_rate_bounds == (0.2, 0.7) and restored.rate_loss == "bounded"
     with pytest.raises(ValueError, match="rate_loss"):
         dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, rate_loss="image")
+    with pytest.raises(ValueError, match="gate_rate_bounds"):
+        dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, gate_rate_bounds=(0.9, 0.1))
