@@ -33,6 +33,9 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     BatchNorm recalibration); the flops
     target set so the executed MACs are 0.5x / 0.7x the twin's. Their training
     cost includes the twin's 15 epochs.
+  * `dmnn_bounded_t050_s0`: dmnn_t050 with `rate_loss="bounded"` (every
+    sub-block's batch rate kept in [0.1, 0.9]), the lever for gates that
+    depend on the image.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -67,6 +70,8 @@ ROWS = {
     "dmnn_t070_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.7, **FINE_TUNE),
     "static_s1": dict(config="cpu_static", seed=1),
     "dmnn_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5, **FINE_TUNE),
+    "dmnn_bounded_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
+                                 **{**FINE_TUNE, "rate_loss": "bounded"}),
     "static_w021": dict(config="cpu_static", seed=0, width_multiplier=0.21),
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
 }
