@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gumbel_gate import GumbelGate
 
 
@@ -91,6 +92,7 @@ class AIGController(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, AIGController, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
             raise ValueError(f"groups must be an int >= 1. Received: groups={groups!r}")

@@ -4,6 +4,7 @@ import keras
 from keras import layers, ops
 
 from dmnn_keras.flops import conv_flops
+from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, block_output_shape
 
 
@@ -76,6 +77,7 @@ class ChannelGatedBlock(keras.layers.Layer):
 
     def __init__(self, filters, width, strides=1, gate_groups=(8, 4), layer_gate=False,
                  gated=True, **kwargs):
+        check_keyword_arguments(self, ChannelGatedBlock, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if strides not in (1, 2):
             raise ValueError(f"strides must be 1 or 2. Received: strides={strides}")

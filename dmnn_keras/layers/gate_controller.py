@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gumbel_gate import GumbelGate
 
 
@@ -64,6 +65,7 @@ class GateController(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
+        check_keyword_arguments(self, GateController, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f"groups must be an int >= 1. Received: groups={groups}")

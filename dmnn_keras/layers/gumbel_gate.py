@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
+
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
 class GumbelGate(keras.layers.Layer):
@@ -41,6 +43,7 @@ class GumbelGate(keras.layers.Layer):
     """
 
     def __init__(self, temperature=1.0, min_active=0, seed=None, **kwargs):
+        check_keyword_arguments(self, GumbelGate, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if not temperature > 0:
             raise ValueError(

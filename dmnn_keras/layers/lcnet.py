@@ -43,6 +43,7 @@ detail below is our choice:
 import keras
 from keras import layers, ops
 
+from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.aig_controller import AIGController, check_rate
 
 
@@ -81,6 +82,7 @@ class LCController(keras.layers.Layer):
 
     def __init__(self, gate_groups, hidden_units=16, initial_open=0.85, temperature=1.0,
                  forced_rate=None, stochastic_inference=False, seed=None, **kwargs):
+        check_keyword_arguments(self, LCController, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         check_rate("forced_rate", forced_rate)
         gate_groups = tuple(int(g) for g in gate_groups)

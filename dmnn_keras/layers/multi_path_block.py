@@ -6,6 +6,7 @@ import keras
 from keras import layers, ops
 
 from dmnn_keras.flops import sequential_flops
+from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 
 BLOCK_KINDS = ("bottleneck", "inverted_residual")
 EXECUTIONS = ("masked", "gather")
@@ -126,6 +127,7 @@ class MultiPathBlock(keras.layers.Layer):
         execution="masked",
         **kwargs,
     ):
+        check_keyword_arguments(self, MultiPathBlock, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if kind not in BLOCK_KINDS:
             raise ValueError(f"kind must be one of {BLOCK_KINDS}. Received: kind={kind!r}")

@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from dmnn_keras.flops import layer_flops
+from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.resource_loss import ResourceLoss
 
@@ -176,6 +177,7 @@ class DynamicModel(keras.Model):
     """
 
     def __init__(self, inputs, outputs, category_loss_weights=(), **kwargs):
+        check_keyword_arguments(self, DynamicModel, kwargs, MODEL_ARGUMENTS)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.category_loss_weights = tuple(float(w) for w in category_loss_weights)
         self.distillation = None

@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
@@ -99,6 +100,7 @@ class DynamicMobileNetV2(DynamicModel):
         one_sided=False,
         **kwargs,
     ):
+        check_keyword_arguments(self, DynamicMobileNetV2, kwargs, MODEL_ARGUMENTS)
         check_gating(gating, groups, flops_target)
         check_input_shape(input_shape)
         if gating in ("channel", "lcnet"):

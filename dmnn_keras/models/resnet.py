@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, bottleneck_path_width
 from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
 from dmnn_keras.models.gating import (
@@ -126,6 +127,7 @@ class DynamicResNet(DynamicModel):
         one_sided=False,
         **kwargs,
     ):
+        check_keyword_arguments(self, DynamicResNet, kwargs, MODEL_ARGUMENTS)
         check_gating(gating, groups, flops_target)
         check_input_shape(input_shape)
         if len(stack_sizes) != 4 or any(int(n) < 1 for n in stack_sizes):
