@@ -61,6 +61,7 @@ def recalibrate_batch_norm(model, images, batches=None, batch_size=128):
     norms = batch_norm_layers(model)
     moving = {id(v) for bn in norms for v in (bn.moving_mean, bn.moving_variance)}
     kept = [(v, np.array(v.numpy())) for v in model.variables if id(v) not in moving]
+    old_moving = [(v, np.array(v.numpy())) for v in model.variables if id(v) in moving]
     momenta = [bn.momentum for bn in norms]
     gates = gumbel_gates(model)
     for bn in norms:
@@ -77,6 +78,9 @@ def recalibrate_batch_norm(model, images, batches=None, batch_size=128):
                 bn.momentum = step / (step + 1.0)
             model(np.asarray(batch, "float32"), training=True)
             count += len(batch)
+    except BaseException:  # e.g. a NaN batch: the model keeps its old statistics
+        kept += old_moving
+        raise
     finally:
         for bn, momentum in zip(norms, momenta):
             bn.momentum = momentum

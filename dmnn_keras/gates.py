@@ -3,18 +3,19 @@
 import keras
 import numpy as np
 
+from dmnn_keras.image_checks import check_images
+
 
 def image_batches(images, batch_size):
-    """Yields numpy image batches from an array or a dataset of images / (images, ...)."""
+    """Yields numpy image batches from an array or a dataset of images / (images, ...).
+
+    Every batch passes `check_images`: finite RGB `[batch, H, W, 3]`, else a ValueError.
+    """
     if hasattr(images, "as_numpy_iterator"):
         for batch in images.as_numpy_iterator():
-            yield batch[0] if isinstance(batch, tuple) else batch
+            yield check_images(batch[0] if isinstance(batch, tuple) else batch)
         return
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must be a [batch, H, W, C] array or a tf.data.Dataset. Received shape: {images.shape}"
-        )
+    images = check_images(images)
     for start in range(0, len(images), batch_size):
         yield images[start:start + batch_size]
 
@@ -24,8 +25,11 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
 
     Args:
         model: a `DynamicModel`.
-        images: `[N, H, W, 3]` array, or a `tf.data.Dataset` of image batches
-            or of `(images, labels)` batches.
+        images: `[N, H, W, 3]` array of RGB pixels in [0, 255] (any real
+            dtype), or a `tf.data.Dataset` of image batches or of `(images,
+            labels)` batches. NaN/inf values, grayscale (1 channel) and RGBA
+            (4 channels) are rejected with a ValueError, not converted (see
+            `dmnn_keras.image_checks`).
         batch_size: batch size for arrays (datasets keep their own).
         return_logits: also return the model's logits `[N, num_classes]`.
 

@@ -16,7 +16,9 @@ def profile(model, images=None, batch_size=64):
     Args:
         model: a dmnn_keras model (any functional Keras model works for the
             static counts).
-        images: optional `[N, H, W, 3]` array or dataset (see `predict_gates`).
+        images: optional `[N, H, W, 3]` array or dataset of RGB pixels in
+            [0, 255]; NaN/inf, 1- or 4-channel images are a ValueError (see
+            `predict_gates`).
         batch_size: batch size for image arrays.
 
     Returns:

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from dmnn_keras.image_checks import check_images
+
 
 def compare_latency(models, images, threads=1, rounds=3, warmup=10):
     """Per-image batch-1 TFLite latency of several models, measured alternately.
@@ -19,7 +21,8 @@ def compare_latency(models, images, threads=1, rounds=3, warmup=10):
 
     Args:
         models: list of Keras models or `.tflite` paths.
-        images: `[N, H, W, 3]` float32 raw pixels.
+        images: `[N, H, W, 3]` raw RGB pixels in [0, 255] (checked by
+            `check_images`: finite, 3 channels).
         threads: LiteRT threads.
         rounds: passes over the images per model.
         warmup: images run once per model before timing.
@@ -43,8 +46,8 @@ def compare_latency(models, images, threads=1, rounds=3, warmup=10):
 
     from dmnn_keras.export.tflite import to_tflite
 
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or not len(images):
+    images = np.asarray(check_images(images), np.float32)
+    if not len(images):
         raise ValueError(f"images must be a non-empty [N, H, W, 3] array. Received shape: {images.shape}")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an int >= 1. Received: rounds={rounds!r}")

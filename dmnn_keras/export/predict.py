@@ -34,7 +34,10 @@ def classify_image(model_path, image_path, labels_path=None, top_k=5, num_thread
 
     Args:
         model_path: a file written by `dmnn_keras.export.to_tflite`.
-        image_path: a JPEG/PNG/BMP/GIF image, resized to the model's input.
+        image_path: a JPEG/PNG/BMP/GIF image, decoded to RGB (grayscale is
+            repeated to 3 channels; an alpha channel is dropped, transparent
+            pixels keep their stored colour) and resized bilinearly to the
+            model's input, pixels in [0, 255].
         labels_path: optional text file, one class name per line (default:
             the CIFAR-10 names for 10 classes, else "0", "1", ...).
         top_k: number of classes returned.

@@ -157,7 +157,8 @@ class DynamicModel(keras.Model):
     [batch]}` or `y = (label, category)`.
 
     Args:
-        inputs: the `keras.Input` of images `[batch, H, W, 3]`.
+        inputs: the `keras.Input` of images `[batch, H, W, 3]` (raw RGB pixels
+            in [0, 255]; see `DynamicResNet` for what is checked where).
         outputs: logits `[batch, num_classes]`, or the dict above.
         category_loss_weights: one weight per category head (empty: none).
         **kwargs: passed to `keras.Model` (e.g. `name`).

@@ -57,7 +57,11 @@ class DynamicMobileNetV2(DynamicModel):
             an identity shortcut; blocks without one always run).
         Others as `DynamicResNet`.
 
-    Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
+    Inputs: images `[batch, H, W, 3]` (`input_shape`), RGB, raw pixel values
+        in [0, 255], any real dtype (cast to float32). The graph checks
+        nothing: NaN/inf or 1-/4-channel images give meaningless outputs;
+        `predict_gates`, `profile` and the other functions taking arrays
+        check them first (`dmnn_keras.image_checks`).
     Outputs: logits `[batch, num_classes]`; with `include_top=False` the
         head's feature map `[batch, H / s, W / s, 1280]` (s = 8 for the
         "cifar" stem, 32 for "imagenet"; `1280 * alpha` channels, rounded to a

@@ -81,7 +81,11 @@ class DynamicResNet(DynamicModel):
             in inference (the original ConvNet-AIG); default deterministic.
         one_sided: "channel": penalise only a batch activation above target.
 
-    Inputs: images `[batch, H, W, 3]`, raw pixels in [0, 255].
+    Inputs: images `[batch, H, W, 3]` (`input_shape`), RGB, raw pixel values
+        in [0, 255], any real dtype (cast to float32). The graph checks
+        nothing: NaN/inf or 1-/4-channel images give meaningless outputs;
+        `predict_gates`, `profile` and the other functions taking arrays
+        check them first (`dmnn_keras.image_checks`).
     Outputs: logits `[batch, num_classes]`; with `include_top=False` the last
         feature map `[batch, H / s, W / s, 2048 * width_multiplier]` (s = 16
         for the "cifar" stem, 32 for "imagenet"). In training with
