@@ -1,5 +1,8 @@
 """Running a trained model over a dataset split: accuracy, gates and FLOPs per image."""
 
+import contextlib
+import time
+
 import numpy as np
 
 from dmnn_keras.data import get_dataset_info, load_dataset
@@ -24,9 +27,20 @@ def _labels(batch_labels):
     return batch_labels, None
 
 
+@contextlib.contextmanager
+def progress(message, verbose=True):
+    """Prints `message ...` before the work inside and its seconds after it (nothing if not verbose)."""
+    if verbose:
+        print(f"{message} ...", end="", flush=True)
+    start = time.perf_counter()
+    yield
+    if verbose:
+        print(f" {time.perf_counter() - start:.1f} s", flush=True)
+
+
 def evaluate_model(model, dataset, split=None, batch_size=100, max_examples=None, data_dir=None,
-                   image_size=None):
-    """Evaluates `model` on a split.
+                   image_size=None, verbose=False):
+    """Evaluates `model` on a split (with `verbose`, printing each stage and its time).
 
     Returns:
         dict with `profile` (`dmnn_keras.profile` on the split's images),
@@ -43,8 +57,13 @@ def evaluate_model(model, dataset, split=None, batch_size=100, max_examples=None
             categories.append(category)
     labels = np.concatenate(labels).astype(np.int64)
     categories = np.concatenate(categories).astype(np.int64) if categories else None
-    stats = profile(model, data, batch_size=batch_size)
-    gates, logits = predict_gates(model, data, batch_size=batch_size, return_logits=True)
+    if verbose:
+        print(f"Evaluating on {dataset}/{split or get_dataset_info(dataset).eval_split} "
+              f"({len(labels):,} images)", flush=True)
+    with progress("  FLOPs per image", verbose):
+        stats = profile(model, data, batch_size=batch_size)
+    with progress("  logits and gates", verbose):
+        gates, logits = predict_gates(model, data, batch_size=batch_size, return_logits=True)
     logits = np.asarray(logits, dtype=np.float32)
     accuracy = float(np.mean(np.argmax(logits, axis=-1) == labels))
     return {

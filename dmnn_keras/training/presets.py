@@ -100,6 +100,7 @@ class TrainConfig:
     data_dir: Optional[str] = None
     figures: bool = True
     verbose: int = 1
+    backup_every_steps: int = 0  # back up every N steps too (0: at each epoch's end only)
     # === Dynamic-network recipe (DMNN models; see dmnn_keras.training.run) ===
     block_split: str = "preserve"  # DMNN ResNets' `split`
     dual_step: Optional[float] = None
@@ -195,6 +196,13 @@ def check_config(config):
     if isinstance(config.groups, (list, tuple)) and entry.multi_path and len(config.groups) != stages:
         _fail("groups", tuple(config.groups),
               f"an int or {stages} ints (one per stage of model={config.model!r})")
+    if isinstance(config.backup_every_steps, bool) or not isinstance(
+        config.backup_every_steps, int
+    ) or config.backup_every_steps < 0:
+        _fail("backup_every_steps", config.backup_every_steps, "an int >= 0")
+    if config.backup_every_steps and config.strategy == "multi_worker":
+        _fail("backup_every_steps", config.backup_every_steps,
+              "0 under strategy='multi_worker' (its workers back up once per epoch)")
     for name in ("max_train_examples", "max_eval_examples", "image_size"):
         value = getattr(config, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -26,6 +26,7 @@ import numpy as np
 from dmnn_keras.gate_statistics import gate_dynamics
 
 REPORT_FILE = "report.json"
+FLOPS_TARGET_TOLERANCE = 0.03  # a larger miss of `flops_target` is called out in the summary
 TABLE_HEADER = "| Model | Top-1 Err. (%) | Params | FLOPs | FLOPs ratio |\n|---|---|---|---|---|"
 
 
@@ -108,6 +109,20 @@ def gate_dynamics_lines(dynamics):
     return lines
 
 
+def flops_target_lines(report):
+    """A warning when a gated model's FLOPs ratio misses its `flops_target` by more than the tolerance."""
+    target = report.get("flags", {}).get("flops_target")
+    if target is None or not report["execution_rates"]:
+        return []
+    miss = report["flops_ratio"] - target
+    if abs(miss) <= FLOPS_TARGET_TOLERANCE:
+        return []
+    return [
+        f"  WARNING: FLOPs ratio {report['flops_ratio']:.3f} misses flops_target {target:g} by "
+        f"{miss:+.3f} (more than {FLOPS_TARGET_TOLERANCE:g}); see docs/troubleshooting.md"
+    ]
+
+
 def static_twin_lines(report):
     """The run beside the static twin it was warm-started and distilled from (if any)."""
     twin = report.get("static_twin")
@@ -137,7 +152,7 @@ def summary(report, output_dir):
         f"  params {report['params']:,}  full FLOPs {report['flops']:,} MACs  "
         f"executed {report['executed_flops_mean']:,.0f} MACs/image  "
         f"FLOPs ratio {report['flops_ratio']:.3f}",
-    ]
+    ] + flops_target_lines(report)
     if report["execution_rates"]:
         rates = "  ".join(f"{k}={v:.2f}" for k, v in report["execution_rates"].items())
         lines.append(f"  execution rates: {rates}")

@@ -1,5 +1,6 @@
 """`run_training(config)`: train, save, evaluate, write the report and figures."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,7 +12,8 @@ from dmnn_keras.data import get_dataset_info, load_dataset
 from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
-from dmnn_keras.training.evaluation import evaluate_model
+from dmnn_keras.training.evaluation import evaluate_model, progress
+from dmnn_keras.training.model_files import load_keras_model
 from dmnn_keras.training.presets import (
     GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
 )
@@ -75,18 +77,23 @@ def _steps(dataset):
 
 
 def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_examples=None,
-                        batch_size=250, data_dir=None, figures=True, image_size=None, **extra):
-    """Evaluates `model` on `dataset/split`, writes `report.json` and the figures; returns the report."""
+                        batch_size=250, data_dir=None, figures=True, image_size=None,
+                        verbose=False, **extra):
+    """Evaluates `model` on `dataset/split`, writes `report.json` and the figures; returns the report.
+
+    `verbose`: print each stage (FLOPs, logits, figures) and its time.
+    """
     start = time.perf_counter()
     info = get_dataset_info(dataset)
     evaluation = evaluate_model(model, dataset, split, batch_size, max_examples, data_dir,
-                                image_size)
+                                image_size, verbose=verbose)
     names = []
     if figures:
-        names = figures_lib.write_figures(
-            evaluation, dataset, info.num_classes, info.category_names, output_dir,
-            title=f"{config_dict.get('model', model.name)} on {dataset}",
-        )
+        with progress("  figures", verbose):
+            names = figures_lib.write_figures(
+                evaluation, dataset, info.num_classes, info.category_names, output_dir,
+                title=f"{config_dict.get('model', model.name)} on {dataset}",
+            )
     report = report_lib.build_report(
         evaluation, config_dict.get("model", model.name), dataset, split or info.eval_split,
         flags=config_dict, figures=names, eval_seconds=time.perf_counter() - start, **extra,
@@ -236,14 +243,14 @@ def _run(config, wall_start, strategy=None):
             kwargs = dict(seed=config.seed, num_categories=num_categories,
                           **resource_loss_kwargs(config))
             model = from_static(
-                keras.models.load_model(init_from), groups=config.groups,
+                load_keras_model(init_from, "init_from"), groups=config.groups,
                 flops_target=config.flops_target, calibration_images=train,
                 calibration_batches=REBALANCE_BATCHES, **kwargs,
             )
         else:
             model = build_model(config, info.num_classes, (size, size, 3), num_categories)
         if teacher_path:
-            model.distill_from(keras.models.load_model(teacher_path), config.distill_weight,
+            model.distill_from(load_keras_model(teacher_path, "teacher"), config.distill_weight,
                                config.distill_temperature)
         if config.weight_decay and config.weight_decay_mode == "l2":
             add_l2(model, config.weight_decay)
@@ -265,7 +272,12 @@ def _run(config, wall_start, strategy=None):
             image_size=config.image_size, max_examples=config.max_train_examples,
             data_dir=config.data_dir,
         )
-    callbacks, timer = callbacks_lib.make_callbacks(output_dir, write_logs=chief)
+    multi_worker = config.strategy == "multi_worker"  # preemption there: issue 17
+    callbacks, timer = callbacks_lib.make_callbacks(
+        output_dir, None if multi_worker else steps_per_epoch, config.backup_every_steps,
+        write_logs=chief,
+    )
+    backup = callbacks[0]
     schedules = gate_schedule_callbacks(config, clean)
     callbacks += schedules
     # First in the list: they run at the end of training before BackupAndRestore deletes the
@@ -277,7 +289,9 @@ def _run(config, wall_start, strategy=None):
     elif config.recalibrate_batches:
         callbacks.insert(0, BatchNormRecalibration(clean, config.recalibrate_batches))
     train_start = time.perf_counter()
-    history = model.fit(train, epochs=config.epochs, callbacks=callbacks, verbose=config.verbose)
+    with contextlib.nullcontext() if multi_worker else callbacks_lib.stop_on_signals(backup):
+        history = model.fit(train, epochs=config.epochs, callbacks=callbacks,
+                            verbose=config.verbose, shuffle=False)  # the pipeline shuffles
     train_seconds = time.perf_counter() - train_start
     model.distill_from(None)
     model.save(os.path.join(output_dir, MODEL_FILE))
@@ -303,7 +317,7 @@ def _run(config, wall_start, strategy=None):
     report = evaluate_and_report(
         model, flags, config.dataset, info.eval_split, output_dir,
         max_examples=config.max_eval_examples, data_dir=config.data_dir, figures=config.figures,
-        image_size=config.image_size,
+        image_size=config.image_size, verbose=bool(config.verbose),
         **training,
     )
     if twin and config.latency_images:
@@ -322,7 +336,7 @@ def latency_vs_twin(model, twin_path, config):
                         training=False, max_examples=config.latency_images,
                         image_size=config.image_size, data_dir=config.data_dir)
     images = next(data.as_numpy_iterator())[0]
-    twin, dynamic = compare_latency([keras.models.load_model(twin_path), model], images)
+    twin, dynamic = compare_latency([load_keras_model(twin_path), model], images)
     return {"images": int(len(images)), "threads": 1, "twin_median_ms": twin["median_ms"],
             "median_ms": dynamic["median_ms"], "twin_mean_ms": twin["mean_ms"],
             "mean_ms": dynamic["mean_ms"],

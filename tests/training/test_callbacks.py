@@ -1,0 +1,58 @@
+"""The run's backup: SIGTERM / SIGINT mid-epoch stop after the step, and the rerun resumes exactly."""
+
+import csv
+import json
+import signal
+
+import keras
+import numpy as np
+import pytest
+
+from dmnn_keras.training import callbacks as callbacks_lib
+
+STEPS, EPOCHS = 8, 3
+
+
+class RaiseSignal(keras.callbacks.Callback):
+    """Sends `number` to this process after `step` of `epoch`."""
+
+    def __init__(self, epoch, step, number):
+        super().__init__()
+        self.at, self.number, self.epoch = (epoch, step), number, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            signal.raise_signal(self.number)
+
+
+def fit(output_dir, *extra):
+    """A fresh process' view: a new model, the run's callbacks, fit inside `stop_on_signals`."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    callbacks, _ = callbacks_lib.make_callbacks(str(output_dir), STEPS, backup_every_steps=1)
+    x = np.random.default_rng(0).random((STEPS * 4, 3))
+    with callbacks_lib.stop_on_signals(callbacks[0]):
+        model.fit(x, x[:, :2], batch_size=4, epochs=EPOCHS, callbacks=callbacks + list(extra),
+                  verbose=0, shuffle=False)
+    return model
+
+
+def test_signals_mid_epoch_back_up_and_the_rerun_makes_exactly_the_missing_steps(tmp_path):
+    metadata = tmp_path / "backup" / "training_metadata.json"
+    for epoch, step, number in ((0, 2, signal.SIGTERM), (1, 5, signal.SIGINT)):
+        with pytest.raises(callbacks_lib.Interrupted, match=f"{number.name}.*rerun") as stopped:
+            fit(tmp_path, RaiseSignal(epoch, step, number))
+        assert stopped.value.signal_number == number
+        assert json.loads(metadata.read_text()) == {"epoch": epoch, "batch": step}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+    model = fit(tmp_path)
+    assert int(model.optimizer.iterations) == EPOCHS * STEPS
+    rows = list(csv.DictReader(open(tmp_path / callbacks_lib.CSV_LOG)))
+    assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))
+    assert list(rows[0]) == ["epoch", "loss"]  # no always-NA val_* columns
+    assert not metadata.exists()
