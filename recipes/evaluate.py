@@ -21,6 +21,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes import cli  # noqa: E402  (first: TensorFlow starts without its start-up logs)
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model_path", None, "A .keras file saved by recipes/train.py.")
@@ -38,8 +40,6 @@ flags.mark_flag_as_required("model_path")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not os.path.exists(FLAGS.model_path):
-        raise app.UsageError(f"model_path does not exist. Received: --model_path={FLAGS.model_path}")
     from dmnn_keras.data import get_dataset_info
 
     try:
@@ -47,13 +47,14 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     start = time.perf_counter()
-    import keras
-
-    import dmnn_keras  # noqa: F401  (registers the classes before loading)
     from dmnn_keras.training import evaluate_and_report
     from dmnn_keras.training import report as report_lib
+    from dmnn_keras.training.model_files import ModelFileError, load_keras_model
 
-    model = keras.models.load_model(FLAGS.model_path)
+    try:
+        model = load_keras_model(FLAGS.model_path)
+    except ModelFileError as error:
+        raise cli.Failure(error) from None
     image_size = FLAGS.image_size or int(model.input.shape[1])
     output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", "eval")
     os.makedirs(output_dir, exist_ok=True)
@@ -66,11 +67,13 @@ def main(argv):
         import json
 
         with open(config_path) as f:
-            run_flags["model"] = json.load(f).get("model", model_name)
+            config = json.load(f)
+        run_flags["model"] = config.get("model", model_name)
+        run_flags["flops_target"] = config.get("flops_target")
     report = evaluate_and_report(
         model, run_flags, FLAGS.dataset, FLAGS.split or info.eval_split, output_dir,
         max_examples=FLAGS.max_examples, batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
-        figures=FLAGS.figures, image_size=image_size,
+        figures=FLAGS.figures, image_size=image_size, verbose=True,
     )
     report["wall_time_seconds"] = time.perf_counter() - start
     report_lib.write_report(report, output_dir)
@@ -78,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

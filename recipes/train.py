@@ -7,8 +7,14 @@
 Flags left unset take the preset's value (`--config`, default "cpu"); see
 `dmnn_keras.training.presets` for the presets. Output directory (default
 `runs/<config>`): model.keras, config.json, training_log.csv, logs/
-(TensorBoard), backup/ (while training; rerun the same command to resume),
-report.json, flops_histogram.png, execution_heatmap.png, flops_extremes.png.
+(TensorBoard), backup/ (while training), report.json, flops_histogram.png,
+execution_heatmap.png, flops_extremes.png.
+
+Ctrl-C or SIGTERM (a preempted machine) finishes the current step, saves the
+training state in backup/ and exits (130 / 143); rerunning the same command
+resumes at that step. backup/ is written at the end of every epoch, and every
+N steps with --backup_every_steps=N. See docs/troubleshooting.md for the
+error messages.
 """
 
 import os
@@ -18,6 +24,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes import cli  # noqa: E402  (first: TensorFlow starts without its start-up logs)
 from dmnn_keras.layers.multi_path_block import SPLITS  # noqa: E402
 from dmnn_keras.layers.resource_loss import RATE_LOSSES  # noqa: E402
 from dmnn_keras.training import presets, registry  # noqa: E402
@@ -64,6 +71,8 @@ flags.DEFINE_integer("seed", None, "Random seed (weights, data order, augmentati
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_bool("figures", None, "Write the PNG figures.")
 flags.DEFINE_integer("verbose", None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
+flags.DEFINE_integer("backup_every_steps", None, "Also back up every N training steps (default "
+                     "0: at each epoch's end), so a preemption loses at most N steps.")
 # The dynamic-network recipe (DMNN models): warm start, distillation, gate schedules.
 flags.DEFINE_enum("block_split", None, list(SPLITS), "DMNN ResNet sub-blocks: "
                   "'preserve' keeps the block's parameters (paper), 'partition' splits the static "
@@ -103,7 +112,7 @@ FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
           "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
           "weight_decay_mode", "schedule", "decay_epochs", "warmup_epochs", "max_train_examples",
           "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed",
-          "data_dir", "figures", "verbose", "block_split", "dual_step", "rate_loss", "teacher_epochs",
+          "data_dir", "figures", "verbose", "backup_every_steps", "block_split", "dual_step", "rate_loss", "teacher_epochs",
           "teacher_learning_rate",
           "init_from", "teacher", "distill_weight", "distill_temperature",
           "target_schedule_epochs", "target_correction_batches", "start_temperature", "end_temperature", "noise_off_epochs",
@@ -141,11 +150,26 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     from dmnn_keras.training import report as report_lib
     from dmnn_keras.training import run_training
+    from dmnn_keras.training.model_files import ModelFileError
 
-    report = run_training(config)
+    try:
+        report = run_training(config)
+    except ModelFileError as error:  # a corrupt --init_from / --teacher archive
+        raise cli.Failure(error) from None
     if report.get("chief", True):
         print("\n" + report_lib.summary(report, config.output_dir))
 
 
+def interrupted_hint():
+    """What a rerun of the same command does after an interruption outside `fit`."""
+    from dmnn_keras.training.callbacks import BACKUP_DIR, has_backup
+
+    output_dir = config_from_flags().output_dir
+    if has_backup(output_dir):
+        return (f"The training state is saved in {os.path.join(output_dir, BACKUP_DIR)}: "
+                "rerun the same command to resume.")
+    return "Nothing to resume: rerunning the same command starts over."
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, interrupted_hint)

@@ -39,6 +39,7 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     assert abs(report["top1_error"] - 100 * (1 - report["top1_accuracy"])) < 1e-9
     rows = list(csv.DictReader(open(out / "training_log.csv")))
     assert [r["epoch"] for r in rows] == ["0"] and "flops_ratio" in rows[0]
+    assert "NA" not in rows[0].values()  # no always-NA val_* columns
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "dmnn_resnet" and config["epochs"] == 1
 
@@ -79,6 +80,8 @@ def test_flag_error_exits_with_a_clear_message():
     result = run([TRAIN, "--model=nope"], timeout=120)
     assert result.returncode != 0
     assert "model must be one of" in result.stderr and "Received: model='nope'" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and "--helpfull" in lines[1], result.stderr[-3000:]  # not the whole help
 
 
 def test_per_stage_groups_flag():
