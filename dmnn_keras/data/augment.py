@@ -3,24 +3,26 @@
 All functions take and return ONE image, float32 [H, W, 3] with raw pixel
 values in [0, 255], and are meant for `tf.data.Dataset.map` before batching.
 
-Why per example and not per batch: `keras.layers.RandomCrop` draws one crop
-offset per call, so on a batch every image would get the same crop; per
-example each image gets its own crop and flip, as in the paper. The random
-state lives in the Keras layers' `SeedGenerator`s (seeded from `seed`), so a
-given seed gives the same stream of random draws; to get the same draw for the
-same image the caller must also map sequentially (`load_dataset` does that when
-a seed is given).
+Why per example and not per batch: each image gets its own crop and flip, as
+in the paper. Why stateless: the random draws of an image come from its own
+`seed` (int [2], `load_dataset` pairs each example with one from a seeded
+`tf.data.Dataset.random`), not from a state shared by the whole pipeline. A
+shared state (Keras' random layers keep a `SeedGenerator` variable) is
+advanced by whatever an abandoned iterator prefetched, e.g. the 10 batches
+`from_static` reads for calibration, so the same seed gave a different run;
+with per-example seeds the map can also run in parallel.
 """
 
-import keras
 import tensorflow as tf
 
 # ImageNet eval: resize the shorter side to 256 for a 224 crop (ratio 0.875).
 IMAGENET_RESIZE_RATIO = 256 / 224
 
 
-def _offset_seed(seed, offset):
-    return None if seed is None else seed + offset
+def split_seed(seed):
+    """Two independent stateless seeds `int [2]` from one."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    return seeds[0], seeds[1]
 
 
 class CifarTrainAugment:
@@ -32,28 +34,24 @@ class CifarTrainAugment:
     Args:
         image_size: int, output height and width (input must be this size).
         padding: int, zero padding on each side before cropping.
-        seed: int or None, seeds the crop and flip layers.
 
     Call:
-        image: float32 [image_size, image_size, 3] -> same shape and dtype.
+        image: float32 [image_size, image_size, 3], seed: int [2] (stateless)
+        -> same shape and dtype; the same seed gives the same crop and flip.
     """
 
-    def __init__(self, image_size=32, padding=4, seed=None):
+    def __init__(self, image_size=32, padding=4):
         self.image_size = image_size
         self.padding = padding
-        self.random_crop = keras.layers.RandomCrop(
-            image_size, image_size, seed=_offset_seed(seed, 0)
-        )
-        self.random_flip = keras.layers.RandomFlip(
-            "horizontal", seed=_offset_seed(seed, 1)
-        )
 
-    def __call__(self, image):
+    def __call__(self, image, seed):
+        crop_seed, flip_seed = split_seed(seed)
         pad = self.padding
         image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-        image = self.random_crop(image, training=True)
-        image = self.random_flip(image, training=True)
-        return image
+        image = tf.image.stateless_random_crop(
+            image, [self.image_size, self.image_size, 3], seed=crop_seed
+        )
+        return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 
 def random_resized_crop(
@@ -73,7 +71,7 @@ def random_resized_crop(
     Args:
         image: float32 [H, W, 3].
         image_size: int, output height and width.
-        seed: int32 tensor [2], stateless seed.
+        seed: int tensor [2], stateless seed.
         scale: (min, max) fraction of the image area.
         aspect_ratio: (min, max) width / height of the box.
 
@@ -102,38 +100,23 @@ class ImageNetTrainAugment:
         image_size: int, output height and width (224 for ImageNet).
         scale: (min, max) fraction of the image area kept by the crop.
         aspect_ratio: (min, max) aspect ratio of the crop.
-        seed: int or None, seeds the crop sampler and the flip layer.
 
     Call:
-        image: float32 [H, W, 3], any H, W -> [image_size, image_size, 3].
+        image: float32 [H, W, 3], any H, W, seed: int [2] (stateless)
+        -> [image_size, image_size, 3].
     """
 
-    def __init__(
-        self,
-        image_size=224,
-        scale=(0.08, 1.0),
-        aspect_ratio=(3 / 4, 4 / 3),
-        seed=None,
-    ):
+    def __init__(self, image_size=224, scale=(0.08, 1.0), aspect_ratio=(3 / 4, 4 / 3)):
         self.image_size = image_size
         self.scale = scale
         self.aspect_ratio = aspect_ratio
-        self.seed_generator = keras.random.SeedGenerator(
-            _offset_seed(seed, 0)
-        )
-        self.random_flip = keras.layers.RandomFlip(
-            "horizontal", seed=_offset_seed(seed, 1)
-        )
 
-    def __call__(self, image):
-        crop_seed = self.seed_generator.next()
-        crop_seed = tf.cast(
-            tf.math.floormod(crop_seed, tf.int32.max - 1), tf.int32
-        )
+    def __call__(self, image, seed):
+        crop_seed, flip_seed = split_seed(seed)
         image = random_resized_crop(
             image, self.image_size, crop_seed, self.scale, self.aspect_ratio
         )
-        return self.random_flip(image, training=True)
+        return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 
 def resize_shorter_side(image, shorter_side):

@@ -238,37 +238,40 @@ def _folder_examples(root, split):
     return dataset, select
 
 
-def _make_preprocess(info, image_size, training, seed):
-    """Returns a per-example fn uint8 [H, W, 3] -> float32 [S, S, 3]."""
+def _make_preprocess(info, image_size, training):
+    """Returns a per-example fn (uint8 [H, W, 3], seed int [2]) -> float32 [S, S, 3].
+
+    The seed drives the training augmentation (eval preprocessing ignores it).
+    """
     if info.name in _CIFAR_NAMES:
         padding = max(1, round(4 * image_size / 32))
         train_augment = (
-            augment.CifarTrainAugment(image_size, padding, seed)
+            augment.CifarTrainAugment(image_size, padding)
             if training
             else None
         )
 
-        def preprocess(image):
+        def preprocess(image, seed):
             image = tf.cast(image, tf.float32)
             if image_size != info.image_size:
                 image = tf.image.resize(image, [image_size, image_size])
                 image = tf.clip_by_value(image, 0.0, 255.0)
             if train_augment is not None:
-                image = train_augment(image)
+                image = train_augment(image, seed)
             return tf.ensure_shape(image, [image_size, image_size, 3])
 
         return preprocess
 
     train_augment = (
-        augment.ImageNetTrainAugment(image_size, seed=seed)
+        augment.ImageNetTrainAugment(image_size)
         if training
         else None
     )
 
-    def preprocess(image):
+    def preprocess(image, seed):
         image = tf.cast(image, tf.float32)
         if train_augment is not None:
-            image = train_augment(image)
+            image = train_augment(image, seed)
         else:
             image = augment.imagenet_eval_preprocess(image, image_size)
         return tf.ensure_shape(image, [image_size, image_size, 3])
@@ -309,9 +312,11 @@ def load_dataset(
             (before shuffling and augmenting).
         with_categories: bool, also yield the coarse category label.
         shuffle_buffer: int, example shuffle buffer (training only).
-        seed: int or None; seeds file order, shuffling and augmentation. With
-            a seed, training augmentation maps sequentially so that runs are
-            reproducible.
+        seed: int or None; seeds file order, shuffling and augmentation
+            (each example draws its crop and flip from its own seed, so
+            an iterator abandoned early, e.g. by a calibration, does not
+            change what later ones see). The same seed gives the same
+            sequence of epochs.
         data_dir: TFDS data dir (default: TFDS_DATA_DIR or ~/tensorflow_datasets).
         drop_remainder: bool; default `training`.
         cache: bool; cache decoded examples in memory. Default: True for
@@ -373,24 +378,23 @@ def load_dataset(
             shuffle_buffer, seed=seed, reshuffle_each_iteration=True
         )
 
-    preprocess = _make_preprocess(info, image_size, training, seed)
+    # One stateless augmentation seed per example (a new stream every epoch).
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, seeds))
+    preprocess = _make_preprocess(info, image_size, training)
 
-    def to_model_inputs(image, label, category):
-        image = preprocess(image)
+    def to_model_inputs(example, seed):
+        image, label, category = example
+        image = preprocess(image, seed)
         if with_categories:
             return image, {"label": label, "category": category}
         return image, label
 
-    # Keras' random layers keep their state in a variable: only a
-    # sequential map gives each example the same draw on every run.
-    if training and seed is not None:
-        dataset = dataset.map(to_model_inputs)
-    else:
-        dataset = dataset.map(
-            to_model_inputs,
-            num_parallel_calls=autotune,
-            deterministic=deterministic,
-        )
+    dataset = dataset.map(
+        to_model_inputs,
+        num_parallel_calls=autotune,
+        deterministic=deterministic,
+    )
     dataset = dataset.batch(
         batch_size,
         drop_remainder=drop_remainder,
