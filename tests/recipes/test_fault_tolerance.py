@@ -53,7 +53,8 @@ def test_killed_run_resumes_and_finishes_all_epochs(tmp_path):
     metadata = out / "backup" / "training_metadata.json"
     process = start(command)
     try:
-        assert wait_until(metadata.exists, process), "no backup after the first epoch"
+        written = lambda: read_metadata(metadata) is not None  # noqa: E731  (complete, not mid-write)
+        assert wait_until(written, process), "no backup after the first epoch"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
