@@ -68,6 +68,8 @@ flags.DEFINE_enum("precision_policy", "mixed_float16", ["mixed_float16", "mixed_
                   "Policy of --mixed_precision: mixed_float16 for GPUs, mixed_bfloat16 for CPUs "
                   "and TPUs (both run on CPU).")
 flags.DEFINE_integer("seed", None, "Random seed (weights, data order, augmentation, gate noise).")
+flags.DEFINE_bool("deterministic", None, "TF op determinism (tf.config.experimental."
+                  "enable_op_determinism): CPU runs repeat bit for bit without it; for GPUs.")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_bool("figures", None, "Write the PNG figures.")
 flags.DEFINE_integer("verbose", None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
@@ -111,7 +113,7 @@ FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
           "category_supervision", "width_multiplier", "stack_sizes", "image_size", "epochs",
           "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
           "weight_decay_mode", "schedule", "decay_epochs", "warmup_epochs", "max_train_examples",
-          "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed",
+          "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed", "deterministic",
           "data_dir", "figures", "verbose", "backup_every_steps", "block_split", "dual_step", "rate_loss", "teacher_epochs",
           "teacher_learning_rate",
           "init_from", "teacher", "distill_weight", "distill_temperature",

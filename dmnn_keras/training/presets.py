@@ -97,6 +97,8 @@ class TrainConfig:
     tpu: str = ""
     mixed_precision: str = "none"
     seed: int = 0
+    # TF op determinism, process-wide: CPU runs repeat bit for bit without it (GPUs may not).
+    deterministic: bool = False
     data_dir: Optional[str] = None
     figures: bool = True
     verbose: int = 1
@@ -185,6 +187,8 @@ def check_config(config):
         _fail("weight_decay_mode", config.weight_decay_mode, f"one of {WEIGHT_DECAY_MODES}")
     if config.mixed_precision not in MIXED_PRECISION:
         _fail("mixed_precision", config.mixed_precision, f"one of {MIXED_PRECISION}")
+    if not isinstance(config.deterministic, bool):
+        _fail("deterministic", config.deterministic, "True or False")
     for name in ("epochs", "batch_size"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -189,6 +189,10 @@ def run_training(config=None, **overrides):
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, a preset name or None. Received: {config!r}")
     wall_start = time.perf_counter()
+    if config.deterministic:  # for the rest of the process: TF has no public switch back
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     previous_policy = keras.mixed_precision.dtype_policy()
     _set_policy(config.mixed_precision)
     try:
@@ -233,6 +237,8 @@ def _run(config, wall_start, strategy=None):
         )
     size = config.image_size or info.image_size
     twin = train_static_twin(config, strategy) if config.teacher_epochs else None
+    if twin:  # the same model whether the twin was trained now or found from an earlier run
+        keras.utils.set_random_seed(config.seed)
     init_from = twin["model_path"] if twin else config.init_from
     teacher_path = config.teacher or (twin["model_path"] if twin else None)
     with strategy.scope():
