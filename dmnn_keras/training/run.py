@@ -102,16 +102,11 @@ def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_exam
     return report
 
 
-def gate_schedule_callbacks(config, clean=None):
-    """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for.
-
-    `clean`: un-augmented training images, for the target correction.
-    """
+def gate_schedule_callbacks(config):
+    """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for."""
     callbacks = []
     if config.target_schedule_epochs:
-        correction = dict(images=clean, batches=config.target_correction_batches,
-                          batch_size=config.batch_size) if config.target_correction_batches else {}
-        callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs, **correction))
+        callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs))
     if config.noise_off_epochs or config.start_temperature is not None:
         callbacks.append(GateNoiseSchedule(config.start_temperature, config.end_temperature,
                                            config.noise_off_epochs))
@@ -270,9 +265,7 @@ def _run(config, wall_start, strategy=None):
     # Calibrated on training images without augmentation: gates decide differently on padded,
     # cropped images (the FLOPs ratio measured 0.10 lower on them than on the test images).
     clean = None
-    if config.calibrate_flops_batches or config.recalibrate_batches or (
-        config.target_correction_batches
-    ):
+    if config.calibrate_flops_batches or config.recalibrate_batches:
         clean = load_dataset(
             config.dataset, info.train_split, batch_size=config.batch_size, training=False,
             image_size=config.image_size, max_examples=config.max_train_examples,
@@ -284,8 +277,7 @@ def _run(config, wall_start, strategy=None):
         write_logs=chief,
     )
     backup = callbacks[0]
-    schedules = gate_schedule_callbacks(config, clean)
-    callbacks += schedules
+    callbacks += gate_schedule_callbacks(config)
     # First in the list: they run at the end of training before BackupAndRestore deletes the
     # backup, so an interruption during them resumes at the end and calibrates again.
     calibration = None
@@ -311,9 +303,6 @@ def _run(config, wall_start, strategy=None):
     }
     if calibration is not None and calibration.result is not None:
         training["flops_calibration"] = calibration.result
-    corrections = [c for s in schedules for c in getattr(s, "corrections", [])]
-    if corrections:  # (epoch, inference FLOPs ratio on clean images, training target set)
-        training["target_corrections"] = [[int(e), float(r), float(t)] for e, r, t in corrections]
     if twin:
         training["static_twin"] = twin
         training["total_train_images"] = training["train_images"] + twin["train_images"]

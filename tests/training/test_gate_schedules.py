@@ -6,9 +6,7 @@ import pytest
 
 import dmnn_keras as dk
 from dmnn_keras.batch_norm import batch_norm_layers, gumbel_gates
-from dmnn_keras.flops_calibration import InferenceFlopsRatio
 from dmnn_keras.training import BatchNormRecalibration, FlopsTargetSchedule, GateNoiseSchedule
-from dmnn_keras.training.gate_schedules import MIN_TARGET
 
 
 def _data(n=16, seed=0):
@@ -87,39 +85,6 @@ def test_schedules_set_the_values_they_promise():
     assert record.noise == [1.0, 1.0, 1.0, 0.0]
     assert record.temperature == pytest.approx([4.0, 2.0, 1.0, 0.5])
     assert FlopsTargetSchedule(3).target_at(1.5, 0.4) == pytest.approx(0.7)
-
-
-def test_target_correction_trains_at_the_target_inference_meets():
-    x, y = _data(16)
-    clean = _data(8, seed=1)[0]
-    model = _compiled(dk.DMNNResNet(flops_target=0.5))
-    schedule = FlopsTargetSchedule(epochs=1, images=clean, batches=1, batch_size=8)
-    record = _Record()
-    meter = InferenceFlopsRatio(model, clean, 8)
-    measured = []
-
-    class Measure(keras.callbacks.Callback):  # before the schedule: the ratio it will see
-        def on_epoch_begin(self, epoch, logs=None):
-            measured.append(meter())
-
-    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[Measure(), schedule, record])
-    # Annealed in epoch 0; corrected at the start of epochs 1 and 2 by the miss on `clean`.
-    assert [e for e, _, _ in schedule.corrections] == [1, 2]
-    assert [r for _, r, _ in schedule.corrections] == pytest.approx(measured[1:], abs=1e-6)
-    assert abs(measured[1] - 0.5) > 1e-3  # else the correction would not show
-    first = min(max(0.5 + (0.5 - measured[1]), MIN_TARGET), 1.0)
-    second = min(max(first + (0.5 - measured[2]), MIN_TARGET), 1.0)
-    assert [t for _, _, t in schedule.corrections] == pytest.approx([first, second], abs=1e-6)
-    assert record.targets == pytest.approx([0.5, first, second], abs=1e-6)
-    # Resumed (a new schedule, the variable restored): the offset continues from the variable.
-    resumed = FlopsTargetSchedule(epochs=1, images=clean, batches=1, batch_size=8)
-    resumed.set_model(model)
-    resumed.set_params({"epochs": 4, "steps": 2})
-    resumed.on_train_begin()
-    ratio = meter()
-    resumed.on_epoch_begin(3)
-    expected = min(max(second + (0.5 - ratio), MIN_TARGET), 1.0)
-    assert float(model.resource_loss.target.numpy()) == pytest.approx(expected, abs=1e-6)
 
 
 def test_schedules_longer_than_the_run_are_refused():
