@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import dmnn_keras as dk
+from dmnn_keras.batch_norm import batch_norm_layers
 
 
 def _images(n=64, seed=0):
@@ -37,3 +38,20 @@ def test_calibration_refuses_bad_arguments():
         dk.calibrate_flops(dk.DMNNResNet(), _images(8), target=1.5)
     with pytest.raises(ValueError, match="batches"):
         dk.calibrate_flops(dk.DMNNResNet(), _images(8), batches=0)
+
+
+def test_batch_norm_statistics_come_from_bn_images():
+    """The threshold from `images`, the BatchNorm statistics from `bn_images` (the stem's BN sits
+    before every gate, so its statistics depend on the images alone)."""
+    threshold_images, bn_images = _images(64), _images(64) * 0.5
+    calibrated = dk.DMNNResNet(groups=2, split="partition", flops_target=0.6)
+    reference = dk.DMNNResNet(groups=2, split="partition", flops_target=0.6)
+    reference.set_weights(calibrated.get_weights())
+    dk.calibrate_flops(calibrated, threshold_images, batch_size=32, bn_images=bn_images)
+    dk.recalibrate_batch_norm(reference, bn_images, batch_size=32)
+    stem, stem_reference = (batch_norm_layers(m)[0] for m in (calibrated, reference))
+    np.testing.assert_allclose(stem.moving_mean.numpy(), stem_reference.moving_mean.numpy(),
+                               rtol=1e-4, atol=1e-4)
+    dk.recalibrate_batch_norm(reference, threshold_images, batch_size=32)
+    assert not np.allclose(stem.moving_mean.numpy(), stem_reference.moving_mean.numpy(),
+                           rtol=1e-3, atol=1e-3)

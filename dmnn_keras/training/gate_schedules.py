@@ -190,19 +190,24 @@ class FlopsCalibration(keras.callbacks.Callback):
     """Runs `dmnn_keras.calibrate_flops` on the model when `fit` ends.
 
     Args:
-        images: training images (array, or dataset of images or `(images, labels)`).
+        images: training images (array, or dataset of images or `(images, labels)`)
+            for the threshold: un-augmented, like the images inference sees.
         batches: number of batches used (for the threshold and the BatchNorm statistics).
+        bn_images: None (`images`), or images for the BatchNorm statistics: the
+            augmented training batches (see `calibrate_flops`).
 
     After `fit`, `result` holds what `calibrate_flops` returned.
     """
 
-    def __init__(self, images, batches=20):
+    def __init__(self, images, batches=20, bn_images=None):
         super().__init__()
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
         self.images = images
+        self.bn_images = bn_images
         self.batches = batches
         self.result = None
 
     def on_train_end(self, logs=None):
-        self.result = calibrate_flops(self.model, self.images, batches=self.batches)
+        self.result = calibrate_flops(self.model, self.images, batches=self.batches,
+                                      bn_images=self.bn_images)
