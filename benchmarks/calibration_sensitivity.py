@@ -2,7 +2,9 @@
 
     python -m benchmarks.calibration_sensitivity [--rows ROW,...]
 
-For each finished `cifar10_pareto` row (its `runs/pareto/<row>/model.keras`):
+For each finished `cifar10_pareto` row (its `runs/pareto/<row>/model.keras`; by
+default the two dmnn_t050 rows trained before commit 6424dfe, whose calibration
+re-estimated BatchNorm on un-augmented images):
   1. BatchNorm recalibrated on 20 batches of *augmented* training images (what
      training saw; the rows before commit c42ada0 calibrated this way), then
      the top-1 and the inference FLOPs ratio on the 10,000 test images;
@@ -22,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SECTION = "Threshold calibration sensitivity (calibration_sensitivity)"
-DEFAULT_ROWS = ("dmnn_t050_s0", "dmnn_t050_s1")
+DEFAULT_ROWS = ("dmnn_t050_s0_clean_bn", "dmnn_t050_s1_clean_bn")
 BATCHES = 20
 
 

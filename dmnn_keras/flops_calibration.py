@@ -95,7 +95,7 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
     Which images: the threshold on images like the ones inference will see
     (un-augmented training images: gates run 0.03-0.10 less on augmented
     ones), the BatchNorm statistics on the images training used (augmented:
-    re-estimated on clean images they cost the CIFAR-10 benchmark rows 3-3.5
+    re-estimated on clean images they cost the CIFAR-10 benchmark rows 3.0 and 3.6
     points, `benchmarks/calibration_sensitivity.py`).
 
     Args:

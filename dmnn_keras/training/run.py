@@ -265,7 +265,7 @@ def _run(config, wall_start, strategy=None):
     # The gate threshold is calibrated on training images without augmentation: gates decide
     # differently on padded, cropped images (the FLOPs ratio measured 0.10 lower on them than on
     # the test images). BatchNorm statistics come from the augmented batches training used (on
-    # clean images they cost 3-3.5 points: benchmarks/calibration_sensitivity.py).
+    # clean images they cost 3.0 and 3.6 points: benchmarks/calibration_sensitivity.py).
     clean = None
     if config.calibrate_flops_batches:
         clean = load_dataset(
