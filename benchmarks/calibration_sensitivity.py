@@ -19,8 +19,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SECTION = "Threshold calibration sensitivity (calibration_sensitivity)"
@@ -33,30 +31,24 @@ def measure(row):
 
     import dmnn_keras as dk
     from dmnn_keras.data import load_dataset
-    from dmnn_keras.flops_calibration import InferenceFlopsRatio, calibration_array
+    from dmnn_keras.training.evaluation import evaluate_model
 
     path = os.path.join("runs", "pareto", row, "model.keras")
     if not os.path.exists(path):
         raise SystemExit(f"--rows: {row} has no trained model at {path}; run cifar10_pareto first")
     model = keras.models.load_model(path, compile=False)
-    test = load_dataset("cifar10", "test", batch_size=500, training=False)
-    test_images = calibration_array(test, BATCHES, 500)
-    ratio = InferenceFlopsRatio(model, test_images, 500)
 
-    def top1():
-        correct = total = 0
-        for x, y in test.as_numpy_iterator():
-            correct += int((np.argmax(model.predict_on_batch(x), -1) == y).sum())
-            total += len(y)
-        return correct / total
+    def top1_and_ratio():  # the measurement the pareto rows report
+        evaluation = evaluate_model(model, "cifar10", "test", batch_size=500)
+        return evaluation["accuracy"], evaluation["profile"]["flops_ratio"]
 
     train = dict(batch_size=128, max_examples=50000)
     augmented = load_dataset("cifar10", "train", training=True, seed=0, **train)
     clean = load_dataset("cifar10", "train", training=False, **train)
     dk.recalibrate_batch_norm(model, augmented, batches=BATCHES)
-    before = (top1(), ratio())
+    before = top1_and_ratio()
     shift = dk.calibrate_flops(model, clean, batches=BATCHES, recalibrate_bn=False)
-    after = (top1(), ratio())
+    after = top1_and_ratio()
     return dict(target=model.resource_loss.flops_target, before=before, after=after,
                 delta=shift["delta"])
 
