@@ -130,6 +130,9 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
         target = model.resource_loss.flops_target
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise ValueError(f"target must be None or a number in (0, 1]. Received: target={target!r}")
+    if bn_images is not None and not recalibrate_bn:
+        raise ValueError("bn_images is for the BatchNorm recalibration. Received: bn_images with "
+                         "recalibrate_bn=False")
     data = calibration_array(images, batches, batch_size)
     meter = InferenceFlopsRatio(model, data, batch_size)
     delta, ratio = _bisect(meter, controllers, float(target), tolerance, steps)

@@ -38,6 +38,8 @@ def test_calibration_refuses_bad_arguments():
         dk.calibrate_flops(dk.DMNNResNet(), _images(8), target=1.5)
     with pytest.raises(ValueError, match="batches"):
         dk.calibrate_flops(dk.DMNNResNet(), _images(8), batches=0)
+    with pytest.raises(ValueError, match="bn_images"):
+        dk.calibrate_flops(dk.DMNNResNet(), _images(8), recalibrate_bn=False, bn_images=_images(8))
 
 
 def test_batch_norm_statistics_come_from_bn_images():

@@ -191,12 +191,11 @@ class ResourceLoss(keras.layers.Layer):
         executed = self.executed_flops(gates_list)
         ratio = ops.mean(executed) / self.full_flops
         rates = ops.stack([ops.mean(ops.cast(g, "float32")) for g in gates_list])
-        loss_rates = rates if self.rate_loss != "gate" else ops.concatenate(
+        gate_rates = None if self.rate_loss == "block" else ops.concatenate(
             [ops.mean(ops.cast(g, "float32"), axis=0) for g in gates_list])
+        loss_rates = gate_rates if self.rate_loss == "gate" else rates
         loss = self.loss_weight * self.resource_loss(executed, loss_rates)
         if self.rate_loss == "bounded":
-            gate_rates = ops.concatenate(
-                [ops.mean(ops.cast(g, "float32"), axis=0) for g in gates_list])
             loss = loss + self.loss_weight * self.bounds_loss(gate_rates)
         if self.dual_step:
             violation = ratio - ops.convert_to_tensor(self.target)
