@@ -94,6 +94,10 @@ flags.DEFINE_float("distill_weight", None, "Weight of the distillation KL (0 = o
 flags.DEFINE_float("distill_temperature", None, "Distillation temperature.")
 flags.DEFINE_float("target_schedule_epochs", None, "Anneal the FLOPs target from 1.0 to "
                    "--flops_target over this many epochs (0 = off).")
+flags.DEFINE_integer("target_correction_batches", None, "After the annealing, at the end of "
+                     "every epoch, set the training FLOPs target to --flops_target plus the gap "
+                     "between the epoch's training FLOPs ratio and the inference ratio on N "
+                     "un-augmented training batches (0 = off).")
 flags.DEFINE_float("start_temperature", None, "Gumbel temperature in the first epoch "
                    "(annealed geometrically to --end_temperature).")
 flags.DEFINE_float("end_temperature", None, "Gumbel temperature in the last epoch.")
@@ -114,7 +118,7 @@ FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
           "data_dir", "figures", "verbose", "backup_every_steps", "block_split", "dual_step", "rate_loss", "teacher_epochs",
           "teacher_learning_rate",
           "init_from", "teacher", "distill_weight", "distill_temperature",
-          "target_schedule_epochs", "start_temperature", "end_temperature", "noise_off_epochs",
+          "target_schedule_epochs", "target_correction_batches", "start_temperature", "end_temperature", "noise_off_epochs",
           "recalibrate_batches", "calibrate_flops_batches", "latency_images")
 
 

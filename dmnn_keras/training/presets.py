@@ -56,8 +56,9 @@ FAMILY_WEIGHT_DECAY = {"resnet": 1e-4, "mobilenet": 4e-5}
 BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
-GATE_FIELDS = ("target_schedule_epochs", "noise_off_epochs", "start_temperature",
-               "end_temperature", "recalibrate_batches", "calibrate_flops_batches")
+GATE_FIELDS = ("target_schedule_epochs", "target_correction_batches", "noise_off_epochs",
+               "start_temperature", "end_temperature", "recalibrate_batches",
+               "calibrate_flops_batches")
 
 
 @dataclasses.dataclass
@@ -113,6 +114,7 @@ class TrainConfig:
     distill_weight: float = 1.0
     distill_temperature: float = 4.0
     target_schedule_epochs: float = 0.0
+    target_correction_batches: int = 0  # after the annealing: train at the inference ratio
     start_temperature: Optional[float] = None
     end_temperature: Optional[float] = None
     noise_off_epochs: int = 0
@@ -283,13 +285,15 @@ def check_dynamic_recipe(config, entry):
         value = getattr(config, name)
         if value is not None and not value > 0:
             _fail(name, value, "None or > 0")
-    if isinstance(config.calibrate_flops_batches, bool) or not isinstance(
-        config.calibrate_flops_batches, int
-    ) or config.calibrate_flops_batches < 0:
-        _fail("calibrate_flops_batches", config.calibrate_flops_batches, "an int >= 0")
-    if config.calibrate_flops_batches and not dmnn:
-        _fail("calibrate_flops_batches", config.calibrate_flops_batches,
-              f"0 for model={config.model!r} (DMNN gate controllers only)")
+    for name in ("calibrate_flops_batches", "target_correction_batches"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            _fail(name, value, "an int >= 0")
+        if value and not dmnn:
+            _fail(name, value, f"0 for model={config.model!r} (DMNN gate controllers only)")
+    if config.target_correction_batches and not config.target_schedule_epochs:
+        _fail("target_correction_batches", config.target_correction_batches,
+              "0 when target_schedule_epochs is 0 (the correction starts after the annealing)")
     if isinstance(config.latency_images, bool) or not isinstance(config.latency_images, int) or (
         config.latency_images < 0
     ):

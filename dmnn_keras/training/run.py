@@ -102,11 +102,16 @@ def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_exam
     return report
 
 
-def gate_schedule_callbacks(config):
-    """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for."""
+def gate_schedule_callbacks(config, clean=None):
+    """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for.
+
+    `clean`: un-augmented training images, for the target correction.
+    """
     callbacks = []
     if config.target_schedule_epochs:
-        callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs))
+        correction = dict(images=clean, batches=config.target_correction_batches,
+                          batch_size=config.batch_size) if config.target_correction_batches else {}
+        callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs, **correction))
     if config.noise_off_epochs or config.start_temperature is not None:
         callbacks.append(GateNoiseSchedule(config.start_temperature, config.end_temperature,
                                            config.noise_off_epochs))
@@ -267,7 +272,7 @@ def _run(config, wall_start, strategy=None):
     # the test images). BatchNorm statistics come from the augmented batches training used (on
     # clean images they cost 3.0 and 3.6 points: benchmarks/calibration_sensitivity.py).
     clean = None
-    if config.calibrate_flops_batches:
+    if config.calibrate_flops_batches or config.target_correction_batches:
         clean = load_dataset(
             config.dataset, info.train_split, batch_size=config.batch_size, training=False,
             image_size=config.image_size, max_examples=config.max_train_examples,
@@ -279,7 +284,8 @@ def _run(config, wall_start, strategy=None):
         write_logs=chief,
     )
     backup = callbacks[0]
-    callbacks += gate_schedule_callbacks(config)
+    schedules = gate_schedule_callbacks(config, clean)
+    callbacks += schedules
     # First in the list: they run at the end of training before BackupAndRestore deletes the
     # backup, so an interruption during them resumes at the end and calibrates again.
     calibration = None
@@ -305,6 +311,10 @@ def _run(config, wall_start, strategy=None):
     }
     if calibration is not None and calibration.result is not None:
         training["flops_calibration"] = calibration.result
+    corrections = [c for s in schedules for c in getattr(s, "corrections", [])]
+    if corrections:  # (epoch, training FLOPs ratio, inference ratio on clean images, next target)
+        training["target_corrections"] = [[int(e), float(a), float(b), float(t)]
+                                          for e, a, b, t in corrections]
     if twin:
         training["static_twin"] = twin
         training["total_train_images"] = training["train_images"] + twin["train_images"]

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_helpers import REPO, TRAIN, env, run  # noqa: E402
@@ -79,9 +80,10 @@ from dmnn_keras.training import run_training
 report = run_training("tiny", strategy="mirrored", epochs=2, max_train_examples=128,
                       batch_size=32, max_eval_examples=32, figures=False, output_dir=sys.argv[1],
                       teacher_epochs=1, block_split="partition", groups=2,
-                      target_schedule_epochs=1.0, noise_off_epochs=1, recalibrate_batches=2)
+                      target_schedule_epochs=1.0, target_correction_batches=1, noise_off_epochs=1,
+                      recalibrate_batches=2)
 print("REPORT" + json.dumps({k: report[k] for k in ("flags", "static_twin", "total_train_images",
-                                                     "final_train_metrics")}))
+                                                     "final_train_metrics", "target_corrections")}))
 """
 
 
@@ -95,5 +97,13 @@ def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
     # 4 steps of 32 images: the DMNN's 2 epochs plus the twin's 1.
     assert report["total_train_images"] == 3 * 128
     assert report["final_train_metrics"]["flops_ratio"] > 0
+    # Corrected at the end of both epochs (the annealing ends with the first) from the epoch's
+    # training ratio and the inference ratio on clean images.
+    corrections = report["target_corrections"]
+    assert [c[0] for c in corrections] == [0, 1]
+    for _, trained, inferred, target in corrections:
+        assert 0 < inferred <= 1 and target == pytest.approx(
+            min(max(report["flags"]["flops_target"] + trained - inferred, 0.05), 1.0), abs=1e-5)
+    assert corrections[-1][1] == pytest.approx(report["final_train_metrics"]["flops_ratio"])
     assert (tmp_path / "run" / "teacher" / "model.keras").exists()
     assert (tmp_path / "run" / "model.keras").exists()

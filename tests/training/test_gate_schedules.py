@@ -6,7 +6,9 @@ import pytest
 
 import dmnn_keras as dk
 from dmnn_keras.batch_norm import batch_norm_layers, gumbel_gates
+from dmnn_keras.flops_calibration import InferenceFlopsRatio
 from dmnn_keras.training import BatchNormRecalibration, FlopsTargetSchedule, GateNoiseSchedule
+from dmnn_keras.training.gate_schedules import MIN_TARGET
 
 
 def _data(n=16, seed=0):
@@ -85,6 +87,43 @@ def test_schedules_set_the_values_they_promise():
     assert record.noise == [1.0, 1.0, 1.0, 0.0]
     assert record.temperature == pytest.approx([4.0, 2.0, 1.0, 0.5])
     assert FlopsTargetSchedule(3).target_at(1.5, 0.4) == pytest.approx(0.7)
+
+
+def test_target_correction_trains_at_the_ratio_inference_runs():
+    x, y = _data(16)
+    clean = _data(8, seed=1)[0]
+    model = _compiled(dk.DMNNResNet(flops_target=0.5))
+    schedule = FlopsTargetSchedule(epochs=1, images=clean, batches=1, batch_size=8)
+    record = _Record()
+    meter = InferenceFlopsRatio(model, clean, 8)
+    measured = []
+
+    class Measure(keras.callbacks.Callback):  # before the schedule: the ratio it will see
+        def on_epoch_end(self, epoch, logs=None):
+            measured.append(meter())
+
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+                        callbacks=[Measure(), schedule, record])
+    trained = history.history["flops_ratio"]
+    # Every epoch ends after the annealing: next target = 0.5 + training ratio - inference ratio.
+    expected = [min(max(0.5 + t - m, MIN_TARGET), 1.0) for t, m in zip(trained, measured)]
+    assert [e for e, _, _, _ in schedule.corrections] == [0, 1, 2]
+    assert [(a, b) for _, a, b, _ in schedule.corrections] == pytest.approx(
+        list(zip(trained, measured)), abs=1e-6)
+    assert any(abs(t - m) > 1e-3 for t, m in zip(trained, measured))  # else nothing shows
+    assert [t for _, _, _, t in schedule.corrections] == pytest.approx(expected, abs=1e-6)
+    assert record.targets == pytest.approx(expected, abs=1e-6)
+    # Stateless: each target depends on its own epoch only, not on the previous offsets.
+    assert record.batch_targets[2:4] == pytest.approx([expected[0]] * 2, abs=1e-6)
+    # Resumed (a new schedule, the variable restored): the offset continues from the variable.
+    resumed = FlopsTargetSchedule(epochs=1, images=clean, batches=1, batch_size=8)
+    resumed.set_model(model)
+    resumed.set_params({"epochs": 4, "steps": 2})
+    resumed.on_train_begin()
+    resumed.on_epoch_begin(3)
+    assert float(model.resource_loss.target.numpy()) == pytest.approx(expected[-1], abs=1e-6)
+    with pytest.raises(ValueError, match="flops_ratio"):
+        resumed.on_epoch_end(3, {"loss": 1.0})
 
 
 def test_schedules_longer_than_the_run_are_refused():

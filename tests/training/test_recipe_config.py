@@ -19,6 +19,9 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(model="resnet", noise_off_epochs=1), "noise_off_epochs"),
     (dict(teacher_epochs=2, strategy="multi_worker"), "teacher_epochs"),
     (dict(latency_images=-3), "latency_images"),
+    (dict(target_correction_batches=2), "target_correction_batches"),  # no annealing to follow
+    (dict(target_correction_batches=-1, target_schedule_epochs=1.0), "target_correction_batches"),
+    (dict(model="resnet", target_correction_batches=2), "target_correction_batches"),
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
