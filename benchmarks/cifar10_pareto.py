@@ -26,9 +26,12 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     TFLite, which measured faster per MAC than 4 on this model), distillation
     from it (weight 1, T = 4), 10 epochs at lr 0.04, the target annealed over
     the first 3 and reached with a Lagrange multiplier (dual step 0.05), per-block
-    rates (`rate_loss="block"`), gate noise off for the last 2, then
-    `calibrate_flops` on un-augmented training images (threshold shift +
-    BatchNorm recalibration); the flops
+    rates (`rate_loss="block"`), after the annealing the training target
+    corrected each epoch by the gap between the training FLOPs ratio and the
+    inference ratio on 10 clean batches (`target_correction_batches`), gate
+    noise off for the last 2, then `calibrate_flops` (threshold shift on
+    un-augmented training images, BatchNorm recalibrated on the augmented
+    batches training used); the flops
     target set so the executed MACs are 0.5x / 0.7x the twin's. Their training
     cost includes the twin's 15 epochs.
   * `dmnn_bounded_t050_s0`: dmnn_t050 with `rate_loss="bounded"` (every
@@ -56,7 +59,7 @@ FINE_TUNE = dict(
     model="dmnn_resnet", groups=2, block_split="partition", epochs=10, learning_rate=0.04,
     warmup_epochs=0.0, target_schedule_epochs=3.0, noise_off_epochs=2,
     distill_weight=1.0, distill_temperature=4.0, dual_step=0.05, rate_loss="block",
-    calibrate_flops_batches=20,
+    calibrate_flops_batches=20, target_correction_batches=10,
 )
 LATENCY_IMAGES = 200
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a

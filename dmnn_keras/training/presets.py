@@ -31,9 +31,12 @@ Presets:
     4 epochs (lr 0.04 x 128/256) with distillation from it, the FLOPs target
     annealed from 1.0 to 0.6 over 1.5 epochs (0.6 of the DMNN's own MACs, 0.5
     of the twin's) with per-block rates (`rate_loss="block"`) and a Lagrange
-    multiplier (`dual_step` 0.05), no gate noise in the last epoch, then the
-    gate thresholds shifted to meet the target and BatchNorm recalibrated on
-    20 training batches (`calibrate_flops`); both are evaluated on the 10,000
+    multiplier (`dual_step` 0.05), after the annealing the training target
+    corrected each epoch so that training runs the FLOPs ratio inference
+    will (`target_correction_batches` 10), no gate noise in the last epoch,
+    then the gate thresholds shifted to meet the target on clean images and
+    BatchNorm recalibrated on 20 augmented training batches
+    (`calibrate_flops`); both are evaluated on the 10,000
     test images and their TFLite latency compared on 200 of them.
   * `cpu_scratch`: the DMNN recipe before warm start (paper split, 4 sub-blocks,
     from scratch, fixed-weight resource loss): 25,000 images, 4 epochs, lr 0.2.
@@ -146,8 +149,9 @@ PRESETS = {
         flops_target=0.6, teacher_epochs=6, teacher_learning_rate=0.2, epochs=4,
         batch_size=128, learning_rate=0.04, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
         schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
-        rate_loss="block", dual_step=0.05, target_schedule_epochs=1.5, noise_off_epochs=1,
-        calibrate_flops_batches=20, latency_images=200,
+        rate_loss="block", dual_step=0.05, target_schedule_epochs=1.5,
+        target_correction_batches=10, noise_off_epochs=1, calibrate_flops_batches=20,
+        latency_images=200,
     ),
     "cpu_scratch": dict(
         model="dmnn_resnet", dataset="cifar10", epochs=4, batch_size=128,
