@@ -8,7 +8,8 @@ import numpy as np
 from keras import layers, ops
 
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.gumbel_gate import GumbelGate
+from dmnn_keras.layers.gumbel_gate import GumbelGate, gate_spec
+from dmnn_keras.layers.multi_path_block import batch_norm_layer
 
 
 def check_rate(name, value):
@@ -64,6 +65,8 @@ class AIGController(keras.layers.Layer):
         `(gates, values)`, both `[batch, groups]`: the hard gates, and what the
         gated block multiplies by (the same gates here; `LCController`
         returns scaled gates instead). `gates` is what FLOPs and losses count.
+        Both are float32 under any dtype policy (the gate network computes
+        in the layer's compute dtype; see `GumbelGate`).
 
     Example:
     ```python
@@ -125,17 +128,20 @@ class AIGController(keras.layers.Layer):
         # === Layers ===
         self.on_bias = math.log(self.initial_open / (1.0 - self.initial_open))
         pair_bias = [0.0, self.on_bias] * groups  # (off, on) per gate
+        policy = self.dtype_policy  # sublayers compute in the controller's dtype
         if self.dependent:
-            self.pool = layers.GlobalAveragePooling2D(name="pool")
-            self.hidden_dense = layers.Dense(hidden_units, name="hidden_dense")
-            self.hidden_bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="hidden_bn")
+            self.pool = layers.GlobalAveragePooling2D(name="pool", dtype=policy)
+            self.hidden_dense = layers.Dense(hidden_units, name="hidden_dense", dtype=policy)
+            self.hidden_bn = batch_norm_layer("hidden_bn", policy)
             self.logits_dense = layers.Dense(
                 2 * groups,
                 kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                 bias_initializer=keras.initializers.Constant(pair_bias),
                 name="logits_dense",
+                dtype=policy,
             )
-        self.gate = GumbelGate(temperature, min_active=min_active, seed=seed, name="gate")
+        self.gate = GumbelGate(temperature, min_active=min_active, seed=seed, name="gate",
+                               dtype=policy)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -225,6 +231,10 @@ class AIGController(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.groups), (input_shape[0], self.groups)
+
+    def compute_output_spec(self, inputs, training=None):
+        # Gates and values are float32 whatever the dtype policy (see `GumbelGate`).
+        return tuple(gate_spec(s) for s in self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()

@@ -1,11 +1,11 @@
 """A ResNet bottleneck whose inner channels are gated in groups of filters."""
 
 import keras
-from keras import layers, ops
+from keras import ops
 
 from dmnn_keras.flops import conv_flops
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, block_output_shape
+from dmnn_keras.layers.multi_path_block import batch_norm_layer, block_output_shape, conv_layer
 
 
 def channel_gate_groups(width, gates=(8, 4)):
@@ -56,6 +56,8 @@ class ChannelGatedBlock(keras.layers.Layer):
         gate_groups: (gates of conv 1, gates of conv 2); each must divide width.
         layer_gate: whether the gate values start with a layer gate.
         gated: False: a plain bottleneck (every channel on), call takes `x`.
+        **kwargs: `Layer` arguments; every sublayer gets the block's `dtype`
+            policy, and the gate values are cast to its compute dtype.
 
     Call args:
         inputs: `[x, values]`, values `[batch, num_gates]` = `[l] + g1 + g2`
@@ -96,17 +98,13 @@ class ChannelGatedBlock(keras.layers.Layer):
         self.num_gates = int(self.layer_gate) + sum(gate_groups)
 
         # === Layers ===
-        conv = lambda f, k, s, name: layers.Conv2D(
-            f, k, strides=s, padding="same", use_bias=False, kernel_initializer="he_normal",
-            name=name,
-        )
-        bn = lambda name: layers.BatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
-        )
-        self.conv1, self.bn1 = conv(width, 1, 1, "1_conv"), bn("1_bn")
-        self.conv2, self.bn2 = conv(width, 3, strides, "2_conv"), bn("2_bn")
-        self.conv3, self.bn3 = conv(filters, 1, 1, "3_conv"), bn("3_bn")
-        self._conv, self._bn = conv, bn
+        policy = self.dtype_policy  # sublayers compute in the block's dtype
+        self.conv1 = conv_layer(width, 1, 1, "1_conv", policy)
+        self.bn1 = batch_norm_layer("1_bn", policy)
+        self.conv2 = conv_layer(width, 3, strides, "2_conv", policy)
+        self.bn2 = batch_norm_layer("2_bn", policy)
+        self.conv3 = conv_layer(filters, 1, 1, "3_conv", policy)
+        self.bn3 = batch_norm_layer("3_bn", policy)
         self.shortcut = None  # created in build() once the input channels are known
 
     def build(self, input_shape):
@@ -124,8 +122,8 @@ class ChannelGatedBlock(keras.layers.Layer):
         self.has_identity = self.strides == 1 and self.in_channels == self.filters
         if not self.has_identity and self.shortcut is None:
             self.shortcut = [
-                self._conv(self.filters, 1, self.strides, "shortcut_conv"),
-                self._bn("shortcut_bn"),
+                conv_layer(self.filters, 1, self.strides, "shortcut_conv", self.dtype_policy),
+                batch_norm_layer("shortcut_bn", self.dtype_policy),
             ]
         shape = x_shape
         for layer in (self.conv1, self.bn1, self.conv2, self.bn2, self.conv3, self.bn3):

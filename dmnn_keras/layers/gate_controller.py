@@ -4,7 +4,7 @@ import keras
 from keras import layers, ops
 
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.gumbel_gate import GumbelGate
+from dmnn_keras.layers.gumbel_gate import GumbelGate, gate_spec
 
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
@@ -38,6 +38,8 @@ class GateController(keras.layers.Layer):
         `(gates, hidden)` with gates `[batch, groups]` in {0, 1} and hidden
         `[batch, hidden_units]`; `(gates, hidden, category_logits)` with
         category_logits `[batch, num_categories]` when `num_categories > 0`.
+        The gates are float32 under any dtype policy (see `GumbelGate`), the
+        others in the layer's compute dtype.
 
     Example:
     ```python
@@ -84,18 +86,24 @@ class GateController(keras.layers.Layer):
         self.seed = seed
 
         # === Layers ===
-        self.pool = layers.GlobalAveragePooling2D(name="pool")
-        self.input_dense = layers.Dense(hidden_units, activation="relu", name="input_dense")
-        self.state_dense = layers.Dense(hidden_units, activation="relu", name="state_dense")
+        policy = self.dtype_policy  # sublayers compute in the controller's dtype
+        self.pool = layers.GlobalAveragePooling2D(name="pool", dtype=policy)
+        self.input_dense = layers.Dense(hidden_units, activation="relu", name="input_dense",
+                                        dtype=policy)
+        self.state_dense = layers.Dense(hidden_units, activation="relu", name="state_dense",
+                                        dtype=policy)
         self.logits_dense = layers.Dense(
             groups,
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
             bias_initializer=keras.initializers.Constant(initial_gate_bias),
             name="logits_dense",
+            dtype=policy,
         )
-        self.gate = GumbelGate(temperature, min_active=min_active, seed=seed, name="gate")
+        self.gate = GumbelGate(temperature, min_active=min_active, seed=seed, name="gate",
+                               dtype=policy)
         self.category_dense = (
-            layers.Dense(num_categories, name="category_dense") if num_categories else None
+            layers.Dense(num_categories, name="category_dense", dtype=policy)
+            if num_categories else None
         )
 
     def _split_inputs(self, inputs):
@@ -168,6 +176,14 @@ class GateController(keras.layers.Layer):
         if self.num_categories:
             shapes.append((batch, self.num_categories))
         return tuple(shapes)
+
+    def compute_output_spec(self, inputs, training=None):
+        x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        gates_shape, *others = self.compute_output_shape(x.shape)
+        # float32 gates (see `GumbelGate`); hidden state and category logits in the compute dtype.
+        return (gate_spec(gates_shape),) + tuple(
+            keras.KerasTensor(shape, dtype=self.compute_dtype) for shape in others
+        )
 
     def get_config(self):
         config = super().get_config()

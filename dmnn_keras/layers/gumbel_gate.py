@@ -5,6 +5,14 @@ from keras import ops
 
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 
+# Gates are float32 under every dtype policy (see `GumbelGate`).
+GATE_DTYPE = "float32"
+
+
+def gate_spec(shape):
+    """The symbolic output of a gate: a float32 `KerasTensor` of `shape`."""
+    return keras.KerasTensor(shape, dtype=GATE_DTYPE)
+
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
 class GumbelGate(keras.layers.Layer):
@@ -16,6 +24,13 @@ class GumbelGate(keras.layers.Layer):
     `1[l + noise > 0]`, while the gradient is that of the soft sample
     `sigmoid((l + noise) / temperature)`. In inference (`training` False or
     None) the decision is deterministic, `1[l > 0]`, with no noise.
+
+    The gates are float32 whatever the dtype policy (`compute_output_spec`
+    declares it): the logits are cast to float32 first, so the noise, the
+    temperature and the straight-through gradient keep float32 precision, and
+    the FLOPs and resource losses that read the gates stay float32. Layers
+    multiplying by the gates cast them to their own compute dtype (exact for 0
+    and 1).
 
     Args:
         temperature: float > 0, temperature of the soft sample.
@@ -70,7 +85,7 @@ class GumbelGate(keras.layers.Layer):
         self.built = True
 
     def call(self, logits, training=None):
-        logits = ops.cast(logits, "float32")
+        logits = ops.cast(logits, GATE_DTYPE)
         if training:
             uniform = keras.random.uniform(
                 ops.shape(logits), minval=1e-6, maxval=1.0 - 1e-6,
@@ -85,7 +100,7 @@ class GumbelGate(keras.layers.Layer):
         return self._harden(logits)
 
     def _harden(self, scores):
-        hard = ops.cast(scores > 0, "float32")
+        hard = ops.cast(scores > 0, GATE_DTYPE)
         if self.min_active:
             best = ops.one_hot(ops.argmax(scores, axis=-1), ops.shape(scores)[-1])
             none_on = ops.sum(hard, axis=-1, keepdims=True) < 0.5
@@ -94,6 +109,9 @@ class GumbelGate(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def compute_output_spec(self, logits, training=None):
+        return gate_spec(logits.shape)
 
     def get_config(self):
         config = super().get_config()

@@ -45,6 +45,7 @@ from keras import layers, ops
 
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.aig_controller import AIGController, check_rate
+from dmnn_keras.layers.gumbel_gate import GATE_DTYPE, gate_spec
 
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
@@ -64,7 +65,8 @@ class LCController(keras.layers.Layer):
     Returns:
         `(gates, values)`, both `[batch, 1 + sum(gate_groups)]`: the effective
         hard gates `[l, l * c]` (what FLOPs and losses count) and what the
-        `ChannelGatedBlock(layer_gate=True)` multiplies by, `[l s_l, c s_c]`.
+        `ChannelGatedBlock(layer_gate=True)` multiplies by, `[l s_l, c s_c]`;
+        float32 under any dtype policy, like every controller's outputs.
 
     Example:
     ```python
@@ -101,8 +103,10 @@ class LCController(keras.layers.Layer):
         self.category_dense = None
 
         # === Layers ===
+        policy = self.dtype_policy  # sublayers compute in the controller's dtype
         common = dict(hidden_units=hidden_units, initial_open=initial_open,
-                      temperature=temperature, stochastic_inference=stochastic_inference)
+                      temperature=temperature, stochastic_inference=stochastic_inference,
+                      dtype=policy)
         self.l_net = AIGController(
             1, forced_rate=None if forced_rate is None else float(forced_rate > 0),
             seed=seed, name="l_net", **common,
@@ -112,7 +116,7 @@ class LCController(keras.layers.Layer):
             seed=None if seed is None else seed + 1, name="c_net", **common,
         )
         scale_init = dict(kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-                          bias_initializer="zeros")
+                          bias_initializer="zeros", dtype=policy)
         self.l_scale = layers.Dense(1, name="l_scale", **scale_init)
         self.c_scale = layers.Dense(sum(gate_groups), name="c_scale", **scale_init)
 
@@ -129,8 +133,9 @@ class LCController(keras.layers.Layer):
         h_c = self.c_net.hidden(inputs, training)
         l = self.l_net.decide(self.l_net.log_odds_from_hidden(h_l), training)
         c = self.c_net.decide(self.c_net.log_odds_from_hidden(h_c), training)
-        s_l = 1.0 + ops.tanh(self.l_scale(h_l))
-        s_c = 1.0 + ops.tanh(self.c_scale(h_c))
+        # Scales in float32 like the gates they multiply (see `GumbelGate`).
+        s_l = 1.0 + ops.tanh(ops.cast(self.l_scale(h_l), GATE_DTYPE))
+        s_c = 1.0 + ops.tanh(ops.cast(self.c_scale(h_c), GATE_DTYPE))
         gates = ops.concatenate([l, l * c], axis=-1)
         values = ops.concatenate([l * s_l, c * s_c], axis=-1)
         return gates, values
@@ -144,6 +149,9 @@ class LCController(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.groups), (input_shape[0], self.groups)
+
+    def compute_output_spec(self, inputs, training=None):
+        return tuple(gate_spec(s) for s in self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()

@@ -49,6 +49,20 @@ def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4, s
     return max(divisor, int(round(root / divisor)) * divisor)
 
 
+def conv_layer(filters, kernel_size, strides, name, dtype=None):
+    """The library's convolution before a BatchNorm: "same" padding, no bias, He-normal kernel."""
+    return layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False,
+        kernel_initializer="he_normal", name=name, dtype=dtype,
+    )
+
+
+def batch_norm_layer(name, dtype=None):
+    """BatchNormalization with the library's momentum and epsilon (`BN_MOMENTUM`, `BN_EPSILON`)."""
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name,
+                                     dtype=dtype)
+
+
 def block_output_shape(input_shape, gated, strides, filters):
     """Output shape of a (possibly gated) block: `[batch, ceil(H/s), ceil(W/s), filters]`."""
     x_shape = input_shape[0] if gated else input_shape
@@ -95,6 +109,9 @@ class MultiPathBlock(keras.layers.Layer):
             sub-block is skipped when no sample needs it, run on the whole
             batch when all do, else run on the gathered samples and
             scatter-added into the running sum. Same outputs as "masked".
+        **kwargs: `Layer` arguments; every sublayer gets the block's `dtype`
+            policy (under "mixed_bfloat16" the convolutions compute in
+            bfloat16, and the float32 gates are cast to it).
 
     Call args:
         inputs: `x` `[batch, H, W, C]`, or `[x, gates]` with gates
@@ -153,37 +170,38 @@ class MultiPathBlock(keras.layers.Layer):
         self.shortcut = None  # created in build() once the input channels are known
 
     def _conv(self, filters, kernel_size, strides, name):
-        return layers.Conv2D(
-            filters, kernel_size, strides=strides, padding="same", use_bias=False,
-            kernel_initializer="he_normal", name=name,
-        )
+        return conv_layer(filters, kernel_size, strides, name, self.dtype_policy)
 
     def _bn(self, name):
-        return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+        return batch_norm_layer(name, self.dtype_policy)
+
+    def _relu(self, name, max_value=None):
+        return layers.ReLU(max_value, name=name, dtype=self.dtype_policy)
 
     def _make_path(self, j):
         p = f"path{j}_"
         if self.kind == "bottleneck":
             return [
                 self._conv(self.path_width, 1, 1, p + "1_conv"), self._bn(p + "1_bn"),
-                layers.ReLU(name=p + "1_relu"),
+                self._relu(p + "1_relu"),
                 self._conv(self.path_width, 3, self.strides, p + "2_conv"), self._bn(p + "2_bn"),
-                layers.ReLU(name=p + "2_relu"),
+                self._relu(p + "2_relu"),
                 self._conv(self.filters, 1, 1, p + "3_conv"), self._bn(p + "3_bn"),
             ]
         path = []
         if self.expand:
             path += [
                 self._conv(self.path_width, 1, 1, p + "expand"), self._bn(p + "expand_bn"),
-                layers.ReLU(6.0, name=p + "expand_relu"),
+                self._relu(p + "expand_relu", 6.0),
             ]
         path += [
             layers.DepthwiseConv2D(
                 3, strides=self.strides, padding="same", use_bias=False,
                 depthwise_initializer="he_normal", name=p + "depthwise",
+                dtype=self.dtype_policy,
             ),
             self._bn(p + "depthwise_bn"),
-            layers.ReLU(6.0, name=p + "depthwise_relu"),
+            self._relu(p + "depthwise_relu", 6.0),
             self._conv(self.filters, 1, 1, p + "project"), self._bn(p + "project_bn"),
         ]
         return path

@@ -78,6 +78,10 @@ class ResourceLoss(keras.layers.Layer):
     Subclasses change only the loss (`resource_loss`): they share the FLOPs
     accounting, the metrics and the place on the main path.
 
+    Under a mixed dtype policy `outputs` passes through in the compute dtype,
+    while the gates are read as float32 and the loss, the metrics and the
+    weights `target` and `multiplier` are float32.
+
     Call args:
         inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`.
 
