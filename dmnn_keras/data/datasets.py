@@ -24,6 +24,8 @@ FOLDER_PREFIX = "folder:"
 FOLDER_SPLITS = ("train", "val")
 FOLDER_IMAGE_SIZE = 224
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# Classes directly under the root: every 5th file of a class (sorted by name) is "val".
+FOLDER_VALIDATION_EVERY = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,29 +100,50 @@ def _check_positive_int(value, argument, allow_none=True):
         )
 
 
+def _folder_error(name, found, allowed):
+    raise ValueError(f"dataset name must be {allowed}. Received: name={name!r} ({found})")
+
+
 def _folder_root(name):
     root = name[len(FOLDER_PREFIX) :]
     if not root or not os.path.isdir(root):
-        raise ValueError(
-            "An image folder name must be 'folder:<root>' with an existing "
-            f"<root> directory. Received: name={name!r}"
-        )
+        _folder_error(name, "no such directory", f"'{FOLDER_PREFIX}<root>' with an existing <root>")
     return root
 
 
-def _folder_class_names(root):
-    """Sorted class subfolder names of `<root>/train` (else `<root>/val`)."""
-    for split in FOLDER_SPLITS:
-        split_dir = os.path.join(root, split)
-        if os.path.isdir(split_dir):
-            return sorted(
-                d
-                for d in os.listdir(split_dir)
-                if os.path.isdir(os.path.join(split_dir, d))
-            )
-    raise ValueError(
-        f"Image folder {root!r} has none of the split folders "
-        f"{list(FOLDER_SPLITS)}."
+def _split_layout(root):
+    """True for `<root>/{train,val}/<class>/*`, False for `<root>/<class>/*`."""
+    return any(os.path.isdir(os.path.join(root, split)) for split in FOLDER_SPLITS)
+
+
+def _subfolders(directory):
+    return sorted(
+        d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))
+    )
+
+
+def _folder_class_names(name, root):
+    """Sorted class subfolder names: of `<root>/train` (else `<root>/val`), or of `<root>`."""
+    directory = root
+    if _split_layout(root):
+        directory = next(
+            os.path.join(root, s) for s in FOLDER_SPLITS if os.path.isdir(os.path.join(root, s))
+        )
+    class_names = _subfolders(directory)
+    if len(class_names) < 2:
+        _folder_error(
+            name, f"{len(class_names)} class subfolder(s) {class_names} in {directory}",
+            "an image folder with at least 2 class subfolders (one per class)",
+        )
+    return class_names
+
+
+def _image_files(directory):
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        os.path.join(directory, f) for f in os.listdir(directory)
+        if f.lower().endswith(IMAGE_EXTENSIONS)
     )
 
 
@@ -129,7 +152,7 @@ def get_dataset_info(name):
 
     Args:
         name: a key of `DATASETS` or "folder:<root>" (classes = sorted
-            subfolders of `<root>/train`).
+            subfolders of `<root>/train`, or of `<root>`; see `load_dataset`).
 
     Returns:
         `DatasetInfo`.
@@ -144,7 +167,7 @@ def get_dataset_info(name):
         return DatasetInfo(
             name=name,
             tfds_name=None,
-            num_classes=len(_folder_class_names(root)),
+            num_classes=len(_folder_class_names(name, root)),
             num_categories=0,
             image_size=FOLDER_IMAGE_SIZE,
             train_split="train",
@@ -196,27 +219,33 @@ def _tfds_examples(info, split, training, seed, data_dir):
     return dataset, select
 
 
-def _folder_examples(root, split):
-    """Lists `<root>/<split>/<class>/*` as (image uint8, label, category=-1).
+def _folder_files(name, split):
+    """The image files of each class (sorted classes) in one split of an image folder.
+
+    `<root>/<split>/<class>/*`, or, with the classes directly under `<root>`,
+    a fixed split of each class's files sorted by name: every
+    `FOLDER_VALIDATION_EVERY`-th file (the 5th, 10th, ...) is "val", the
+    others "train".
+    """
+    root = _folder_root(name)
+    class_names = _folder_class_names(name, root)
+    if _split_layout(root):
+        return [_image_files(os.path.join(root, split, c)) for c in class_names]
+    every = FOLDER_VALIDATION_EVERY
+    keep = (lambda i: i % every == every - 1) if split == "val" else (lambda i: i % every != every - 1)
+    return [
+        [f for i, f in enumerate(_image_files(os.path.join(root, c))) if keep(i)]
+        for c in class_names
+    ]
+
+
+def _folder_examples(name, split):
+    """Lists an image folder's split (`_folder_files`) as (image uint8, label, category=-1).
 
     Files are ordered class-interleaved (first file of every class, then the
     second, ...), so that `max_examples` keeps a class-balanced subset.
     """
-    class_names = _folder_class_names(root)
-    split_dir = os.path.join(root, split)
-    if not os.path.isdir(split_dir):
-        raise ValueError(f"Image folder split not found: {split_dir!r}")
-    files_per_class = []
-    for class_name in class_names:
-        class_dir = os.path.join(split_dir, class_name)
-        files = []
-        if os.path.isdir(class_dir):
-            files = sorted(
-                os.path.join(class_dir, f)
-                for f in os.listdir(class_dir)
-                if f.lower().endswith(IMAGE_EXTENSIONS)
-            )
-        files_per_class.append(files)
+    files_per_class = _folder_files(name, split)
     paths, labels = [], []
     for index in range(max((len(f) for f in files_per_class), default=0)):
         for label, files in enumerate(files_per_class):
@@ -224,7 +253,12 @@ def _folder_examples(root, split):
                 paths.append(files[index])
                 labels.append(label)
     if not paths:
-        raise ValueError(f"No images found under {split_dir!r}.")
+        _folder_error(
+            name, f"no {split!r} images",
+            f"an image folder with {', '.join(IMAGE_EXTENSIONS)} files in its class subfolders "
+            f"(with the classes directly under <root>, every {FOLDER_VALIDATION_EVERY}th image "
+            "of a class is for validation)",
+        )
     dataset = tf.data.Dataset.from_tensor_slices(
         (tf.constant(paths), tf.constant(labels, tf.int32))
     )
@@ -297,8 +331,13 @@ def load_dataset(
     """Builds a batched input pipeline.
 
     Args:
-        name: "cifar10", "cifar100", "imagenet2012" or "folder:<root>" with
-            `<root>/{train,val}/<class>/*.jpg`.
+        name: "cifar10", "cifar100", "imagenet2012" or "folder:<root>", an
+            image folder (.jpg, .jpeg, .png, .bmp, .gif; at least 2 classes;
+            labels = the class subfolders in sorted order) laid out as
+            `<root>/{train,val}/<class>/*`, or as `<root>/<class>/*` (as for
+            `keras.utils.image_dataset_from_directory`) split the same way
+            every time: of each class's files sorted by name, every 5th (the
+            5th, 10th, ...) is "val" and the others "train".
         split: "train" or the eval split ("test" for CIFAR, "validation" for
             ImageNet, "val" for folders); TFDS slices like "train[:1000]" ok.
         batch_size: int.
@@ -358,7 +397,7 @@ def load_dataset(
 
     is_folder = info.tfds_name is None
     if is_folder:
-        dataset, select = _folder_examples(_folder_root(name), split)
+        dataset, select = _folder_examples(name, split)
     else:
         dataset, select = _tfds_examples(info, split, training, seed, data_dir)
     if max_examples is not None:

@@ -225,6 +225,49 @@ def test_image_folder(tmp_path):
         )
 
 
+def _write_class_folders(root, counts):
+    """`root/class_<label>/img_<i>.png` (i zero-padded), 8x8 PNGs of value 10 * i + label."""
+    for label, count in enumerate(counts):
+        class_dir = root / f"class_{label}"
+        class_dir.mkdir(parents=True)
+        for i in range(count):
+            image = np.full((8, 8, 3), 10 * i + label, np.uint8)
+            (class_dir / f"img_{i:02d}.png").write_bytes(tf.io.encode_png(image).numpy())
+
+
+def test_image_folder_of_class_folders_splits_every_fifth_image_for_validation(tmp_path):
+    _write_class_folders(tmp_path, [6, 11])
+    name = f"folder:{tmp_path}"
+    assert data.get_dataset_info(name).num_classes == 2
+
+    def pixels_and_labels(split):
+        images, labels = _as_numpy(data.load_dataset(
+            name, split, batch_size=4, training=False, image_size=8))
+        return images[:, 0, 0, 0].astype(int).tolist(), labels.tolist()
+
+    # Each class's files sorted by name: the 5th, 10th, ... are validation (img_04, img_09).
+    assert pixels_and_labels("val") == ([40, 41, 91], [0, 1, 1])
+    pixels, labels = pixels_and_labels("train")
+    assert sorted(pixels) == sorted([0, 10, 20, 30, 50] + [1, 11, 21, 31, 51, 61, 71, 81, 101])
+    assert labels == [p % 10 for p in pixels]
+    assert pixels_and_labels("train") == (pixels, labels)  # the same split every time
+
+
+@pytest.mark.parametrize("counts, found", [
+    (None, "no such directory"),
+    ([3], r"1 class subfolder\(s\) \['class_0'\]"),
+    ([0, 0], "no 'train' images"),
+    ([4, 4], "no 'val' images"),
+])
+def test_bad_image_folder_says_what_it_found(tmp_path, counts, found):
+    if counts is not None:
+        _write_class_folders(tmp_path, counts)
+    root = tmp_path if counts is not None else tmp_path / "missing"
+    with pytest.raises(ValueError, match=f"Received: name='folder:{root}' \\({found}"):
+        for split in ("train", "val"):
+            data.load_dataset(f"folder:{root}", split, batch_size=2, training=False)
+
+
 @pytest.mark.parametrize(
     "kwargs, argument",
     [

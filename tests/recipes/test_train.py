@@ -58,6 +58,7 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
 @pytest.mark.parametrize("flag, message", [
     ("--model=nope", "model must be one of"),
     ("--dataset=mnist", "Expected one of"),
+    ("--dataset=folder:/does/not/exist", r"Received: name='folder:/does/not/exist' \(no such dir"),
     ("--strategy=horovod", "strategy must be one of"),
     ("--epochs=0", "epochs must be an int >= 1"),
     ("--stack_sizes=1,x,1,1", "stack_sizes must be comma-separated ints"),
