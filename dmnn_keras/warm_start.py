@@ -5,7 +5,9 @@ import numpy as np
 
 from dmnn_keras.batch_norm import recentre_batch_norm
 from dmnn_keras.gates import image_batches
+from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
+from dmnn_keras.layers.resource_loss import ResourceLoss
 
 # How each sub-block layer takes its part of the static block's layer (by name suffix):
 # "out" slices output channels, "in" input channels, "in_out" both (the 3x3's diagonal block),
@@ -237,3 +239,98 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
     if calibration_images is not None:
         rebalance_sub_blocks(model, calibration_images, calibration_batches)
     return model
+
+
+HEAD_LAYER = "predictions"
+# Layers whose weights are training state that starts over with every run instead of being
+# copied: the resource loss's target and Lagrange multiplier, the gates' temperature and noise.
+RUN_STATE_LAYERS = (ResourceLoss, GumbelGate)
+
+
+def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
+               calibration_images=None, calibration_batches=10, **kwargs):
+    """The DMNN a training run starts from: a trained model of this library, fitted to new data.
+
+    `init_from` is built again for `num_classes` classes and `input_shape`
+    images, and every weight is copied except the classification head
+    (`predictions`) when the class count differs: that head starts freshly
+    initialised. Then a static model becomes a DMNN through `from_static`
+    (`groups`, `flops_target`, the calibration and `kwargs`); a DMNN keeps
+    its architecture, gates and controllers (and category heads), takes
+    `flops_target` and `kwargs` (e.g. `resource_loss_weight`, `seed`), and
+    starts its run state over (resource-loss target and multiplier, gate
+    temperature and noise scale).
+
+    Args:
+        init_from: a trained `DynamicResNet` / `DynamicMobileNetV2` with its
+            classification head (static or DMNN).
+        num_classes: classes of the new data.
+        input_shape: `(H, W, 3)` of the new data.
+        groups, flops_target, calibration_images, calibration_batches: as in
+            `from_static` (`groups` and the calibration apply to static models).
+        **kwargs: other arguments of the DMNN builder; `num_categories` is
+            ignored for a DMNN (it keeps its controllers).
+
+    Returns:
+        `(model, replaced)`: the DMNN, and `{layer name: "old shapes -> new
+        shapes"}` of the layers made new (empty when the class count is the same).
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    from dmnn_keras.warm_start import start_from
+    model, replaced = start_from(dk.DMNNResNet(num_classes=10), 3, (32, 32, 3))
+    replaced  # {'predictions': '[(512, 10), (10,)] -> [(512, 3), (3,)]'}
+    model.output_shape  # (None, 3)
+    ```
+    """
+    head = {layer.name: layer for layer in init_from.layers}.get(HEAD_LAYER)
+    if not hasattr(init_from, "get_config") or not isinstance(head, keras.layers.Dense):
+        raise ValueError(
+            f"init_from must be a model of this library with its classification head "
+            f"({HEAD_LAYER!r}) to fine-tune on {num_classes} classes. Received: "
+            f"{type(init_from).__name__} {init_from.name!r} without one"
+        )
+    static = init_from.get_config().get("gating") is None
+    changes = dict(num_classes=int(num_classes), input_shape=tuple(input_shape))
+    if not static:
+        kwargs.pop("num_categories", None)
+        changes.update(flops_target=flops_target, **kwargs)
+    model, replaced = _rebuild(init_from, changes)
+    if static:
+        model = from_static(model, groups, flops_target, calibration_images, calibration_batches,
+                            **kwargs)
+    return model, replaced
+
+
+def _rebuild(model, changes):
+    """`model` built from its config with `changes`; copies every weight that still fits.
+
+    Returns `(new_model, {layer name: "old shapes -> new shapes"})`; a layer
+    other than the head whose weights do not fit is a ValueError.
+    """
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
+    new = type(model)(**{**config, **changes})
+    old = {v.path: v for v in model.weights}
+    run_state = {id(v) for layer in new._flatten_layers() if isinstance(layer, RUN_STATE_LAYERS)
+                 for v in layer.weights}
+    shapes = {}
+    for variable in new.weights:
+        if id(variable) in run_state:
+            continue
+        source = old.get(variable.path)
+        layer = variable.path.split("/")[0]
+        if source is not None and tuple(source.shape) == tuple(variable.shape):
+            variable.assign(source)
+            continue
+        if layer != HEAD_LAYER:
+            raise ValueError(
+                f"init_from must have the architecture it is built again with: weight "
+                f"{variable.path!r} has shape {None if source is None else tuple(source.shape)}, "
+                f"needed {tuple(variable.shape)}. Received: changes {changes}"
+            )
+        shapes[layer] = (
+            [tuple(w.shape) for w in model.get_layer(layer).weights],
+            [tuple(w.shape) for w in new.get_layer(layer).weights],
+        )
+    return new, {name: f"{old} -> {new}" for name, (old, new) in shapes.items()}

@@ -3,6 +3,7 @@
     python recipes/train.py                       # the main job (preset "cpu", ~10 min on 2 cores)
     python recipes/train.py --config=cifar10 --model=dmnn_resnet50 --strategy=mirrored
     python recipes/train.py --config=imagenet --model=dmnn_mobilenet_v2 --data_dir=/data/tfds
+    python recipes/train.py --config=cpu_scratch --dataset=folder:photos --init_from=model.keras
 
 Flags left unset take the preset's value (`--config`, default "cpu"); see
 `dmnn_keras.training.presets` for the presets. Output directory (default
@@ -88,7 +89,9 @@ flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many ep
                      "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
 flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "
                    "twin trained by --teacher_epochs (default: --learning_rate).")
-flags.DEFINE_string("init_from", None, "Warm-start the DMNN from this trained static .keras model.")
+flags.DEFINE_string("init_from", None, "Start from this trained .keras model of the library: a "
+                    "static one is warm-started into a DMNN, a DMNN keeps its gates; a new "
+                    "classification head when --dataset has another class count.")
 flags.DEFINE_string("teacher", None, "Distil from this .keras model (same classes).")
 flags.DEFINE_float("distill_weight", None, "Weight of the distillation KL (0 = off).")
 flags.DEFINE_float("distill_temperature", None, "Distillation temperature.")

@@ -243,16 +243,22 @@ def _run(config, wall_start, strategy=None):
     teacher_path = config.teacher or (twin["model_path"] if twin else None)
     with strategy.scope():
         num_categories = info.num_categories if with_categories else 0
+        replaced = None
         if init_from:
-            from dmnn_keras.warm_start import from_static
+            from dmnn_keras.warm_start import start_from
 
             kwargs = dict(seed=config.seed, num_categories=num_categories,
                           **resource_loss_kwargs(config))
-            model = from_static(
-                load_keras_model(init_from, "init_from"), groups=config.groups,
-                flops_target=config.flops_target, calibration_images=train,
+            model, replaced = start_from(
+                load_keras_model(init_from, "init_from"), info.num_classes, (size, size, 3),
+                groups=config.groups, flops_target=config.flops_target, calibration_images=train,
                 calibration_batches=REBALANCE_BATCHES, **kwargs,
             )
+            if config.verbose and chief:
+                made = "".join(f"new {name} {shapes}; " for name, shapes in replaced.items())
+                kept = "every other weight" if replaced else "every weight"
+                print(f"init_from={init_from}: {made}{kept} kept (backbone, gates, controllers)",
+                      flush=True)
         else:
             model = build_model(config, info.num_classes, (size, size, 3), num_categories)
         if teacher_path:
@@ -309,6 +315,8 @@ def _run(config, wall_start, strategy=None):
         "train_images": steps_per_epoch * config.batch_size * config.epochs,
         "final_train_metrics": {k: float(v[-1]) for k, v in history.history.items() if v},
     }
+    if replaced is not None:
+        training["init_from_replaced"] = replaced
     if calibration is not None and calibration.result is not None:
         training["flops_calibration"] = calibration.result
     corrections = [c for s in schedules for c in getattr(s, "corrections", [])]

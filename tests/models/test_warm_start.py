@@ -6,6 +6,7 @@ import pytest
 
 import dmnn_keras as dk
 from dmnn_keras.batch_norm import batch_norm_layers
+from dmnn_keras.warm_start import start_from
 
 
 def _randomise_batch_norms(model, seed=0):
@@ -117,3 +118,45 @@ def test_ungated_blocks_run_whole_and_take_the_static_block_whole():
         dk.DMNNResNet(ungated_blocks=("conv9_block1",))
     with pytest.raises(ValueError, match="ungated_blocks must be"):
         dk.DMNNMobileNetV2(alpha=0.35, input_shape=(32, 32, 3), ungated_blocks="first")
+
+
+def test_start_from_a_static_model_with_a_new_head_and_image_size():
+    static = dk.ResNet(num_classes=10)
+    _randomise_batch_norms(static)
+    model, replaced = start_from(static, 3, (40, 40, 3), groups=4, flops_target=0.6)
+    assert replaced == {"predictions": "[(512, 10), (10,)] -> [(512, 3), (3,)]"}
+    assert model.get_config()["gating"] == "dmnn" and model.resource_loss.flops_target == 0.6
+    x = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype("float32")
+    assert tuple(model(x, training=False).shape) == (2, 3)
+    for name in ("conv1_conv", "conv1_bn"):  # the stem copied
+        for a, b in zip(static.get_layer(name).get_weights(), model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    # The blocks went through from_static: sub-block 0 has the static block's first slice.
+    np.testing.assert_array_equal(
+        model.get_layer("conv2_block1").paths[0][0].get_weights()[0],
+        static.get_layer("conv2_block1").paths[0][0].get_weights()[0][..., :4])
+
+
+def test_start_from_a_dmnn_keeps_backbone_gates_and_controllers():
+    dmnn = dk.DMNNResNet(num_classes=10, groups=2)
+    _randomise_batch_norms(dmnn)
+    dmnn.resource_loss.target.assign(0.9)
+    dmnn.get_layer("conv2_block1_gate").gate.noise_scale.assign(0.0)
+    model, replaced = start_from(dmnn, 10, (32, 32, 3), flops_target=0.4, dual_step=0.0)
+    assert replaced == {}  # same classes: nothing new
+    kept = [(v.path, v.numpy()) for v in dmnn.weights if not v.path.startswith("resource_loss")
+            and not v.path.endswith(("temperature_value", "noise_scale"))]
+    new = {v.path: v.numpy() for v in model.weights}
+    assert all(np.array_equal(value, new[path]) for path, value in kept)
+    # The run state starts over: the new target, the gates' full noise.
+    assert float(model.resource_loss.target.numpy()) == pytest.approx(0.4)
+    assert model.resource_loss.dual_step == 0.0
+    assert float(model.get_layer("conv2_block1_gate").gate.noise_scale.numpy()) == 1.0
+    x = _images(4)
+    np.testing.assert_allclose(model(x, training=False), dmnn(x, training=False), atol=1e-5)
+
+
+def test_start_from_needs_a_classification_head():
+    with pytest.raises(ValueError, match="init_from must be a model of this library with its "
+                                         "classification head .* without one"):
+        start_from(dk.DMNNResNet(include_top=False), 3, (32, 32, 3))
