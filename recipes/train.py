@@ -8,8 +8,10 @@
 Flags left unset take the preset's value (`--config`, default "cpu"); see
 `dmnn_keras.training.presets` for the presets. Output directory (default
 `runs/<config>`): model.keras, config.json, training_log.csv, logs/
-(TensorBoard), backup/ (while training), report.json, flops_histogram.png,
-execution_heatmap.png, flops_extremes.png.
+(TensorBoard: `tensorboard --logdir runs/<config>/logs`; logs/gates has the
+per-block execution rates and the per-image FLOPs histogram), backup/ (while
+training), report.json, flops_histogram.png, execution_heatmap.png,
+flops_extremes.png.
 
 Ctrl-C or SIGTERM (a preempted machine) finishes the current step, saves the
 training state in backup/ and exits (130 / 143); rerunning the same command

@@ -6,7 +6,8 @@ Files under the run's output directory:
     deleted when `fit` completes; rerunning the same command after an
     interruption resumes from it, mid-epoch at the exact step.
   * `training_log.csv`: one row per epoch (appended across resumes).
-  * `logs/`: TensorBoard event files.
+  * `logs/`: TensorBoard event files; `logs/gates/` holds what the gates do
+    (`GateLog`: per-block execution rates, per-image FLOPs-ratio histogram).
 
 SIGINT (Ctrl-C) and SIGTERM (preemption) during `fit` (inside `stop_on_signals`)
 finish the current step, write the backup and raise `Interrupted`.
@@ -24,6 +25,7 @@ import keras
 BACKUP_DIR = "backup"
 CSV_LOG = "training_log.csv"
 TENSORBOARD_DIR = "logs"
+GATE_LOG_DIR = "gates"  # under TENSORBOARD_DIR: the GateLog run in TensorBoard
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -171,7 +173,53 @@ def has_backup(output_dir):
     return os.path.isdir(backup) and bool(os.listdir(backup))
 
 
-def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write_logs=True):
+class GateLog(keras.callbacks.Callback):
+    """Writes what the gates do on fixed images to TensorBoard at the end of every epoch.
+
+    `dmnn_keras.profile` of the model on `images` (gates as in `predict`),
+    written with `tf.summary` at step = epoch:
+      * `execution_rate/<block>`: fraction of the block's sub-blocks run;
+      * `flops_ratio`: mean executed / full MACs;
+      * `flops_ratio_per_image`: histogram of the per-image executed / full MACs.
+
+    Args:
+        log_dir: the TensorBoard run directory (e.g. `<output_dir>/logs/gates`).
+        images: `[N, H, W, 3]` array or deterministic dataset of images (or
+            `(images, labels)`), the same every epoch, e.g. validation images.
+        batch_size: batch size for an array.
+    """
+
+    def __init__(self, log_dir, images, batch_size=64):
+        super().__init__()
+        self.log_dir = log_dir
+        self.images = images
+        self.batch_size = batch_size
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        from dmnn_keras.profiling import profile
+
+        stats = profile(self.model, self.images, self.batch_size)
+        with self._writer.as_default(step=epoch):
+            for name, rate in stats["execution_rates"].items():
+                tf.summary.scalar(f"execution_rate/{name}", rate)
+            tf.summary.scalar("flops_ratio", stats["flops_ratio"])
+            tf.summary.histogram("flops_ratio_per_image", stats["executed_flops"] / stats["flops"])
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        self._writer.close()
+
+
+def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write_logs=True,
+                   gate_images=None):
     """The run's callbacks and its `EpochTimer`.
 
     Args:
@@ -181,6 +229,8 @@ def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write
             (multi-worker runs).
         backup_every_steps: back up every N steps too (0: once per epoch).
         write_logs: add the CSV and TensorBoard loggers.
+        gate_images: None, or fixed images for a `GateLog` (gated models)
+            writing to `logs/gates`.
 
     Returns:
         `(callbacks, timer)`; `callbacks[0]` is the backup.
@@ -199,7 +249,10 @@ def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write
     if write_logs:
         callbacks.append(TrainingLog(csv_path, append=True))
         if importlib.util.find_spec("tensorboard") is not None:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, TENSORBOARD_DIR)))
+            log_dir = os.path.join(output_dir, TENSORBOARD_DIR)
+            callbacks.append(keras.callbacks.TensorBoard(log_dir))
+            if gate_images is not None:
+                callbacks.append(GateLog(os.path.join(log_dir, GATE_LOG_DIR), gate_images))
         else:
             warnings.warn("TensorBoard is not installed (pip install tensorboard): no logs/ written.")
     return callbacks, timer

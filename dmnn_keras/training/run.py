@@ -12,7 +12,7 @@ from dmnn_keras.data import get_dataset_info, load_dataset
 from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
-from dmnn_keras.training.evaluation import evaluate_model, progress
+from dmnn_keras.training.evaluation import eval_dataset, evaluate_model, progress
 from dmnn_keras.training.model_files import load_keras_model
 from dmnn_keras.training.presets import (
     GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
@@ -30,6 +30,8 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 TEACHER_DIR = "teacher"
 REBALANCE_BATCHES = 10
+EVAL_BATCH_SIZE = 250
+GATE_LOG_IMAGES = 256  # TensorBoard's gate logs: the first eval images (at most max_eval_examples)
 L2_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
 
 
@@ -77,7 +79,7 @@ def _steps(dataset):
 
 
 def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_examples=None,
-                        batch_size=250, data_dir=None, figures=True, image_size=None,
+                        batch_size=EVAL_BATCH_SIZE, data_dir=None, figures=True, image_size=None,
                         verbose=False, **extra):
     """Evaluates `model` on `dataset/split`, writes `report.json` and the figures; returns the report.
 
@@ -160,9 +162,10 @@ def run_training(config=None, **overrides):
     """Trains `config` (a `TrainConfig`, a preset name or None = the default preset).
 
     Writes into `config.output_dir`: `config.json`, `model.keras`,
-    `training_log.csv`, `logs/` (TensorBoard), `backup/` (while running),
-    `report.json`, the figures; under multi-worker, workers other than the
-    chief write only their backup and model into `output_dir/workers/<i>`.
+    `training_log.csv`, `logs/` (TensorBoard; gated models: `logs/gates`,
+    see `callbacks.GateLog`), `backup/` (while running), `report.json`, the
+    figures; under multi-worker, workers other than the chief write only
+    their backup and model into `output_dir/workers/<i>`.
 
     Args:
         config: a `TrainConfig`, a preset name of `dmnn_keras.training.PRESETS`
@@ -285,9 +288,16 @@ def _run(config, wall_start, strategy=None):
             data_dir=config.data_dir,
         )
     multi_worker = config.strategy == "multi_worker"  # preemption there: issue 17
+    gate_images = None
+    if chief and model.gated_blocks:
+        gate_images = eval_dataset(
+            config.dataset, None, EVAL_BATCH_SIZE,
+            min(GATE_LOG_IMAGES, config.max_eval_examples or GATE_LOG_IMAGES), config.data_dir,
+            config.image_size,
+        )
     callbacks, timer = callbacks_lib.make_callbacks(
         output_dir, None if multi_worker else steps_per_epoch, config.backup_every_steps,
-        write_logs=chief,
+        write_logs=chief, gate_images=gate_images,
     )
     backup = callbacks[0]
     schedules = gate_schedule_callbacks(config, clean)

@@ -1,0 +1,75 @@
+"""Fine-tuning on a folder of images (`dataset="folder:..."`, `init_from`) and the gates in TensorBoard."""
+
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import dmnn_keras as dk
+from dmnn_keras.training import run_training
+from dmnn_keras.training.callbacks import GATE_LOG_DIR, TENSORBOARD_DIR
+
+CLASSES = ("ant", "bee", "cat")
+BLOCKS = ("conv2_block1", "conv3_block1", "conv4_block1", "conv5_block1")
+
+
+def write_image_folder(root, classes=CLASSES, per_class=5, size=32):
+    """`root/<class>/img_<i>.png`: 32x32 PNGs of constant value 10 * i + class index."""
+    for label, name in enumerate(classes):
+        os.makedirs(root / name)
+        for i in range(per_class):
+            image = np.full((size, size, 3), 10 * i + label, np.uint8)
+            (root / name / f"img_{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+
+
+def read_events(log_dir):
+    """`{tag: {step: numpy value}}` of every summary in a TensorBoard directory."""
+    events = {}
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                events.setdefault(value.tag, {})[event.step] = tf.make_ndarray(value.tensor)
+    return events
+
+
+def test_fine_tune_a_dmnn_on_an_image_folder_with_a_new_head_and_gate_logs(tmp_path, capsys):
+    root = tmp_path / "images"
+    write_image_folder(root)
+    init = dk.DMNNResNet(num_classes=10, groups=2, seed=0)
+    # A trained controller in practice: conv3_block1 runs its second sub-block only, whatever the image.
+    init.get_layer("conv3_block1_gate").logits_dense.bias.assign([-50.0, 50.0])
+    init_path = str(tmp_path / "init.keras")
+    init.save(init_path)
+    out = tmp_path / "run"
+
+    report = run_training("tiny", dataset=f"folder:{root}", init_from=init_path, image_size=32,
+                          batch_size=4, epochs=2, output_dir=str(out), figures=False)
+
+    head = "predictions [(512, 10), (10,)] -> [(512, 3), (3,)]"
+    assert f"init_from={init_path}: new {head}; every other weight kept" in capsys.readouterr().out
+    assert report["init_from_replaced"] == {"predictions": head.split(" ", 1)[1]}
+    # 4 of each class's 5 images train, the 5th is validation.
+    assert report["steps_per_epoch"] == 3 and report["eval_examples"] == 3
+    model = keras.models.load_model(out / "model.keras")
+    assert model.output_shape == (None, 3)
+    assert model.get_config()["groups"] == 2  # the init model's architecture, not the preset's 4
+    assert report["execution_rates"]["conv3_block1"] == 0.5  # its controller was kept
+
+    events = read_events(out / TENSORBOARD_DIR / GATE_LOG_DIR)
+    assert set(events) == {f"execution_rate/{b}" for b in BLOCKS} | {"flops_ratio",
+                                                                    "flops_ratio_per_image"}
+    assert all(sorted(steps) == [0, 1] for steps in events.values())  # one point per epoch
+    # The last epoch's logs are the trained model's gates on the same validation images.
+    for block in BLOCKS:
+        assert events[f"execution_rate/{block}"][1] == pytest.approx(
+            report["execution_rates"][block])
+    assert events["execution_rate/conv3_block1"][0] == 0.5
+    assert events["flops_ratio"][1] == pytest.approx(report["flops_ratio"])
+    histogram = events["flops_ratio_per_image"][1]  # [buckets, (left, right, count)]
+    assert histogram[:, 2].sum() == 3
+    percentiles = report["executed_flops_percentiles"]
+    assert histogram[:, 0].min() == pytest.approx(percentiles["0"] / report["flops"])
+    assert histogram[:, 1].max() == pytest.approx(percentiles["100"] / report["flops"])
