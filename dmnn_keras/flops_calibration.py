@@ -79,6 +79,14 @@ def _bisect(meter, controllers, target, tolerance, steps):
     return applied, ratio
 
 
+def shift_gate_thresholds(model, meter, target, tolerance=0.005, steps=24):
+    """Shifts every `GateController`'s gate-logit bias by one delta so `meter()` meets `target`.
+
+    `meter`: an `InferenceFlopsRatio` of `model`. Returns `(delta, ratio after it)`.
+    """
+    return _bisect(meter, _controllers(model), float(target), tolerance, steps)
+
+
 def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tolerance=0.005,
                     steps=24, recalibrate_bn=True, bn_images=None):
     """Shifts every controller's gate logits by one constant so the FLOPs ratio meets `target`.
@@ -125,7 +133,7 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
     abs(result["flops_ratio"] - 0.6) < 0.05  # True
     ```
     """
-    controllers = _controllers(model)
+    _controllers(model)  # a DMNN, before the images are read
     if target is None:
         target = model.resource_loss.flops_target
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
@@ -135,10 +143,10 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
                          "recalibrate_bn=False")
     data = calibration_array(images, batches, batch_size)
     meter = InferenceFlopsRatio(model, data, batch_size)
-    delta, ratio = _bisect(meter, controllers, float(target), tolerance, steps)
+    delta, ratio = shift_gate_thresholds(model, meter, target, tolerance, steps)
     if recalibrate_bn:
         bn_data = data if bn_images is None else calibration_array(bn_images, batches, batch_size)
         recalibrate_batch_norm(model, bn_data, batch_size=batch_size)
-        more, ratio = _bisect(meter, controllers, float(target), tolerance, steps)
+        more, ratio = shift_gate_thresholds(model, meter, target, tolerance, steps)
         delta += more
     return {"delta": float(delta), "flops_ratio": float(ratio), "images": int(len(data))}

@@ -103,6 +103,9 @@ flags.DEFINE_integer("target_correction_batches", None, "After the annealing, at
                      "every epoch, set the training FLOPs target to --flops_target plus the gap "
                      "between the epoch's training FLOPs ratio and the inference ratio on N "
                      "un-augmented training batches (0 = off).")
+flags.DEFINE_boolean("correction_shifts_gates", None, "With --target_correction_batches, also "
+                     "shift the gate thresholds at each correction so the inference FLOPs ratio "
+                     "on the clean batches meets --flops_target during training.")
 flags.DEFINE_float("start_temperature", None, "Gumbel temperature in the first epoch "
                    "(annealed geometrically to --end_temperature).")
 flags.DEFINE_float("end_temperature", None, "Gumbel temperature in the last epoch.")
@@ -123,7 +126,8 @@ FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
           "data_dir", "figures", "verbose", "backup_every_steps", "block_split", "dual_step", "rate_loss", "teacher_epochs",
           "teacher_learning_rate",
           "init_from", "teacher", "distill_weight", "distill_temperature",
-          "target_schedule_epochs", "target_correction_batches", "start_temperature", "end_temperature", "noise_off_epochs",
+          "target_schedule_epochs", "target_correction_batches", "correction_shifts_gates",
+          "start_temperature", "end_temperature", "noise_off_epochs",
           "recalibrate_batches", "calibrate_flops_batches", "latency_images")
 
 

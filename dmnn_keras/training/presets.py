@@ -59,7 +59,8 @@ FAMILY_WEIGHT_DECAY = {"resnet": 1e-4, "mobilenet": 4e-5}
 BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
-GATE_FIELDS = ("target_schedule_epochs", "target_correction_batches", "noise_off_epochs",
+GATE_FIELDS = ("target_schedule_epochs", "target_correction_batches",
+               "correction_shifts_gates", "noise_off_epochs",
                "start_temperature", "end_temperature", "recalibrate_batches",
                "calibrate_flops_batches")
 
@@ -118,6 +119,7 @@ class TrainConfig:
     distill_temperature: float = 4.0
     target_schedule_epochs: float = 0.0
     target_correction_batches: int = 0  # after the annealing: train at the inference ratio
+    correction_shifts_gates: bool = False  # ... and shift the gate thresholds to the target
     start_temperature: Optional[float] = None
     end_temperature: Optional[float] = None
     noise_off_epochs: int = 0
@@ -295,6 +297,11 @@ def check_dynamic_recipe(config, entry):
             _fail(name, value, "an int >= 0")
         if value and not dmnn:
             _fail(name, value, f"0 for model={config.model!r} (DMNN gate controllers only)")
+    if not isinstance(config.correction_shifts_gates, bool):
+        _fail("correction_shifts_gates", config.correction_shifts_gates, "True or False")
+    if config.correction_shifts_gates and not config.target_correction_batches:
+        _fail("correction_shifts_gates", config.correction_shifts_gates,
+              "False when target_correction_batches is 0 (the shift is part of the correction)")
     if config.target_correction_batches and not config.target_schedule_epochs:
         _fail("target_correction_batches", config.target_correction_batches,
               "0 when target_schedule_epochs is 0 (the correction starts after the annealing)")

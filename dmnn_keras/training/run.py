@@ -112,7 +112,9 @@ def gate_schedule_callbacks(config, clean=None):
     callbacks = []
     if config.target_schedule_epochs:
         correction = dict(images=clean, batches=config.target_correction_batches,
-                          batch_size=config.batch_size) if config.target_correction_batches else {}
+                          batch_size=config.batch_size,
+                          shift_gates=config.correction_shifts_gates,
+                          ) if config.target_correction_batches else {}
         callbacks.append(FlopsTargetSchedule(config.target_schedule_epochs, **correction))
     if config.noise_off_epochs or config.start_temperature is not None:
         callbacks.append(GateNoiseSchedule(config.start_temperature, config.end_temperature,
@@ -330,9 +332,10 @@ def _run(config, wall_start, strategy=None):
     if calibration is not None and calibration.result is not None:
         training["flops_calibration"] = calibration.result
     corrections = [c for s in schedules for c in getattr(s, "corrections", [])]
-    if corrections:  # (epoch, training FLOPs ratio, inference ratio on clean images, next target)
-        training["target_corrections"] = [[int(e), float(a), float(b), float(t)]
-                                          for e, a, b, t in corrections]
+    if corrections:  # (epoch, training FLOPs ratio, inference ratio on clean images,
+        # next target, gate-threshold shift)
+        training["target_corrections"] = [[int(e)] + [float(v) for v in values]
+                                          for e, *values in corrections]
     if twin:
         training["static_twin"] = twin
         training["total_train_images"] = training["train_images"] + twin["train_images"]

@@ -101,8 +101,8 @@ def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
     # training ratio and the inference ratio on clean images.
     corrections = report["target_corrections"]
     assert [c[0] for c in corrections] == [0, 1]
-    for _, trained, inferred, target in corrections:
-        assert 0 < inferred <= 1 and target == pytest.approx(
+    for _, trained, inferred, target, shift in corrections:
+        assert shift == 0.0 and 0 < inferred <= 1 and target == pytest.approx(
             min(max(report["flags"]["flops_target"] + trained - inferred, 0.05), 1.0), abs=1e-5)
     assert corrections[-1][1] == pytest.approx(report["final_train_metrics"]["flops_ratio"])
     assert (tmp_path / "run" / "teacher" / "model.keras").exists()

@@ -107,11 +107,12 @@ def test_target_correction_trains_at_the_ratio_inference_runs():
     trained = history.history["flops_ratio"]
     # Every epoch ends after the annealing: next target = 0.5 + training ratio - inference ratio.
     expected = [min(max(0.5 + t - m, MIN_TARGET), 1.0) for t, m in zip(trained, measured)]
-    assert [e for e, _, _, _ in schedule.corrections] == [0, 1, 2]
-    assert [(a, b) for _, a, b, _ in schedule.corrections] == pytest.approx(
+    assert [c[0] for c in schedule.corrections] == [0, 1, 2]
+    assert [c[1:3] for c in schedule.corrections] == pytest.approx(
         list(zip(trained, measured)), abs=1e-6)
     assert any(abs(t - m) > 1e-3 for t, m in zip(trained, measured))  # else nothing shows
-    assert [t for _, _, _, t in schedule.corrections] == pytest.approx(expected, abs=1e-6)
+    assert [c[3] for c in schedule.corrections] == pytest.approx(expected, abs=1e-6)
+    assert [c[4] for c in schedule.corrections] == [0.0] * 3  # thresholds left alone
     assert record.targets == pytest.approx(expected, abs=1e-6)
     # Stateless: each target depends on its own epoch only, not on the previous offsets.
     assert record.batch_targets[2:4] == pytest.approx([expected[0]] * 2, abs=1e-6)
@@ -124,6 +125,27 @@ def test_target_correction_trains_at_the_ratio_inference_runs():
     assert float(model.resource_loss.target.numpy()) == pytest.approx(expected[-1], abs=1e-6)
     with pytest.raises(ValueError, match="flops_ratio"):
         resumed.on_epoch_end(3, {"loss": 1.0})
+
+
+def test_target_correction_can_shift_the_gate_thresholds_to_the_target():
+    x, y = _data(16)
+    clean = _data(16, seed=1)[0]
+    model = _compiled(dk.DMNNResNet(flops_target=0.6))
+    schedule = FlopsTargetSchedule(epochs=1, images=clean, batches=1, batch_size=16,
+                                   shift_gates=True)
+    after = []
+
+    class Measure(keras.callbacks.Callback):  # after the schedule: the ratio it left
+        def on_epoch_end(self, epoch, logs=None):
+            after.append(InferenceFlopsRatio(self.model, clean, 16)())
+
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[schedule, Measure()])
+    shifts = [c[4] for c in schedule.corrections]
+    assert len(shifts) == 2 and shifts[0] != 0.0
+    # Each correction leaves the inference ratio on the clean images at the target.
+    assert after == pytest.approx([0.6, 0.6], abs=0.03)
+    with pytest.raises(ValueError, match="shift_gates"):
+        FlopsTargetSchedule(epochs=1, shift_gates=True)
 
 
 def test_schedules_longer_than_the_run_are_refused():

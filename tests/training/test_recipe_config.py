@@ -22,6 +22,8 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(target_correction_batches=2), "target_correction_batches"),  # no annealing to follow
     (dict(target_correction_batches=-1, target_schedule_epochs=1.0), "target_correction_batches"),
     (dict(model="resnet", target_correction_batches=2), "target_correction_batches"),
+    (dict(correction_shifts_gates=True, target_correction_batches=0), "correction_shifts_gates"),
+    (dict(correction_shifts_gates="yes"), "correction_shifts_gates"),
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
