@@ -34,6 +34,9 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     batches training used); the flops
     target set so the executed MACs are 0.5x / 0.7x the twin's. Their training
     cost includes the twin's 15 epochs.
+  * `dmnn_shift_t050_s0`: dmnn_t050 whose corrections also shift the gate
+    thresholds so the clean inference ratio meets the target during training
+    (`correction_shifts_gates`), not only after it.
   * `dmnn_bounded_t050_s0`: dmnn_t050 with `rate_loss="bounded"` (every
     sub-block's batch rate kept in [0.1, 0.9]), the lever for gates that
     depend on the image.
@@ -73,6 +76,8 @@ ROWS = {
     "dmnn_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5, **FINE_TUNE),
     "dmnn_bounded_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
                                  **{**FINE_TUNE, "rate_loss": "bounded"}),
+    "dmnn_shift_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
+                               **{**FINE_TUNE, "correction_shifts_gates": True}),
     "static_w021": dict(config="cpu_static", seed=0, width_multiplier=0.21),
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
 }
