@@ -13,11 +13,20 @@ IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_VARIANCE = tuple((s * 255) ** 2 for s in (0.229, 0.224, 0.225))
 
 
-def normalization_layer():
+def normalization_layer(dtype=None):
     """Inputs are raw pixels in [0, 255]; models normalise them themselves."""
     return keras.layers.Normalization(
-        mean=IMAGENET_MEAN, variance=IMAGENET_VARIANCE, name="normalize"
+        mean=IMAGENET_MEAN, variance=IMAGENET_VARIANCE, name="normalize", dtype=dtype
     )
+
+
+def model_dtype_policy(dtype):
+    """A builder's `dtype` (None, a policy name, a `keras.DTypePolicy` or its config) as a policy.
+
+    None stays None: the layers then take the global policy
+    (`keras.mixed_precision.set_global_policy`) when they are created.
+    """
+    return None if dtype is None else keras.dtype_policies.get(dtype)
 
 
 def check_input_shape(input_shape):
@@ -161,6 +170,9 @@ class DynamicModel(keras.Model):
             in [0, 255]; see `DynamicResNet` for what is checked where).
         outputs: logits `[batch, num_classes]`, or the dict above.
         category_loss_weights: one weight per category head (empty: none).
+        dtype: None, or the dtype policy the subclass built every layer with
+            (a name such as "mixed_bfloat16", or a `keras.DTypePolicy`); it
+            becomes the model's `dtype_policy` and is kept in `get_config`.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Outputs: logits `[batch, num_classes]` (in training with category heads,
@@ -177,11 +189,15 @@ class DynamicModel(keras.Model):
     ```
     """
 
-    def __init__(self, inputs, outputs, category_loss_weights=(), **kwargs):
+    def __init__(self, inputs, outputs, category_loss_weights=(), dtype=None, **kwargs):
         check_keyword_arguments(self, DynamicModel, kwargs, MODEL_ARGUMENTS)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.category_loss_weights = tuple(float(w) for w in category_loss_weights)
         self.distillation = None
+        policy = model_dtype_policy(dtype)
+        self._dtype_config = None if policy is None else keras.dtype_policies.serialize(policy)
+        if policy is not None:  # as keras-hub's Backbone: the policy its layers were built with
+            self.dtype_policy = policy
 
     def distill_from(self, teacher, weight=1.0, temperature=4.0):
         """Adds knowledge distillation from `teacher` to the training loss (before `compile`/`fit`).
@@ -311,7 +327,8 @@ class DynamicModel(keras.Model):
             setattr(self, "input_shape_" if key == "input_shape" else key, value)
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self._constructor_config}
+        return {"name": self.name, "trainable": self.trainable, "dtype": self._dtype_config,
+                **self._constructor_config}
 
     @classmethod
     def from_config(cls, config):

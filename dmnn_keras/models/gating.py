@@ -133,11 +133,14 @@ class GateWiring:
         stochastic_inference: "aig"/"channel"/"lcnet": keep Gumbel noise in
             inference (the original ConvNet-AIG).
         one_sided: "channel": the batch activation loss penalises only B > t.
+        dtype: None (the global policy) or the dtype policy of every block,
+            controller and loss layer.
     """
 
     def __init__(self, gating, controller_kwargs=None, num_categories=0, seed=None,
-                 dependent=True, stochastic_inference=False, one_sided=False):
+                 dependent=True, stochastic_inference=False, one_sided=False, dtype=None):
         self.gating = gating
+        self.dtype = dtype
         self.controller_kwargs = dict(controller_kwargs or {})
         self.num_categories = num_categories
         self.seed = seed
@@ -157,10 +160,10 @@ class GateWiring:
         no controller.
         """
         if self.gating is None or not gate:
-            return MultiPathBlock(gated=False, name=name, **block_kwargs)(x)
+            return MultiPathBlock(gated=False, name=name, dtype=self.dtype, **block_kwargs)(x)
         if self.gating in SINGLE_PATH_GATINGS:
             return self._single_path_block(x, name, **block_kwargs)
-        block = MultiPathBlock(gated=True, name=name, **block_kwargs)
+        block = MultiPathBlock(gated=True, name=name, dtype=self.dtype, **block_kwargs)
         has_shortcut = block.kind == "bottleneck" or (
             block_kwargs.get("strides", 1) == 1 and x.shape[-1] == block.filters
         )
@@ -173,6 +176,7 @@ class GateWiring:
             min_active=min_active,
             seed=None if self.seed is None else self.seed + len(self.gates),
             name=name + "_gate",
+            dtype=self.dtype,
             **kwargs,
         )
         outputs = controller(x if self.hidden is None else [x, self.hidden])
@@ -201,11 +205,12 @@ class GateWiring:
             stochastic_inference=self.stochastic_inference,
             seed=None if self.seed is None else self.seed + len(self.gates),
             name=name + "_gate",
+            dtype=self.dtype,
         )
         if self.gating == "aig":
             has_shortcut = kind == "bottleneck" or (strides == 1 and x.shape[-1] == filters)
             block_kwargs = dict(kind=kind, filters=filters, groups=1, path_width=path_width,
-                                strides=strides, expand=expand, name=name)
+                                strides=strides, expand=expand, name=name, dtype=self.dtype)
             if not has_shortcut:
                 # Skipping a block without a shortcut would output nothing: it always runs.
                 return MultiPathBlock(gated=False, **block_kwargs)(x)
@@ -221,7 +226,8 @@ class GateWiring:
             gate_groups = channel_gate_groups(path_width)
             block = ChannelGatedBlock(filters, path_width, strides=strides,
                                       gate_groups=gate_groups,
-                                      layer_gate=self.gating == "lcnet", name=name)
+                                      layer_gate=self.gating == "lcnet", name=name,
+                                      dtype=self.dtype)
             if self.gating == "channel":
                 controller = ChannelGate(sum(gate_groups), dependent=self.dependent,
                                          segments=gate_groups, **common)
@@ -242,6 +248,7 @@ class GateWiring:
                 loss_weight=resource_loss_weight,
                 dual_step=dual_step,
                 name="resource_loss",
+                dtype=self.dtype,
             )
             if any("pairs" in b for b in table["blocks"]):
                 kwargs["pair_flops"] = [b.get("pairs", []) for b in table["blocks"]]

@@ -4,8 +4,10 @@ import keras
 from keras import layers
 
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM
-from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
+from dmnn_keras.layers.multi_path_block import batch_norm_layer, conv_layer
+from dmnn_keras.models.dynamic_model import (
+    DynamicModel, check_input_shape, model_dtype_policy, normalization_layer,
+)
 from dmnn_keras.models.gating import (
     DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
     check_ungated, is_ungated, stage_groups,
@@ -102,6 +104,7 @@ class DynamicMobileNetV2(DynamicModel):
         dependent=True,
         stochastic_inference=False,
         one_sided=False,
+        dtype=None,
         **kwargs,
     ):
         check_keyword_arguments(self, DynamicMobileNetV2, kwargs, MODEL_ARGUMENTS)
@@ -120,13 +123,13 @@ class DynamicMobileNetV2(DynamicModel):
             raise ValueError(f"stem must be one of {STEMS} or None. Received: stem={stem!r}")
 
         # === Layers and functional model ===
+        policy = model_dtype_policy(dtype)
         inputs = keras.Input(shape=input_shape, name="images")
-        x = normalization_layer()(inputs)
-        x = layers.Conv2D(make_divisible(32 * alpha), 3, strides=2 if stem == "imagenet" else 1,
-                          padding="same", use_bias=False, kernel_initializer="he_normal",
-                          name="stem_conv")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="stem_bn")(x)
-        x = layers.ReLU(6.0, name="stem_relu")(x)
+        x = normalization_layer(policy)(inputs)
+        x = conv_layer(make_divisible(32 * alpha), 3, 2 if stem == "imagenet" else 1,
+                       "stem_conv", policy)(x)
+        x = batch_norm_layer("stem_bn", policy)(x)
+        x = layers.ReLU(6.0, name="stem_relu", dtype=policy)(x)
 
         wiring = GateWiring(
             gating,
@@ -139,6 +142,7 @@ class DynamicMobileNetV2(DynamicModel):
             dependent=dependent,
             stochastic_inference=stochastic_inference,
             one_sided=one_sided,
+            dtype=policy,
         )
         per_stage = stage_groups(groups, len(MOBILENET_V2_SPEC))
         block_id, names = 0, []
@@ -166,18 +170,19 @@ class DynamicMobileNetV2(DynamicModel):
         check_ungated(ungated_blocks, names)
         last_filters = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
         x = layers.Conv2D(last_filters, 1, use_bias=False, kernel_initializer="he_normal",
-                          name="head_conv")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(x)
-        x = layers.ReLU(6.0, name="head_relu")(x)
+                          name="head_conv", dtype=policy)(x)
+        x = batch_norm_layer("head_bn", policy)(x)
+        x = layers.ReLU(6.0, name="head_relu", dtype=policy)(x)
         if include_top:
-            x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-            x = layers.Dense(num_classes, name="predictions")(x)
+            x = layers.GlobalAveragePooling2D(name="avg_pool", dtype=policy)(x)
+            x = layers.Dense(num_classes, name="predictions", dtype=policy)(x)
         outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
                                  rate_loss)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
             category_loss_weights=wiring.category_loss_weights(category_loss_weight),
+            dtype=policy,
             **kwargs,
         )
 

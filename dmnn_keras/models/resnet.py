@@ -4,8 +4,12 @@ import keras
 from keras import layers
 
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.multi_path_block import BN_EPSILON, BN_MOMENTUM, bottleneck_path_width
-from dmnn_keras.models.dynamic_model import DynamicModel, check_input_shape, normalization_layer
+from dmnn_keras.layers.multi_path_block import (
+    batch_norm_layer, bottleneck_path_width, conv_layer,
+)
+from dmnn_keras.models.dynamic_model import (
+    DynamicModel, check_input_shape, model_dtype_policy, normalization_layer,
+)
 from dmnn_keras.models.gating import (
     DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
     check_ungated, is_ungated, stage_groups,
@@ -80,6 +84,11 @@ class DynamicResNet(DynamicModel):
         stochastic_inference: "aig"/"channel"/"lcnet": keep the Gumbel noise
             in inference (the original ConvNet-AIG); default deterministic.
         one_sided: "channel": penalise only a batch activation above target.
+        dtype: None (the global policy, `keras.mixed_precision.set_global_policy`),
+            or a dtype policy for every layer of this model: a name such as
+            "mixed_bfloat16" or a `keras.DTypePolicy`. Convolutions then
+            compute in bfloat16 with float32 weights; the gates, the
+            resource loss and its metrics stay float32.
 
     Inputs: images `[batch, H, W, 3]` (`input_shape`), RGB, raw pixel values
         in [0, 255], any real dtype (cast to float32). The graph checks
@@ -129,6 +138,7 @@ class DynamicResNet(DynamicModel):
         dependent=True,
         stochastic_inference=False,
         one_sided=False,
+        dtype=None,
         **kwargs,
     ):
         check_keyword_arguments(self, DynamicResNet, kwargs, MODEL_ARGUMENTS)
@@ -156,21 +166,21 @@ class DynamicResNet(DynamicModel):
                 )
 
         # === Layers and functional model ===
+        policy = model_dtype_policy(dtype)
         inputs = keras.Input(shape=input_shape, name="images")
-        x = normalization_layer()(inputs)
+        x = normalization_layer(policy)(inputs)
         stem_filters = int(64 * width_multiplier)
         if stem == "imagenet":
-            x = layers.Conv2D(stem_filters, 7, strides=2, padding="same", use_bias=False,
-                              kernel_initializer="he_normal", name="conv1_conv")(x)
+            x = conv_layer(stem_filters, 7, 2, "conv1_conv", policy)(x)
         else:
-            x = layers.Conv2D(stem_filters, 3, strides=1, padding="same", use_bias=False,
-                              kernel_initializer="he_normal", name="conv1_conv")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="conv1_bn")(x)
-        x = layers.ReLU(name="conv1_relu")(x)
+            x = conv_layer(stem_filters, 3, 1, "conv1_conv", policy)(x)
+        x = batch_norm_layer("conv1_bn", policy)(x)
+        x = layers.ReLU(name="conv1_relu", dtype=policy)(x)
         if stem == "imagenet":
-            x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+            x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool",
+                                    dtype=policy)(x)
         else:
-            x = layers.MaxPooling2D(2, strides=2, name="pool1_pool")(x)
+            x = layers.MaxPooling2D(2, strides=2, name="pool1_pool", dtype=policy)(x)
 
         wiring = GateWiring(
             gating,
@@ -183,6 +193,7 @@ class DynamicResNet(DynamicModel):
             dependent=dependent,
             stochastic_inference=stochastic_inference,
             one_sided=one_sided,
+            dtype=policy,
         )
         names = []
         for stage, (blocks, width) in enumerate(zip(stack_sizes, widths)):
@@ -201,14 +212,15 @@ class DynamicResNet(DynamicModel):
                 )
         check_ungated(ungated_blocks, names)
         if include_top:
-            x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-            x = layers.Dense(num_classes, name="predictions")(x)
+            x = layers.GlobalAveragePooling2D(name="avg_pool", dtype=policy)(x)
+            x = layers.Dense(num_classes, name="predictions", dtype=policy)(x)
         outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
                                  rate_loss)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
             category_loss_weights=wiring.category_loss_weights(category_loss_weight),
+            dtype=policy,
             **kwargs,
         )
 
