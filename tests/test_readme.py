@@ -43,3 +43,14 @@ def test_warm_start_snippet_runs():
     model = namespace["model"]
     assert model.get_layer("conv2_block1").groups == 2
     assert float(model.resource_loss.target.numpy()) == pytest.approx(0.6)
+
+
+def test_mixed_precision_snippet_runs():
+    snippets = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
+    code = next(code for code in snippets if "set_global_policy" in code)
+    namespace = {}
+    exec(compile(code, README, "exec"), namespace)
+    keras = namespace["keras"]
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the snippet restores it
+    assert namespace["model"].get_layer("conv1_conv").compute_dtype == "bfloat16"
+    assert namespace["model"].get_layer("conv5_block3").paths[0][0].compute_dtype == "bfloat16"
