@@ -1,6 +1,6 @@
 """dmnn_keras: dynamic-inference CNNs for Keras 3."""
 
-from dmnn_keras import data, export, layers, training
+from dmnn_keras import data, export, layers, presets, training
 from dmnn_keras.batch_norm import recalibrate_batch_norm
 from dmnn_keras.export import to_saved_model, to_tflite
 from dmnn_keras.flops_calibration import calibrate_flops
@@ -41,6 +41,7 @@ from dmnn_keras.models import (
     ResNet50,
     ResNet101,
 )
+from dmnn_keras.presets import from_preset, save_to_preset
 from dmnn_keras.profiling import profile
 from dmnn_keras.pruning import prune
 from dmnn_keras.warm_start import copy_static_weights, from_static

@@ -1,0 +1,148 @@
+"""Builds the shipped presets (dmnn_keras/presets/) from trained rows of benchmarks/cifar10_pareto.py.
+
+    python -m benchmarks.make_presets ROW [--name NAME] [--twin_name NAME]
+
+ROW is a DMNN row of `benchmarks/results/cifar10_pareto.json` (e.g.
+`dmnn_t050_s0`); its static twin (the model it was warm-started from, e.g.
+`static_s0`) is written too. For each of the two: `runs/pareto/<row>/model.keras`
+becomes a preset (weights only: no optimizer state, no teacher) whose card
+gives the command and the resolved recipe (the run's `config.json`), the
+row's measured top-1, MACs per image and TFLite latency ratio, and the top-1 on
+the first 1,000 CIFAR-10 test images, measured here (what
+`tests/test_presets.py` checks). The preset is loaded back and must give the
+run model's logits and gates on those images. Needs CIFAR-10 in
+`TFDS_DATA_DIR`; reads `runs/` only.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.cifar10_pareto import ROWS, RUNS, load_results, model_path  # noqa: E402
+
+CHECK_IMAGES = 1000
+DMNN_PRESET, TWIN_PRESET = "dmnn_resnet_cifar10", "resnet_cifar10"
+# Bookkeeping fields of a run's config.json, left out of the card's recipe.
+NOT_RECIPE = ("output_dir", "verbose", "figures", "tpu", "strategy", "data_dir", "num_replicas",
+              "backup_every_steps", "latency_images", "deterministic")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("row", help="a DMNN row of cifar10_pareto.json, e.g. dmnn_t050_s0")
+    parser.add_argument("--name", default=DMNN_PRESET, help="the DMNN's preset name")
+    parser.add_argument("--twin_name", default=TWIN_PRESET, help="its static twin's preset name")
+    return parser.parse_args(argv)
+
+
+def first_test_images(count=CHECK_IMAGES):
+    """The first `count` CIFAR-10 test images and labels, as arrays (raw pixels in [0, 255])."""
+    from dmnn_keras.data import load_dataset
+
+    data = load_dataset("cifar10", "test", batch_size=count, training=False, max_examples=count)
+    images, labels = next(data.as_numpy_iterator())
+    return images, labels
+
+
+def top1(logits, labels):
+    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
+def run_config(row):
+    with open(os.path.join(RUNS, row, "config.json")) as f:
+        return json.load(f)
+
+
+def twin_of(row):
+    """The static row a DMNN row was warm-started from (its `init_from`)."""
+    init_from = run_config(row).get("init_from")
+    if not init_from:
+        raise SystemExit(f"row {row} has no init_from in its config.json: not a warm-started DMNN")
+    return os.path.basename(os.path.dirname(init_from))
+
+
+def command(row, twin):
+    if row not in ROWS:
+        return None
+    rows = f"{twin},{row}" if twin else row
+    return f"TFDS_DATA_DIR=../shared/tfds python -m benchmarks.cifar10_pareto --only {rows}"
+
+
+def card(row, result, metrics, config, run, twin_preset):
+    """The Markdown of the model card after its title: what was measured and how it was trained."""
+    reference = (f"{metrics['macs_ratio_to_twin']:.2f}x the static twin's, preset `{twin_preset}`"
+                 if twin_preset else "the reference the DMNN rows are measured against")
+    recipe = ", ".join(f"{k}={v}" for k, v in config.items() if k not in NOT_RECIPE and v is not None)
+    how = (f"    {run}\n" if run else
+           f"an earlier variant of `benchmarks/cifar10_pareto.py`, not rerun: {result.get('note', '')}\n")
+    return "\n".join([
+        f"Trained on CIFAR-10 (32x32 RGB in [0, 255], 10 logits) by `benchmarks/cifar10_pareto.py`, "
+        f"row `{row}` of `benchmarks/results/cifar10_pareto.json`.",
+        "",
+        "## Measured",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| top-1, the 10,000 CIFAR-10 test images | {100 * metrics['top1']:.2f}% |",
+        f"| top-1, the first {CHECK_IMAGES:,} test images (`tests/test_presets.py` checks it) "
+        f"| {100 * metrics['top1_first_1000']:.2f}% |",
+        f"| MACs per image (mean executed) | {metrics['macs'] / 1e6:.2f} M ({reference}) |",
+        f"| FLOPs ratio (executed / its own full MACs) | {metrics['flops_ratio']:.3f} |",
+        f"| TFLite batch-1 latency / the twin's (1 thread, learned gates; median, mean) "
+        f"| {metrics['latency_ratio_median']:.2f}x, {metrics['latency_ratio_mean']:.2f}x |",
+        "",
+        "## Training",
+        "",
+        how,
+        f"Recipe (the run's resolved `config.json`): {recipe}.",
+    ])
+
+
+def make_preset(row, name, images, labels, results, twin_preset=None):
+    """Writes `dmnn_keras/presets/<name>` from `runs/pareto/<row>`; returns its metrics.
+
+    `twin_preset`: the preset name of the DMNN's static twin (None for the twin itself).
+    """
+    import dmnn_keras as dk
+    from dmnn_keras.training.model_files import load_keras_model
+
+    if row not in results:
+        raise SystemExit(f"row {row} is not in the results file; measured rows: {sorted(results)}")
+    model = load_keras_model(model_path(row), "model", compile=False)
+    model.name = name  # not the run's "dynamic_res_net_3"
+    gates, logits = dk.predict_gates(model, images, return_logits=True)
+    result, config = results[row], run_config(row)
+    metrics = {key: result[key] for key in ("top1", "macs", "macs_ratio_to_twin", "flops_ratio",
+                                            "latency_ratio_median", "latency_ratio_mean")}
+    metrics["top1_first_1000"] = top1(logits, labels)
+    run = command(row, twin_of(row) if twin_preset else None)
+    directory = os.path.join(dk.presets.PRESETS_DIR, name)
+    dk.save_to_preset(model, directory, card=card(row, result, metrics, config, run, twin_preset),
+                      metadata={"dataset": "cifar10", "metrics": metrics, "twin": twin_preset,
+                                "training": {"row": row, "command": run, "config": config}})
+    loaded = dk.from_preset(name)
+    loaded_gates, loaded_logits = dk.predict_gates(loaded, images, return_logits=True)
+    np.testing.assert_array_equal(loaded_logits, logits)
+    for block, block_gates in gates.items():
+        np.testing.assert_array_equal(loaded_gates[block], block_gates)
+    print(f"{directory}: {row}, top-1 {metrics['top1_first_1000']:.3f} on the first "
+          f"{CHECK_IMAGES} test images; same logits and gates as {model_path(row)}", flush=True)
+    return metrics
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    results = load_results()
+    twin = twin_of(args.row)
+    images, labels = first_test_images()
+    make_preset(twin, args.twin_name, images, labels, results)
+    make_preset(args.row, args.name, images, labels, results, twin_preset=args.twin_name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Trained presets, keras-hub style: a directory with a model's config, weights, metadata and card.
+
+A preset directory holds the files keras-hub's `save_to_preset` writes
+(`keras_hub/src/utils/preset_utils.py`), under the same names:
+
+    config.json        `keras.saving.serialize_keras_object(model)` without
+                       its build and compile configs: the constructor arguments
+    model.weights.h5   `model.save_weights`: weights only, no optimizer state
+    metadata.json      keras and dmnn_keras versions, parameter count, date
+                       saved, and the caller's figures (e.g. "metrics")
+    README.md          the model card: YAML front matter, how to load it, the
+                       caller's text (how it was trained, what it measured)
+
+The shipped presets are the directories beside this file (package data), made
+from the trained models of `benchmarks/cifar10_pareto.py` by
+`python -m benchmarks.make_presets ROW`; `list_presets()` names them.
+"""
+
+import datetime
+import json
+import os
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "README.md"
+PRESETS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def list_presets():
+    """The names of the presets shipped with dmnn_keras, sorted."""
+    return sorted(name for name in os.listdir(PRESETS_DIR)
+                  if os.path.isfile(os.path.join(PRESETS_DIR, name, CONFIG_FILE)))
+
+
+def preset_dir(preset):
+    """The directory of `preset`: a shipped preset's name or the path of a preset directory."""
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ValueError(f"preset must be a preset name or a directory path. Received: preset={preset!r}")
+    preset = os.fspath(preset)
+    if preset in list_presets():
+        return os.path.join(PRESETS_DIR, preset)
+    if os.path.isdir(preset):
+        missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not os.path.isfile(os.path.join(preset, f))]
+        if missing:
+            raise ValueError(f"{preset} is not a preset directory: it has no {' or '.join(missing)} "
+                             "(dmnn_keras.save_to_preset writes one)")
+        return preset
+    raise ValueError(f"Unknown preset {preset!r}: the shipped presets are {list_presets()}, or pass "
+                     "the path of a directory written by dmnn_keras.save_to_preset (a .keras file "
+                     "loads with keras.models.load_model). Received: preset=" + repr(preset))
+
+
+def load_metadata(preset):
+    """`metadata.json` of `preset` (a name or a directory) as a dict."""
+    with open(os.path.join(preset_dir(preset), METADATA_FILE), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def from_preset(preset, load_weights=True):
+    """The model of a preset: built from its `config.json`, with its weights.
+
+    The model is built from its constructor arguments, as `keras-hub`'s
+    `Backbone.from_preset` does: nothing of its training comes with it (no
+    optimizer state, no distillation teacher), and it is not compiled.
+
+    Args:
+        preset: the name of a shipped preset (`list_presets()`) or the path of
+            a directory written by `save_to_preset`.
+        load_weights: False builds the architecture with fresh weights.
+
+    Returns:
+        the model, e.g. a `DynamicResNet`.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.from_preset("dmnn_resnet_cifar10")  # trained on CIFAR-10: 32x32 RGB in [0, 255]
+    images = np.random.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    model(images).shape  # (2, 10)
+    dk.profile(model, images)["executed_flops"].shape  # (2,)
+    ```
+    """
+    import keras
+
+    directory = preset_dir(preset)
+    with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
+        model = keras.saving.deserialize_keras_object(json.load(f))
+    if load_weights:
+        model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+    return model
+
+
+def save_to_preset(model, preset, card="", metadata=None):
+    """Writes `model` as a preset directory (config, weights, metadata, card), keras-hub's layout.
+
+    Args:
+        model: a model of this library (or any registered, serializable
+            Keras model); only its architecture and weights are saved.
+        preset: the directory to write (created if missing; its preset
+            files are overwritten).
+        card: Markdown for the model card (`README.md`) after its title and
+            loading snippet: how the model was trained and what it measured.
+        metadata: dict added to `metadata.json` (JSON-serializable), e.g.
+            `{"metrics": {"top1": 0.71}}`.
+
+    Returns:
+        the directory written.
+
+    Example:
+    ```python
+    import os
+    import dmnn_keras as dk
+    dk.save_to_preset(dk.DMNNResNet(groups=2), "my_dmnn", card="Untrained.")
+    sorted(os.listdir("my_dmnn"))  # ['README.md', 'config.json', 'metadata.json', 'model.weights.h5']
+    dk.from_preset("my_dmnn").get_config()["groups"]  # 2
+    ```
+    """
+    import keras
+
+    import dmnn_keras
+
+    directory = os.fspath(preset)
+    os.makedirs(directory, exist_ok=True)
+    config = keras.saving.serialize_keras_object(model)
+    for key in ("build_config", "compile_config"):  # as keras-hub: the architecture only
+        config.pop(key, None)
+    name = os.path.basename(os.path.normpath(directory))
+    files = {
+        CONFIG_FILE: json.dumps(config, indent=2),
+        METADATA_FILE: json.dumps({
+            "keras_version": keras.version(),
+            "dmnn_keras_version": dmnn_keras.__version__,
+            "parameter_count": model.count_params(),
+            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+            **(metadata or {}),
+        }, indent=2),
+        CARD_FILE: model_card(name, config["class_name"], card),
+    }
+    for file, text in files.items():
+        with open(os.path.join(directory, file), "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    model.save_weights(os.path.join(directory, WEIGHTS_FILE))
+    return directory
+
+
+def model_card(name, class_name, text):
+    """The card's Markdown: front matter (as keras-hub's cards), title, loading snippet, `text`."""
+    return (f"---\nlibrary_name: keras\ntags:\n- dmnn_keras\n- image-classification\n---\n"
+            f"# {name}\n\nA `{class_name}` of dmnn_keras. Load it with\n\n"
+            f"```python\nimport dmnn_keras as dk\nmodel = dk.from_preset({name!r})  "
+            f"# or the path of this directory\n```\n\n{text}").rstrip()

@@ -1,0 +1,81 @@
+"""Trained presets: the shipped ones reach their card's top-1; save_to_preset/from_preset round trip."""
+
+import configparser
+import fnmatch
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import dmnn_keras as dk
+from dmnn_keras.presets import list_presets, load_metadata
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks.make_presets import CHECK_IMAGES, first_test_images, top1  # noqa: E402
+
+SHIPPED = {"dmnn_resnet_cifar10", "resnet_cifar10"}
+
+
+@pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="needs CIFAR-10 in TFDS_DATA_DIR")
+def test_shipped_presets_reach_the_top1_of_their_card():
+    assert SHIPPED <= set(list_presets())
+    images, labels = first_test_images()
+    assert len(labels) == CHECK_IMAGES
+    for name in list_presets():
+        model = dk.from_preset(name)
+        assert model.name == name and model.distillation is None  # no training machinery
+        assert model.get_config()["gating"] == ("dmnn" if name.startswith("dmnn") else None)
+        card_top1 = load_metadata(name)["metrics"]["top1_first_1000"]
+        with open(os.path.join(dk.presets.PRESETS_DIR, name, "README.md")) as f:
+            assert f"{100 * card_top1:.2f}%" in f.read()
+        measured = top1(model(images, training=False).numpy(), labels)
+        assert abs(measured - card_top1) <= 0.01, (name, measured, card_top1)
+
+
+def test_round_trip_gives_the_same_outputs_and_gates(tmp_path):
+    model = dk.DMNNResNet(groups=2, width_multiplier=0.125, seed=1)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    directory = dk.save_to_preset(model, tmp_path / "tiny", card="A tiny test model.",
+                                  metadata={"metrics": {"top1": 0.1}})
+    assert sorted(os.listdir(directory)) == ["README.md", "config.json", "metadata.json",
+                                             "model.weights.h5"]
+    metadata = load_metadata(directory)
+    assert metadata["parameter_count"] == model.count_params()
+    assert metadata["metrics"] == {"top1": 0.1} and metadata["dmnn_keras_version"] == dk.__version__
+    with open(os.path.join(directory, "config.json")) as f:
+        assert "compile_config" not in json.load(f)
+    with open(os.path.join(directory, "README.md")) as f:
+        card = f.read()
+    assert card.startswith("---\nlibrary_name: keras\n") and "A tiny test model." in card
+    assert "dk.from_preset('tiny')" in card
+
+    loaded = dk.from_preset(directory)
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    gates, logits = dk.predict_gates(model, images, return_logits=True)
+    loaded_gates, loaded_logits = dk.predict_gates(loaded, images, return_logits=True)
+    np.testing.assert_array_equal(loaded_logits, logits)
+    assert gates.keys() == loaded_gates.keys()
+    for block in gates:
+        np.testing.assert_array_equal(loaded_gates[block], gates[block])
+
+
+def test_unknown_preset_names_the_shipped_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown preset 'dmnn_resnet_imagenet'.*"
+                                         r"'dmnn_resnet_cifar10', 'resnet_cifar10'"):
+        dk.from_preset("dmnn_resnet_imagenet")
+    with pytest.raises(ValueError, match="is not a preset directory: it has no config.json"):
+        dk.from_preset(tmp_path)
+
+
+def test_shipped_preset_files_are_package_data():
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(ROOT, "setup.cfg"))
+    patterns = setup["options.package_data"]["dmnn_keras"].replace(",", " ").split()
+    package = os.path.join(ROOT, "dmnn_keras")
+    for name in SHIPPED:
+        for file in os.listdir(os.path.join(package, "presets", name)):
+            path = f"presets/{name}/{file}"
+            assert any(fnmatch.fnmatch(path, p) for p in patterns), path
