@@ -1,6 +1,11 @@
-"""Classify one image with an exported .tflite model: top-5 classes and the image's executed FLOPs.
+"""Classify one image with a .tflite model or a trained preset: top-5 classes and executed FLOPs.
 
     python recipes/predict.py --model M.tflite --image I.jpg [--labels labels.txt] [--num_threads 2]
+    python recipes/predict.py --model dmnn_resnet_cifar10 --image I.jpg
+
+`--model` is a file written by `dmnn_keras.export.to_tflite`, or a trained
+preset (a shipped preset's name or a directory written by
+`dmnn_keras.save_to_preset`), exported to a temporary .tflite file first.
 
 The image is resized to the model's input size (bilinear) and passed as raw
 pixels in [0, 255] (the models normalise themselves). `--labels`: one class
@@ -23,7 +28,9 @@ from dmnn_keras.training.model_files import ModelFileError, check_tflite_file  #
 IMAGE_FORMATS = "JPEG, PNG, GIF (first frame), BMP, WebP or JPEG XL"  # tf.io.decode_image
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Path of a .tflite model written by dmnn_keras.export.to_tflite.")
+flags.DEFINE_string("model", None, "Path of a .tflite model written by dmnn_keras.export.to_tflite, "
+                    "or a trained preset: a shipped preset's name (e.g. dmnn_resnet_cifar10) or "
+                    "a preset directory.")
 flags.DEFINE_string("image", None, f"Path of a {IMAGE_FORMATS} image.")
 flags.DEFINE_string("labels", None, "Optional text file with one class name per line.")
 flags.DEFINE_integer("top_k", 5, "How many classes to print.")
@@ -31,11 +38,15 @@ flags.DEFINE_integer("num_threads", None, "Interpreter threads (default: LiteRT'
 
 
 def check_files():
-    """Raises `cli.Failure` for a missing file or a model that is not a .tflite FlatBuffer."""
-    try:
-        check_tflite_file(FLAGS.model, "--model")
-    except ModelFileError as error:
-        raise cli.Failure(error) from None
+    """Raises `cli.Failure` for a missing file or a model file that is not a .tflite FlatBuffer.
+
+    A `--model` that is not a file is a preset (`classify_image` says if it is not one).
+    """
+    if os.path.isfile(FLAGS.model):
+        try:
+            check_tflite_file(FLAGS.model, "--model")
+        except ModelFileError as error:
+            raise cli.Failure(error) from None
     for name in ("image", "labels"):
         path = FLAGS[name].value
         if path is not None and not os.path.isfile(path):
@@ -60,7 +71,7 @@ def main(argv):
     try:
         result = classify_image(FLAGS.model, FLAGS.image, FLAGS.labels, FLAGS.top_k,
                                 FLAGS.num_threads)
-    except ValueError as error:  # classify_image's checks of the image and the labels
+    except ValueError as error:  # classify_image's checks of the preset, image and labels
         raise cli.Failure(error) from None
     for rank, (name, probability) in enumerate(result["top"], 1):
         print(f"{rank}. {name:<24s} {probability:.4f}")

@@ -1,6 +1,7 @@
 """Classifying one image with an exported .tflite model (LiteRT)."""
 
 import os
+import tempfile
 
 import numpy as np
 
@@ -29,11 +30,30 @@ def read_labels(path, num_classes):
     return names
 
 
+def tflite_file(model, directory):
+    """`model` as a .tflite path: the file itself, or the preset it names exported into `directory`."""
+    if model and os.path.isfile(model):
+        return model
+    from dmnn_keras.export.tflite import to_tflite
+    from dmnn_keras.presets import from_preset
+
+    try:
+        keras_model = from_preset(model)
+    except ValueError as error:
+        raise ValueError(f"model must be an existing .tflite file or a preset. {error}") from None
+    path = os.path.join(directory, "model.tflite")
+    to_tflite(keras_model, path)
+    return path
+
+
 def classify_image(model_path, image_path, labels_path=None, top_k=5, num_threads=None):
-    """Top classes and executed FLOPs of one image under a .tflite model.
+    """Top classes and executed FLOPs of one image under a .tflite model or a trained preset.
 
     Args:
-        model_path: a file written by `dmnn_keras.export.to_tflite`.
+        model_path: a file written by `dmnn_keras.export.to_tflite`, or a
+            preset (a shipped preset's name such as "dmnn_resnet_cifar10", or
+            a directory written by `dmnn_keras.save_to_preset`), exported to a
+            temporary .tflite file first.
         image_path: a JPEG/PNG/BMP/GIF image, decoded to RGB (grayscale is
             repeated to 3 channels; an alpha channel is dropped, transparent
             pixels keep their stored colour) and resized bilinearly to the
@@ -57,13 +77,14 @@ def classify_image(model_path, image_path, labels_path=None, top_k=5, num_thread
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    for name, path in (("model", model_path), ("image", image_path)):
-        if not path or not os.path.isfile(path):
-            raise ValueError(f"{name} must be an existing file. Received: --{name}={path!r}")
-    interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
-    runner = interpreter.get_signature_runner("serving_default")
-    shape = runner.get_input_details()["images"]["shape"]
-    outputs = runner(images=load_image(image_path, int(shape[1]), int(shape[2])))
+    if not image_path or not os.path.isfile(image_path):
+        raise ValueError(f"image must be an existing file. Received: --image={image_path!r}")
+    with tempfile.TemporaryDirectory() as directory:
+        interpreter = Interpreter(model_path=tflite_file(model_path, directory),
+                                  num_threads=num_threads)
+        runner = interpreter.get_signature_runner("serving_default")
+        shape = runner.get_input_details()["images"]["shape"]
+        outputs = runner(images=load_image(image_path, int(shape[1]), int(shape[2])))
     logits = outputs["logits"][0].astype(np.float64)
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()

@@ -29,10 +29,24 @@ def test_predict_top5_and_flops(tmp_path):
     assert result["executed_flops"] == pytest.approx(dk.profile(model, image[None].numpy())["executed_flops"][0])
     with pytest.raises(ValueError, match="image"):
         classify_image(str(tmp_path / "m.tflite"), str(tmp_path / "missing.jpg"))
+
+
+def test_predict_takes_a_preset_name(tmp_path):
+    """The recipe exports the preset to a temporary .tflite: the Keras preset's class and MACs."""
+    image = next(iter(dk.data.load_dataset("cifar10", "test", batch_size=1, training=False,
+                                           max_examples=1)))[0][0]
+    png = tmp_path / "image.png"
+    png.write_bytes(tf.io.encode_png(tf.cast(image, tf.uint8)).numpy())
+    with pytest.raises(ValueError, match=r"\.tflite file or a preset\. Unknown preset 'nope'"):
+        classify_image("nope", str(png))
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "recipes", "predict.py"), "--model",
-         str(tmp_path / "m.tflite"), "--image", str(jpeg)],
-        capture_output=True, text=True, timeout=120,
+         "dmnn_resnet_cifar10", "--image", str(png)],
+        capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "executed FLOPs" in proc.stdout and "5. " in proc.stdout
+    model = dk.from_preset("dmnn_resnet_cifar10")
+    top = CIFAR10_NAMES[int(np.argmax(model(image[None], training=False)[0]))]
+    macs = dk.profile(model, image[None].numpy())["executed_flops"][0] / 1e6
+    assert proc.stdout.startswith(f"1. {top} ")
+    assert f"executed FLOPs (MACs): {macs:.2f} M" in proc.stdout and " of 8 (" in proc.stdout
