@@ -116,8 +116,8 @@ def quickstart():
 
         This notebook builds DMNN-ResNet-50, trains a small DMNN ResNet on CIFAR-10 with
         `model.fit`, profiles how many multiply-accumulates (MACs) it really executes per image,
-        shows which sub-blocks run for which classes, and compares it with its static twin
-        trained the same way.
+        shows which sub-blocks run for which classes, compares it with its static twin
+        trained the same way, and loads a DMNN trained longer, shipped as a preset.
         """,
         "a GPU runtime (Runtime → Change runtime type → T4 GPU) trains both CIFAR-10 models in "
         "a few minutes; a CPU runtime works too, slower.",
@@ -131,6 +131,8 @@ def quickstart():
     LEARNING_RATE = 0.1
     # For a handful of steps, tracing the training graph costs more than running eagerly.
     RUN_EAGERLY = SMALL
+    # A trained preset: a shipped preset's name or a directory written by dk.save_to_preset.
+    PRESET = "dmnn_resnet_cifar10"
     """))
     cells.append(code(TRAIN_HELPERS))
     cells += [
@@ -232,11 +234,32 @@ def quickstart():
         static_logits = static.predict(test, verbose=0)
         static_accuracy = float(np.mean(np.argmax(static_logits, axis=-1) == test_labels))
         """),
+        md("""
+        ## A trained preset
+
+        `dk.from_preset(name_or_path)` loads a trained model shipped with dmnn_keras (or a
+        preset directory written by `dk.save_to_preset`), without its training state.
+        `dmnn_resnet_cifar10` is a DMNN ResNet of the same size with 2 sub-blocks per block,
+        warm-started from its static twin (the preset `resnet_cifar10`, 15 epochs) and
+        distilled from it for 10 epochs by `benchmarks/cifar10_pareto.py`; its model card
+        (the preset's `README.md`) gives the recipe and the figures measured on the 10,000
+        test images. Set `PRESET` in the parameters cell to load another one.
+        """),
+        code("""
+        trained = dk.from_preset(PRESET)
+        print("card figures:", dk.presets.load_metadata(PRESET).get("metrics"))
+        trained_stats = dk.profile(trained, test)
+        trained_logits = trained.predict(test, verbose=0)
+        trained_accuracy = float(np.mean(np.argmax(trained_logits, axis=-1) == test_labels))
+        print(f"{PRESET}: test accuracy {trained_accuracy:.3f} on {len(test_labels)} images, "
+              f"{trained_stats['executed_flops_mean'] / 1e6:.2f} M MACs per image on average")
+        """),
         code("""
         results = {}
         for label, stats, accuracy, seconds in [
             ("DMNN ResNet (flops_target=0.5)", dmnn_stats, dmnn_accuracy, dmnn_seconds),
             ("static ResNet", static_stats, static_accuracy, static_seconds),
+            (f"preset {PRESET}", trained_stats, trained_accuracy, None),
         ]:
             results[label] = {
                 "params": stats["params"],
@@ -244,7 +267,7 @@ def quickstart():
                 "MACs executed, mean (M)": round(stats["executed_flops_mean"] / 1e6, 2),
                 "executed / static": round(stats["executed_flops_mean"] / static_stats["flops"], 2),
                 "test accuracy": round(accuracy, 4),
-                "training time (s)": round(seconds, 1),
+                "training time (s)": "preset" if seconds is None else round(seconds, 1),
             }
         display(markdown_table([{"model": k, **v} for k, v in results.items()]))
         """),
@@ -253,7 +276,7 @@ def quickstart():
         an accuracy close to the static model's; longer training (the paper: 200 epochs of
         DMNN-ResNet-50 on CIFAR) closes the gap further. With `DMNN_NOTEBOOK_SMALL=1` (a few
         training steps) the numbers only show that everything runs: the gates are still
-        almost all on and the accuracy is near chance.
+        almost all on and the accuracy is near chance; the preset's row shows a trained DMNN.
 
         Next: `category_supervision.ipynb` (the controllers' ablation on CIFAR-100) and
         `tflite_android.ipynb` (export to TFLite, where skipped sub-blocks really cost nothing).
