@@ -62,7 +62,9 @@ def from_preset(preset, load_weights=True):
 
     The model is built from its constructor arguments, as `keras-hub`'s
     `Backbone.from_preset` does: nothing of its training comes with it (no
-    optimizer state, no distillation teacher), and it is not compiled.
+    optimizer state, no distillation teacher), and it is not compiled. The
+    config is read in Keras' safe mode, as `.keras` files are: a preset from
+    someone else runs no code of theirs while loading.
 
     Args:
         preset: the name of a shipped preset (`list_presets()`) or the path of
@@ -86,7 +88,7 @@ def from_preset(preset, load_weights=True):
 
     directory = preset_dir(preset)
     with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
-        model = keras.saving.deserialize_keras_object(json.load(f))
+        model = keras.saving.deserialize_keras_object(json.load(f), safe_mode=True)
     if load_weights:
         model.load_weights(os.path.join(directory, WEIGHTS_FILE))
     return model
