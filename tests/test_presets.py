@@ -25,10 +25,10 @@ def test_shipped_presets_reach_the_top1_of_their_card():
     images, labels = first_test_images()
     assert len(labels) == CHECK_IMAGES
     for name in list_presets():
-        model = dk.from_preset(name)
+        model, metadata = dk.from_preset(name), load_metadata(name)
         assert model.name == name and model.distillation is None  # no training machinery
-        assert model.get_config()["gating"] == ("dmnn" if name.startswith("dmnn") else None)
-        card_top1 = load_metadata(name)["metrics"]["top1_first_1000"]
+        assert (model.get_config()["gating"] is None) == (metadata["twin"] is None)  # DMNN: a twin
+        card_top1 = metadata["metrics"]["top1_first_1000"]
         with open(os.path.join(dk.presets.PRESETS_DIR, name, "README.md")) as f:
             assert f"{100 * card_top1:.2f}%" in f.read()
         measured = top1(model(images, training=False).numpy(), labels)
@@ -63,8 +63,8 @@ def test_round_trip_gives_the_same_outputs_and_gates(tmp_path):
 
 
 def test_unknown_preset_names_the_shipped_ones(tmp_path):
-    with pytest.raises(ValueError, match=r"Unknown preset 'dmnn_resnet_imagenet'.*"
-                                         r"'dmnn_resnet_cifar10', 'resnet_cifar10'"):
+    with pytest.raises(ValueError, match=r"Unknown preset 'dmnn_resnet_imagenet': the shipped "
+                                         r"presets are \[.*'dmnn_resnet_cifar10'"):
         dk.from_preset("dmnn_resnet_imagenet")
     with pytest.raises(ValueError, match="is not a preset directory: it has no config.json"):
         dk.from_preset(tmp_path)
