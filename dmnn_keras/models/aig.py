@@ -1,12 +1,13 @@
 """ConvNet-AIG builders (Veit & Belongie): a learned on/off gate per residual block."""
 
+from dmnn_keras.models.dynamic_model import small_input_shape
 from dmnn_keras.models.mobilenet_v2 import DynamicMobileNetV2
 from dmnn_keras.models.resnet import RESNET_STACKS, DynamicResNet
 
 AIG_CONTROLLER_UNITS = 16
 
 
-def AIGResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+def AIGResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=None,
               num_classes=10, flops_target=0.5, controller_units=AIG_CONTROLLER_UNITS, **kwargs):
     """ConvNet-AIG ResNet of any depth and width; defaults are a CPU-sized CIFAR model.
 
@@ -19,7 +20,8 @@ def AIGResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 
 
     Args:
         stack_sizes, width_multiplier, input_shape, num_classes, flops_target:
-            as `DynamicResNet`, with small CIFAR defaults.
+            as `DynamicResNet`, with small CIFAR defaults
+            (`input_shape` (32, 32, 3) unless `input_tensor` is given).
         controller_units: hidden units of each gate network (16).
         **kwargs: other `DynamicResNet` arguments (e.g. `dependent`,
             `stochastic_inference`); `groups` is 1, `gating` "aig".
@@ -39,7 +41,8 @@ def AIGResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 
     ```
     """
     return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
-                         input_shape=input_shape, num_classes=num_classes, groups=1,
+                         input_shape=small_input_shape(input_shape, kwargs),
+                         num_classes=num_classes, groups=1,
                          gating="aig", flops_target=flops_target,
                          controller_units=controller_units, **kwargs)
 

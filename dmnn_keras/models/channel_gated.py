@@ -1,13 +1,14 @@
 """Channel gating builders (Herrmann, Bowen & Zabih): gated groups of filters,
 batch activation loss, conditional (dependent=True) or pruning (dependent=False)."""
 
+from dmnn_keras.models.dynamic_model import small_input_shape
 from dmnn_keras.models.resnet import RESNET_STACKS, DynamicResNet
 
 CHANNEL_GATE_UNITS = 16
 
 
 def ChannelGatedResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25,
-                       input_shape=(32, 32, 3), num_classes=10, flops_target=0.5,
+                       input_shape=None, num_classes=10, flops_target=0.5,
                        dependent=True, one_sided=False,
                        controller_units=CHANNEL_GATE_UNITS, **kwargs):
     """Channel-gated ResNet of any depth and width; defaults are a CPU-sized CIFAR model.
@@ -45,7 +46,8 @@ def ChannelGatedResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25,
     ```
     """
     return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
-                         input_shape=input_shape, num_classes=num_classes, groups=1,
+                         input_shape=small_input_shape(input_shape, kwargs),
+                         num_classes=num_classes, groups=1,
                          gating="channel", flops_target=flops_target, dependent=dependent,
                          one_sided=one_sided, controller_units=controller_units, **kwargs)
 

@@ -1,5 +1,7 @@
 """`DynamicModel`: the functional model class shared by every builder."""
 
+import os
+
 import keras
 import numpy as np
 from keras import ops
@@ -36,6 +38,113 @@ def check_input_shape(input_shape):
             "input_shape must be (height, width, 3) for RGB images. "
             f"Received: input_shape={input_shape}"
         )
+
+
+# keras.applications arguments of every builder (`DynamicResNet`, `DynamicMobileNetV2`).
+POOLINGS = (None, "avg", "max")
+SMALL_INPUT_SHAPE = (32, 32, 3)  # the CIFAR-sized builders' default
+
+
+def small_input_shape(input_shape, builder_kwargs):
+    """A CIFAR-sized builder's `input_shape`: (32, 32, 3) unless given or taken from `input_tensor`."""
+    if input_shape is None and builder_kwargs.get("input_tensor") is None:
+        return SMALL_INPUT_SHAPE
+    return input_shape
+
+
+def model_inputs(input_tensor, input_shape, default_shape=(224, 224, 3)):
+    """The images input of a builder, as `keras.applications` picks it, and its shape.
+
+    Args:
+        input_tensor: None, or a `keras.Input(...)` tensor to build the model
+            on (e.g. shared with another model). Tensors computed by other
+            layers are refused: the model's config could not rebuild them.
+        input_shape: None (`default_shape`, or the shape of `input_tensor`)
+            or `(height, width, 3)`; must match `input_tensor` if both are given.
+        default_shape: the builder's default input shape.
+
+    Returns:
+        `(inputs, input_shape)`: the `keras.Input` tensor and its shape as a tuple.
+    """
+    if input_tensor is None:
+        shape = default_shape if input_shape is None else input_shape
+        check_input_shape(shape)
+        return keras.Input(shape=shape, name="images"), tuple(shape)
+    if not keras.backend.is_keras_tensor(input_tensor):
+        raise ValueError(
+            "input_tensor must be a Keras tensor made by keras.Input(shape=(height, width, 3)). "
+            f"Received: input_tensor of type {type(input_tensor).__name__}"
+        )
+    if not isinstance(input_tensor._keras_history[0], keras.layers.InputLayer):
+        raise ValueError(
+            "input_tensor must come straight from keras.Input: the model's config rebuilds "
+            "its graph from the images input. Received: input_tensor, the output of layer "
+            f"{input_tensor._keras_history[0].name!r}. Put such layers in front of the model "
+            "instead: model(layer(inputs))"
+        )
+    shape = tuple(input_tensor.shape[1:])
+    if input_shape is not None and tuple(input_shape) != shape:
+        raise ValueError(
+            "input_shape must be None or the shape of input_tensor. "
+            f"Received: input_shape={tuple(input_shape)}, input_tensor of shape {shape}"
+        )
+    if len(shape) != 3 or shape[-1] != 3:
+        raise ValueError(
+            "input_tensor must have the shape (batch, height, width, 3) of RGB images. "
+            f"Received: input_tensor of shape {tuple(input_tensor.shape)}"
+        )
+    return input_tensor, shape
+
+
+def check_applications_arguments(include_top, weights, pooling, classifier_activation):
+    """Validates the `keras.applications` arguments before a builder builds anything.
+
+    Returns:
+        `classifier_activation` in serialisable form (None, or its name).
+    """
+    if weights is not None and not (isinstance(weights, str) and os.path.exists(weights)):
+        raise ValueError(
+            "weights must be None (random initialization) or the path of an existing weights "
+            f"file (.weights.h5 or .keras) to load. Received: weights={weights!r}"
+        )
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    if include_top and pooling is not None:
+        raise ValueError(
+            "pooling applies with include_top=False (the top always average-pools). "
+            f"Received: pooling={pooling!r} with include_top=True"
+        )
+    if classifier_activation is None:
+        return None
+    if not include_top:
+        raise ValueError(
+            "classifier_activation applies with include_top=True (the model has no classifier "
+            f"without its top). Received: classifier_activation={classifier_activation!r} with "
+            "include_top=False"
+        )
+    try:
+        activation = keras.activations.get(classifier_activation)
+    except (ValueError, TypeError):
+        activation = None
+    if activation is None:
+        raise ValueError(
+            "classifier_activation must be None (logits) or a Keras activation, e.g. "
+            f"'softmax'. Received: classifier_activation={classifier_activation!r}"
+        )
+    return keras.activations.serialize(activation)
+
+
+def top_layers(x, include_top, pooling, num_classes, classifier_activation, dtype=None):
+    """The top of a builder, as `keras.applications`: `avg_pool` + `predictions`, or `pooling`."""
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool", dtype=dtype)(x)
+        return keras.layers.Dense(num_classes, activation=classifier_activation,
+                                  name="predictions", dtype=dtype)(x)
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool", dtype=dtype)(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name="max_pool", dtype=dtype)(x)
+    return x
 
 
 def flops_table(inputs, outputs):

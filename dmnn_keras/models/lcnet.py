@@ -2,12 +2,13 @@
 C-Net (channel-group skip + scale), trained jointly with the resource loss.
 Design choices: `dmnn_keras.layers.lcnet`."""
 
+from dmnn_keras.models.dynamic_model import small_input_shape
 from dmnn_keras.models.resnet import RESNET_STACKS, DynamicResNet
 
 LCNET_UNITS = 16
 
 
-def LCNetResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+def LCNetResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=None,
                 num_classes=10, flops_target=0.5, controller_units=LCNET_UNITS, **kwargs):
     """LC-Net ResNet of any depth and width; defaults are a CPU-sized CIFAR model.
 
@@ -17,7 +18,8 @@ def LCNetResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32
 
     Args:
         stack_sizes, width_multiplier, input_shape, num_classes, flops_target:
-            as `DynamicResNet`, with small CIFAR defaults.
+            as `DynamicResNet`, with small CIFAR defaults
+            (`input_shape` (32, 32, 3) unless `input_tensor` is given).
         controller_units: hidden units of L-Net and C-Net (16).
         **kwargs: other `DynamicResNet` arguments; `groups` is 1, `gating`
             "lcnet".
@@ -38,7 +40,8 @@ def LCNetResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32
     ```
     """
     return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
-                         input_shape=input_shape, num_classes=num_classes, groups=1,
+                         input_shape=small_input_shape(input_shape, kwargs),
+                         num_classes=num_classes, groups=1,
                          gating="lcnet", flops_target=flops_target,
                          controller_units=controller_units, **kwargs)
 

@@ -6,7 +6,8 @@ from keras import layers
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import batch_norm_layer, conv_layer
 from dmnn_keras.models.dynamic_model import (
-    DynamicModel, check_input_shape, model_dtype_policy, normalization_layer,
+    DynamicModel, check_applications_arguments, model_dtype_policy, model_inputs,
+    normalization_layer, top_layers,
 )
 from dmnn_keras.models.gating import (
     DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
@@ -91,8 +92,12 @@ class DynamicMobileNetV2(DynamicModel):
         rate_loss=DEFAULT_RATE_LOSS,
         ungated_blocks=(),
         num_classes=1000,
-        input_shape=(224, 224, 3),
+        input_shape=None,
         include_top=True,
+        weights=None,
+        input_tensor=None,
+        pooling=None,
+        classifier_activation=None,
         stem=None,
         num_categories=0,
         category_loss_weight=1e-4,
@@ -109,7 +114,9 @@ class DynamicMobileNetV2(DynamicModel):
     ):
         check_keyword_arguments(self, DynamicMobileNetV2, kwargs, MODEL_ARGUMENTS)
         check_gating(gating, groups, flops_target)
-        check_input_shape(input_shape)
+        classifier_activation = check_applications_arguments(
+            include_top, weights, pooling, classifier_activation)
+        inputs, input_shape = model_inputs(input_tensor, input_shape)
         if gating in ("channel", "lcnet"):
             raise ValueError(
                 "DynamicMobileNetV2 supports gating None, 'dmnn' and 'aig' (channel gating "
@@ -124,7 +131,6 @@ class DynamicMobileNetV2(DynamicModel):
 
         # === Layers and functional model ===
         policy = model_dtype_policy(dtype)
-        inputs = keras.Input(shape=input_shape, name="images")
         x = normalization_layer(policy)(inputs)
         x = conv_layer(make_divisible(32 * alpha), 3, 2 if stem == "imagenet" else 1,
                        "stem_conv", policy)(x)
@@ -173,9 +179,7 @@ class DynamicMobileNetV2(DynamicModel):
                           name="head_conv", dtype=policy)(x)
         x = batch_norm_layer("head_bn", policy)(x)
         x = layers.ReLU(6.0, name="head_relu", dtype=policy)(x)
-        if include_top:
-            x = layers.GlobalAveragePooling2D(name="avg_pool", dtype=policy)(x)
-            x = layers.Dense(num_classes, name="predictions", dtype=policy)(x)
+        x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
         outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
                                  rate_loss)
         super().__init__(
@@ -185,6 +189,8 @@ class DynamicMobileNetV2(DynamicModel):
             dtype=policy,
             **kwargs,
         )
+        if weights is not None:
+            self.load_weights(weights)
 
         # === Config ===
         self.set_constructor_config(
@@ -200,6 +206,8 @@ class DynamicMobileNetV2(DynamicModel):
             num_classes=num_classes,
             input_shape=tuple(input_shape),
             include_top=include_top,
+            pooling=pooling,
+            classifier_activation=classifier_activation,
             stem=stem,
             num_categories=num_categories,
             category_loss_weight=category_loss_weight,

@@ -8,7 +8,8 @@ from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer, bottleneck_path_width, conv_layer,
 )
 from dmnn_keras.models.dynamic_model import (
-    DynamicModel, check_input_shape, model_dtype_policy, normalization_layer,
+    DynamicModel, check_applications_arguments, model_dtype_policy, model_inputs,
+    normalization_layer, small_input_shape, top_layers,
 )
 from dmnn_keras.models.gating import (
     DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
@@ -65,8 +66,21 @@ class DynamicResNet(DynamicModel):
         rate_loss: "block", "gate" or "bounded": the resource loss's execution
             rates per block (paper), per sub-block, or per block with every
             sub-block's rate kept in [0.1, 0.9] (see `ResourceLoss`; DMNN only).
-        num_classes, input_shape, include_top: as in `keras.applications`;
-            without the top the output is the last feature map.
+        num_classes: classes of the top (`keras.applications` calls it
+            `classes`; here it is `num_classes`, as it always was).
+        input_shape: None ((224, 224, 3), or the shape of `input_tensor`) or
+            `(height, width, 3)`.
+        include_top, weights, input_tensor, pooling, classifier_activation:
+            as in `keras.applications`. `include_top=False` drops `avg_pool`
+            and `predictions`: the output is the last feature map, or with
+            `pooling="avg"`/`"max"` its global average/max `[batch, C]`, a
+            backbone to nest in a user's model (its resource loss and FLOPs
+            metrics reach the outer model's `fit`). `weights`: None or the
+            path of a `.weights.h5` or `.keras` file of the same architecture.
+            `input_tensor`: a `keras.Input` tensor to build on (not the
+            output of other layers). `classifier_activation`: None (logits,
+            the default, unlike `keras.applications`), or e.g. "softmax";
+            only with the top. Bad values or combinations raise ValueError.
         stem: None, "imagenet" or "cifar".
         num_categories: 0, or the number of coarse categories predicted by
             every controller (category supervision).
@@ -95,9 +109,11 @@ class DynamicResNet(DynamicModel):
         nothing: NaN/inf or 1-/4-channel images give meaningless outputs;
         `predict_gates`, `profile` and the other functions taking arrays
         check them first (`dmnn_keras.image_checks`).
-    Outputs: logits `[batch, num_classes]`; with `include_top=False` the last
+    Outputs: logits `[batch, num_classes]` (probabilities with
+        `classifier_activation="softmax"`); with `include_top=False` the last
         feature map `[batch, H / s, W / s, 2048 * width_multiplier]` (s = 16
-        for the "cifar" stem, 32 for "imagenet"). In training with
+        for the "cifar" stem, 32 for "imagenet"), `[batch, 2048 *
+        width_multiplier]` with `pooling`. In training with
         `num_categories > 0`: a dict `{"logits", "category_0", ...}`.
 
     Example:
@@ -109,6 +125,8 @@ class DynamicResNet(DynamicModel):
     model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
     DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
                   include_top=False).output_shape  # (None, 2, 2, 512)
+DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+              include_top=False, pooling="avg").output_shape  # (None, 512)
     ```
     """
 
@@ -125,8 +143,12 @@ class DynamicResNet(DynamicModel):
         rate_loss=DEFAULT_RATE_LOSS,
         ungated_blocks=(),
         num_classes=1000,
-        input_shape=(224, 224, 3),
+        input_shape=None,
         include_top=True,
+        weights=None,
+        input_tensor=None,
+        pooling=None,
+        classifier_activation=None,
         stem=None,
         num_categories=0,
         category_loss_weight=1e-4,
@@ -143,7 +165,9 @@ class DynamicResNet(DynamicModel):
     ):
         check_keyword_arguments(self, DynamicResNet, kwargs, MODEL_ARGUMENTS)
         check_gating(gating, groups, flops_target)
-        check_input_shape(input_shape)
+        classifier_activation = check_applications_arguments(
+            include_top, weights, pooling, classifier_activation)
+        inputs, input_shape = model_inputs(input_tensor, input_shape)
         if len(stack_sizes) != 4 or any(int(n) < 1 for n in stack_sizes):
             raise ValueError(
                 f"stack_sizes must be 4 ints >= 1. Received: stack_sizes={stack_sizes}"
@@ -167,7 +191,6 @@ class DynamicResNet(DynamicModel):
 
         # === Layers and functional model ===
         policy = model_dtype_policy(dtype)
-        inputs = keras.Input(shape=input_shape, name="images")
         x = normalization_layer(policy)(inputs)
         stem_filters = int(64 * width_multiplier)
         if stem == "imagenet":
@@ -211,9 +234,7 @@ class DynamicResNet(DynamicModel):
                     strides=strides,
                 )
         check_ungated(ungated_blocks, names)
-        if include_top:
-            x = layers.GlobalAveragePooling2D(name="avg_pool", dtype=policy)(x)
-            x = layers.Dense(num_classes, name="predictions", dtype=policy)(x)
+        x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
         outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
                                  rate_loss)
         super().__init__(
@@ -223,6 +244,8 @@ class DynamicResNet(DynamicModel):
             dtype=policy,
             **kwargs,
         )
+        if weights is not None:
+            self.load_weights(weights)
 
         # === Config ===
         self.set_constructor_config(
@@ -240,6 +263,8 @@ class DynamicResNet(DynamicModel):
             num_classes=num_classes,
             input_shape=tuple(input_shape),
             include_top=include_top,
+            pooling=pooling,
+            classifier_activation=classifier_activation,
             stem=stem,
             num_categories=num_categories,
             category_loss_weight=category_loss_weight,
@@ -254,13 +279,14 @@ class DynamicResNet(DynamicModel):
         )
 
 
-def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=None,
                num_classes=10, groups=4, flops_target=0.5, **kwargs):
     """A DMNN ResNet of any depth and width; defaults are a CPU-sized CIFAR model.
 
     Args:
         stack_sizes, width_multiplier, input_shape, num_classes, groups,
-            flops_target: as `DynamicResNet`, with small CIFAR defaults.
+            flops_target: as `DynamicResNet`, with small CIFAR defaults
+            (`input_shape` (32, 32, 3) unless `input_tensor` is given).
         **kwargs: other `DynamicResNet` arguments (`gating` is "dmnn").
 
     Returns:
@@ -277,17 +303,19 @@ def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32,
     ```
     """
     return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
-                         input_shape=input_shape, num_classes=num_classes, groups=groups,
-                         flops_target=flops_target, gating="dmnn", **kwargs)
+                         input_shape=small_input_shape(input_shape, kwargs),
+                         num_classes=num_classes, groups=groups, flops_target=flops_target,
+                         gating="dmnn", **kwargs)
 
 
-def ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+def ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=None,
            num_classes=10, groups=1, **kwargs):
     """The static twin of `DMNNResNet`: same code, gating off.
 
     Args:
         stack_sizes, width_multiplier, input_shape, num_classes, groups: as
-            `DynamicResNet`, with small CIFAR defaults.
+            `DynamicResNet`, with small CIFAR defaults (`input_shape` (32, 32,
+            3) unless `input_tensor` is given).
         **kwargs: other `DynamicResNet` arguments (`gating` is None).
 
     Returns:
@@ -304,8 +332,8 @@ def ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32,
     ```
     """
     return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
-                         input_shape=input_shape, num_classes=num_classes, groups=groups,
-                         gating=None, **kwargs)
+                         input_shape=small_input_shape(input_shape, kwargs),
+                         num_classes=num_classes, groups=groups, gating=None, **kwargs)
 
 
 def DMNNResNet50(groups=4, flops_target=0.5, **kwargs):
