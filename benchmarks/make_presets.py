@@ -78,8 +78,8 @@ def card(row, result, metrics, config, run, twin_preset):
     reference = (f"{metrics['macs_ratio_to_twin']:.2f}x the static twin's, preset `{twin_preset}`"
                  if twin_preset else "the reference the DMNN rows are measured against")
     recipe = ", ".join(f"{k}={v}" for k, v in config.items() if k not in NOT_RECIPE and v is not None)
-    how = (f"    {run}\n" if run else
-           f"an earlier variant of `benchmarks/cifar10_pareto.py`, not rerun: {result.get('note', '')}\n")
+    how = (f"    {run}\n" if run else "an earlier variant of `benchmarks/cifar10_pareto.py`, not "
+           f"rerun: {result.get('note', '')}\n")
     return "\n".join([
         f"Trained on CIFAR-10 (32x32 RGB in [0, 255], 10 logits) by `benchmarks/cifar10_pareto.py`, "
         f"row `{row}` of `benchmarks/results/cifar10_pareto.json`.",

@@ -36,12 +36,14 @@ def list_presets():
 def preset_dir(preset):
     """The directory of `preset`: a shipped preset's name or the path of a preset directory."""
     if not isinstance(preset, (str, os.PathLike)):
-        raise ValueError(f"preset must be a preset name or a directory path. Received: preset={preset!r}")
+        raise ValueError("preset must be a preset name or a directory path. "
+                         f"Received: preset={preset!r}")
     preset = os.fspath(preset)
     if preset in list_presets():
         return os.path.join(PRESETS_DIR, preset)
     if os.path.isdir(preset):
-        missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not os.path.isfile(os.path.join(preset, f))]
+        missing = [file for file in (CONFIG_FILE, WEIGHTS_FILE)
+                   if not os.path.isfile(os.path.join(preset, file))]
         if missing:
             raise ValueError(f"{preset} is not a preset directory: it has no {' or '.join(missing)} "
                              "(dmnn_keras.save_to_preset writes one)")
