@@ -102,10 +102,12 @@ def check_applications_arguments(include_top, weights, pooling, classifier_activ
     Returns:
         `classifier_activation` in serialisable form (None, or its name).
     """
-    if weights is not None and not (isinstance(weights, str) and os.path.exists(weights)):
+    if weights is not None and not (isinstance(weights, str) and (
+            os.path.isfile(weights) or is_preset(weights))):
         raise ValueError(
-            "weights must be None (random initialization) or the path of an existing weights "
-            f"file (.weights.h5 or .keras) to load. Received: weights={weights!r}"
+            "weights must be None (random initialization), the path of an existing weights "
+            "file (.weights.h5 or .keras), or a preset (a name in dmnn_keras.presets."
+            f"list_presets() or a preset directory). Received: weights={weights!r}"
         )
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
@@ -132,6 +134,44 @@ def check_applications_arguments(include_top, weights, pooling, classifier_activ
             f"'softmax'. Received: classifier_activation={classifier_activation!r}"
         )
     return keras.activations.serialize(activation)
+
+
+def is_preset(name):
+    """Whether `name` is a shipped preset's name or a preset directory."""
+    from dmnn_keras import presets  # the package imports this module
+
+    return name in presets.list_presets() or os.path.isfile(
+        os.path.join(name, presets.CONFIG_FILE))
+
+
+def load_builder_weights(model, weights):
+    """Loads a builder's `weights` into `model`: a `.weights.h5`/`.keras` file, or a preset.
+
+    A preset's weights are copied layer by layer (by name), so a model with
+    the preset's architecture but `include_top=False` (or other `pooling`)
+    takes its backbone, gates and controllers, as `keras.applications` loads
+    its "notop" weights.
+    """
+    if os.path.isfile(weights):
+        model.load_weights(weights)
+        return
+    from dmnn_keras.presets import from_preset
+
+    source = from_preset(weights)
+    source_layers = {layer.name: layer for layer in source.layers}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        source_layer = source_layers.get(layer.name)
+        if source_layer is None or [tuple(w.shape) for w in source_layer.weights] != shapes:
+            raise ValueError(
+                f"weights={weights!r} does not fit this model: the preset has no layer "
+                f"{layer.name!r} with weights of shapes {shapes}. Build the model with the "
+                "preset's architecture arguments (its config.json), with include_top=False to "
+                "leave out its classifier"
+            )
+        layer.set_weights(source_layer.get_weights())
 
 
 def top_layers(x, include_top, pooling, num_classes, classifier_activation, dtype=None):

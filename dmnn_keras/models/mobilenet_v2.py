@@ -6,8 +6,8 @@ from keras import layers
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import batch_norm_layer, conv_layer
 from dmnn_keras.models.dynamic_model import (
-    DynamicModel, check_applications_arguments, model_dtype_policy, model_inputs,
-    normalization_layer, top_layers,
+    DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
+    model_inputs, normalization_layer, top_layers,
 )
 from dmnn_keras.models.gating import (
     DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
@@ -190,7 +190,7 @@ class DynamicMobileNetV2(DynamicModel):
             **kwargs,
         )
         if weights is not None:
-            self.load_weights(weights)
+            load_builder_weights(self, weights)
 
         # === Config ===
         self.set_constructor_config(

@@ -8,8 +8,8 @@ from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer, bottleneck_path_width, conv_layer,
 )
 from dmnn_keras.models.dynamic_model import (
-    DynamicModel, check_applications_arguments, model_dtype_policy, model_inputs,
-    normalization_layer, small_input_shape, top_layers,
+    DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
+    model_inputs, normalization_layer, small_input_shape, top_layers,
 )
 from dmnn_keras.models.gating import (
     DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
@@ -76,7 +76,9 @@ class DynamicResNet(DynamicModel):
             `pooling="avg"`/`"max"` its global average/max `[batch, C]`, a
             backbone to nest in a user's model (its resource loss and FLOPs
             metrics reach the outer model's `fit`). `weights`: None or the
-            path of a `.weights.h5` or `.keras` file of the same architecture.
+            path of a `.weights.h5` or `.keras` file of the same architecture,
+            or a preset (`dmnn_keras.from_preset`'s names and directories;
+            copied layer by layer, so `include_top=False` takes its backbone).
             `input_tensor`: a `keras.Input` tensor to build on (not the
             output of other layers). `classifier_activation`: None (logits,
             the default, unlike `keras.applications`), or e.g. "softmax";
@@ -245,7 +247,7 @@ DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 
             **kwargs,
         )
         if weights is not None:
-            self.load_weights(weights)
+            load_builder_weights(self, weights)
 
         # === Config ===
         self.set_constructor_config(

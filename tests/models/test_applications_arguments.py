@@ -66,8 +66,18 @@ def test_weights_from_a_file(tmp_path):
     assert "weights" not in model.get_config()  # a .keras round trip does not read the file again
 
 
+def test_weights_from_a_preset_without_its_top():
+    backbone = dk.DMNNResNet(groups=2, split="partition", include_top=False, pooling="avg",
+                             weights="dmnn_resnet_cifar10")
+    preset = dk.from_preset("dmnn_resnet_cifar10")
+    x = images(2)
+    features = keras.Model(preset.input, preset.get_layer("avg_pool").output)(x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(backbone(x)),
+                               keras.ops.convert_to_numpy(features), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    ({"weights": "imagenet"}, "weights must be None .* Received: weights='imagenet'"),
+    ({"weights": "imagenet"}, "weights must be None .*preset.* Received: weights='imagenet'"),
     ({"pooling": "min", "include_top": False}, r"pooling must be one of .* Received: pooling='min'"),
     ({"pooling": "avg"}, "pooling applies with include_top=False.*Received: pooling='avg' with include_top=True"),
     ({"classifier_activation": "softmax", "include_top": False},
