@@ -34,10 +34,11 @@ def test_builder_typo_is_a_type_error_with_the_closest_name(builder):
 
 
 def test_unknown_argument_without_a_close_name_lists_the_valid_ones():
-    # `pooling` does not exist (yet): an error, not an unpooled feature map.
-    with pytest.raises(TypeError, match=r"unexpected keyword argument 'pooling'\. "
-                                        r"Received: pooling='avg'\. Valid arguments: .*include_top"):
-        dk.DMNNResNet(include_top=False, pooling="avg")
+    # An argument keras.applications does not have either: an error, not a silently ignored flag.
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'freeze_backbone'\. "
+                                        r"Received: freeze_backbone=True\. Valid arguments: "
+                                        r".*include_top.*pooling"):
+        dk.DMNNResNet(include_top=False, freeze_backbone=True)
     with pytest.raises(TypeError, match="'foo'"):
         dk.DMNNResNet(foo=1)
 
