@@ -127,8 +127,8 @@ class DynamicResNet(DynamicModel):
     model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
     DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
                   include_top=False).output_shape  # (None, 2, 2, 512)
-DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
-              include_top=False, pooling="avg").output_shape  # (None, 512)
+    DynamicResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+                  include_top=False, pooling="avg").output_shape  # (None, 512)
     ```
     """
 
