@@ -369,6 +369,12 @@ class DynamicModel(keras.Model):
         if teacher is None:
             self.distillation = None
             return
+        activation = getattr(self, "classifier_activation", None)
+        if activation is not None:
+            raise ValueError(
+                "distillation compares logits: the student must be built with "
+                f"classifier_activation=None. Received: classifier_activation={activation!r}"
+            )
         classes = self.output_shape["logits"][-1] if isinstance(
             self.output_shape, dict) else self.output_shape[-1]
         teacher_classes = teacher.output_shape[-1]

@@ -43,6 +43,9 @@ def test_classifier_activation_softmax():
     expected = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
     np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-6)
     assert model.get_config()["classifier_activation"] == "softmax"
+    with pytest.raises(ValueError, match="classifier_activation=None. Received: "
+                                         "classifier_activation='softmax'"):
+        model.distill_from(model)
 
 
 def test_input_tensor_is_reused():
