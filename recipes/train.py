@@ -91,10 +91,11 @@ flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many ep
                      "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
 flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "
                    "twin trained by --teacher_epochs (default: --learning_rate).")
-flags.DEFINE_string("init_from", None, "Start from this trained .keras model of the library: a "
+flags.DEFINE_string("init_from", None, "Start from this trained .keras model or preset (a shipped "
+                    "name such as resnet_cifar10, or a preset directory) of the library: a "
                     "static one is warm-started into a DMNN, a DMNN keeps its gates; a new "
                     "classification head when --dataset has another class count.")
-flags.DEFINE_string("teacher", None, "Distil from this .keras model (same classes).")
+flags.DEFINE_string("teacher", None, "Distil from this .keras model or preset (same classes).")
 flags.DEFINE_float("distill_weight", None, "Weight of the distillation KL (0 = off).")
 flags.DEFINE_float("distill_temperature", None, "Distillation temperature.")
 flags.DEFINE_float("target_schedule_epochs", None, "Anneal the FLOPs target from 1.0 to "

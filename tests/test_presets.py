@@ -11,6 +11,7 @@ import pytest
 
 import dmnn_keras as dk
 from dmnn_keras.presets import list_presets, load_metadata
+from dmnn_keras.training.model_files import load_model_or_preset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -54,6 +55,10 @@ def test_round_trip_gives_the_same_outputs_and_gates(tmp_path):
 
     loaded = dk.from_preset(directory)
     assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    # --init_from / --teacher take a preset as well as a .keras file.
+    model.save(tmp_path / "tiny.keras")
+    for path in (directory, tmp_path / "tiny.keras"):
+        assert load_model_or_preset(path).get_config()["groups"] == model.get_config()["groups"]
     gates, logits = dk.predict_gates(model, images, return_logits=True)
     loaded_gates, loaded_logits = dk.predict_gates(loaded, images, return_logits=True)
     np.testing.assert_array_equal(loaded_logits, logits)

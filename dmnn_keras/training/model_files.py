@@ -49,6 +49,16 @@ def load_keras_model(path, name="model_path", **kwargs):
     return keras.models.load_model(path, safe_mode=True, **kwargs)
 
 
+def load_model_or_preset(path, name="model_path"):
+    """A `.keras` file (`load_keras_model`) or a trained preset: a shipped preset's name
+    (`dmnn_keras.presets.list_presets()`) or a directory written by `save_to_preset`."""
+    from dmnn_keras.presets import from_preset, list_presets
+
+    if os.fspath(path) in list_presets() or os.path.isdir(path):
+        return from_preset(path)
+    return load_keras_model(path, name)
+
+
 def check_tflite_file(path, name="model"):
     """Raises a clear error unless `path` is a TFLite FlatBuffer (e.g. a `.keras` file instead)."""
     _check_exists(path, name)

@@ -13,7 +13,7 @@ from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
 from dmnn_keras.training.evaluation import eval_dataset, evaluate_model, progress
-from dmnn_keras.training.model_files import load_keras_model
+from dmnn_keras.training.model_files import load_keras_model, load_model_or_preset
 from dmnn_keras.training.presets import (
     GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
 )
@@ -255,7 +255,7 @@ def _run(config, wall_start, strategy=None):
             kwargs = dict(seed=config.seed, num_categories=num_categories,
                           **resource_loss_kwargs(config))
             model, replaced = start_from(
-                load_keras_model(init_from, "init_from"), info.num_classes, (size, size, 3),
+                load_model_or_preset(init_from, "init_from"), info.num_classes, (size, size, 3),
                 groups=config.groups, flops_target=config.flops_target, calibration_images=train,
                 calibration_batches=REBALANCE_BATCHES, **kwargs,
             )
@@ -267,7 +267,7 @@ def _run(config, wall_start, strategy=None):
         else:
             model = build_model(config, info.num_classes, (size, size, 3), num_categories)
         if teacher_path:
-            model.distill_from(load_keras_model(teacher_path, "teacher"), config.distill_weight,
+            model.distill_from(load_model_or_preset(teacher_path, "teacher"), config.distill_weight,
                                config.distill_temperature)
         if config.weight_decay and config.weight_decay_mode == "l2":
             add_l2(model, config.weight_decay)
