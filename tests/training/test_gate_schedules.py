@@ -102,17 +102,17 @@ def test_target_correction_trains_at_the_ratio_inference_runs():
         def on_epoch_end(self, epoch, logs=None):
             measured.append(meter())
 
-    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0,
                         callbacks=[Measure(), schedule, record])
     trained = history.history["flops_ratio"]
     # Every epoch ends after the annealing: next target = 0.5 + training ratio - inference ratio.
     expected = [min(max(0.5 + t - m, MIN_TARGET), 1.0) for t, m in zip(trained, measured)]
-    assert [c[0] for c in schedule.corrections] == [0, 1, 2]
+    assert [c[0] for c in schedule.corrections] == [0, 1]
     assert [c[1:3] for c in schedule.corrections] == pytest.approx(
         list(zip(trained, measured)), abs=1e-6)
     assert any(abs(t - m) > 1e-3 for t, m in zip(trained, measured))  # else nothing shows
     assert [c[3] for c in schedule.corrections] == pytest.approx(expected, abs=1e-6)
-    assert [c[4] for c in schedule.corrections] == [0.0] * 3  # thresholds left alone
+    assert [c[4] for c in schedule.corrections] == [0.0] * 2  # thresholds left alone
     assert record.targets == pytest.approx(expected, abs=1e-6)
     # Stateless: each target depends on its own epoch only, not on the previous offsets.
     assert record.batch_targets[2:4] == pytest.approx([expected[0]] * 2, abs=1e-6)
@@ -139,11 +139,11 @@ def test_target_correction_can_shift_the_gate_thresholds_to_the_target():
         def on_epoch_end(self, epoch, logs=None):
             after.append(InferenceFlopsRatio(self.model, clean, 16)())
 
-    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[schedule, Measure()])
-    shifts = [c[4] for c in schedule.corrections]
-    assert len(shifts) == 2 and shifts[0] != 0.0
-    # Each correction leaves the inference ratio on the clean images at the target.
-    assert after == pytest.approx([0.6, 0.6], abs=0.03)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[schedule, Measure()])
+    [(_, _, _, _, shift)] = schedule.corrections
+    assert shift != 0.0
+    # The correction leaves the inference ratio on the clean images at the target.
+    assert after == pytest.approx([0.6], abs=0.03)
     with pytest.raises(ValueError, match="shift_gates"):
         FlopsTargetSchedule(epochs=1, shift_gates=True)
 
