@@ -102,6 +102,8 @@ def check_applications_arguments(include_top, weights, pooling, classifier_activ
     Returns:
         `classifier_activation` in serialisable form (None, or its name).
     """
+    from dmnn_keras.presets import is_preset  # the package imports this module
+
     if weights is not None and not (isinstance(weights, str) and (
             os.path.isfile(weights) or is_preset(weights))):
         raise ValueError(
@@ -134,14 +136,6 @@ def check_applications_arguments(include_top, weights, pooling, classifier_activ
             f"'softmax'. Received: classifier_activation={classifier_activation!r}"
         )
     return keras.activations.serialize(activation)
-
-
-def is_preset(name):
-    """Whether `name` is a shipped preset's name or a preset directory."""
-    from dmnn_keras import presets  # the package imports this module
-
-    return name in presets.list_presets() or os.path.isfile(
-        os.path.join(name, presets.CONFIG_FILE))
 
 
 def load_builder_weights(model, weights):

@@ -33,6 +33,13 @@ def list_presets():
                   if os.path.isfile(os.path.join(PRESETS_DIR, name, CONFIG_FILE)))
 
 
+def is_preset(preset):
+    """Whether `preset` is a shipped preset's name or a directory holding a preset's config."""
+    return isinstance(preset, (str, os.PathLike)) and (
+        os.fspath(preset) in list_presets()
+        or os.path.isfile(os.path.join(preset, CONFIG_FILE)))
+
+
 def preset_dir(preset):
     """The directory of `preset`: a shipped preset's name or the path of a preset directory."""
     if not isinstance(preset, (str, os.PathLike)):

@@ -52,9 +52,9 @@ def load_keras_model(path, name="model_path", **kwargs):
 def load_model_or_preset(path, name="model_path"):
     """A `.keras` file (`load_keras_model`) or a trained preset: a shipped preset's name
     (`dmnn_keras.presets.list_presets()`) or a directory written by `save_to_preset`."""
-    from dmnn_keras.presets import from_preset, list_presets
+    from dmnn_keras.presets import from_preset, is_preset
 
-    if os.fspath(path) in list_presets() or os.path.isdir(path):
+    if is_preset(path) or os.path.isdir(path):  # a directory without a config: from_preset says so
         return from_preset(path)
     return load_keras_model(path, name)
 
