@@ -41,6 +41,11 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     faster multiplier (dual step 0.5): with 0.05 the training FLOPs ratio
     lagged its target by 0.02-0.09 for epochs, and the threshold shift that
     closes the gap after training cost the most accuracy.
+  * `dmnn_bound_t050_s0`, `dmnn_bound_t050_s1`: dmnn_dual05 with the gate
+    logits penalised beyond +-4 (`gate_logit_bound`): in dmnn_dual05_t050_s1
+    the logits ran to +-25, where the straight-through gradient vanishes, so
+    every gate froze (training execution rate exactly 0.375 for 5 epochs)
+    while the multiplier grew to 63.
   * `dmnn_bounded_t050_s0`: dmnn_t050 with `rate_loss="bounded"` (every
     sub-block's batch rate kept in [0.1, 0.9]), the lever for gates that
     depend on the image.
@@ -86,6 +91,10 @@ ROWS = {
                                 **{**FINE_TUNE, "dual_step": 0.5}),
     "dmnn_dual05_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5,
                                 **{**FINE_TUNE, "dual_step": 0.5}),
+    "dmnn_bound_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
+                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
+    "dmnn_bound_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5,
+                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
     "static_w021": dict(config="cpu_static", seed=0, width_multiplier=0.21),
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
 }

@@ -3,25 +3,12 @@
 import keras
 import numpy as np
 
-from dmnn_keras.gates import image_batches
-
-
-def sublayers(model, kind):
-    """Every layer of class `kind` inside `model`, nested layers and models included."""
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, kind)]
+from dmnn_keras.gates import gumbel_gates, image_batches, sublayers
 
 
 def batch_norm_layers(model):
     """Every `keras.layers.BatchNormalization` inside `model`, sublayers included."""
     return sublayers(model, keras.layers.BatchNormalization)
-
-
-def gumbel_gates(model):
-    """Every `GumbelGate` inside `model` (the controllers' gate layers)."""
-    from dmnn_keras.layers.gumbel_gate import GumbelGate
-
-    return sublayers(model, GumbelGate)
 
 
 def recalibrate_batch_norm(model, images, batches=None, batch_size=128):

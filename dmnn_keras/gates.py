@@ -62,6 +62,52 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
     return (gates, arrays[0]) if return_logits else gates
 
 
+def sublayers(model, kind):
+    """Every layer of class `kind` inside `model`, nested layers and models included."""
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, kind)]
+
+
+def gumbel_gates(model):
+    """Every `GumbelGate` inside `model` (the controllers' gate layers)."""
+    from dmnn_keras.layers.gumbel_gate import GumbelGate
+
+    return sublayers(model, GumbelGate)
+
+
+def bound_gate_logits(model, bound):
+    """Sets `logit_bound` on every `GumbelGate` of `model`, in place.
+
+    In training each gate then adds `mean(relu(|logits| - bound)^2)` to the
+    model's losses (see `GumbelGate`); inference is unchanged. Call it before
+    `compile`/`fit` (the training function reads it when traced).
+
+    Args:
+        model: a gated model.
+        bound: None (no bound), or a number > 0.
+
+    Returns:
+        The number of gates set.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    model = dk.DMNNResNet()  # one gate per gated block
+    dk.bound_gate_logits(model, 4.0)  # 4
+    ```
+    """
+    from dmnn_keras.layers.gumbel_gate import check_logit_bound
+
+    check_logit_bound(bound)
+    gates = gumbel_gates(model)
+    if not gates:
+        raise ValueError("bound_gate_logits needs a gated model. "
+                         f"Received: {model.name!r} without Gumbel gates")
+    for gate in gates:
+        gate.logit_bound = None if bound is None else float(bound)
+    return len(gates)
+
+
 def gate_probe(model):
     """A functional model `images -> [logits, gates_1, ..., gates_L]` sharing `model`'s layers.
 

@@ -87,6 +87,9 @@ flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange mult
 flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: execution "
                   "rates per block (paper: block), per sub-block (gate), or per block with every "
                   "sub-block's rate kept in [0.1, 0.9] (bounded).")
+flags.DEFINE_float("gate_logit_bound", None, "In training, penalise gate logits beyond "
+                   "+-this value (mean squared excess) so the gates' straight-through gradient "
+                   "does not vanish (default: none).")
 flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many epochs first (in "
                      "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
 flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "
@@ -124,7 +127,7 @@ FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
           "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
           "weight_decay_mode", "schedule", "decay_epochs", "warmup_epochs", "max_train_examples",
           "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed", "deterministic",
-          "data_dir", "figures", "verbose", "backup_every_steps", "block_split", "dual_step", "rate_loss", "teacher_epochs",
+          "data_dir", "figures", "verbose", "backup_every_steps", "block_split", "dual_step", "rate_loss", "gate_logit_bound", "teacher_epochs",
           "teacher_learning_rate",
           "init_from", "teacher", "distill_weight", "distill_temperature",
           "target_schedule_epochs", "target_correction_batches", "correction_shifts_gates",

@@ -16,7 +16,8 @@
 
 import keras
 
-from dmnn_keras.batch_norm import gumbel_gates, recalibrate_batch_norm, sublayers
+from dmnn_keras.batch_norm import recalibrate_batch_norm
+from dmnn_keras.gates import gumbel_gates, sublayers
 from dmnn_keras.flops_calibration import (
     InferenceFlopsRatio, calibrate_flops, calibration_array, shift_gate_thresholds,
 )

@@ -61,7 +61,7 @@ FAMILY_WEIGHT_DECAY = {"resnet": 1e-4, "mobilenet": 4e-5}
 BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
-GATE_FIELDS = ("target_schedule_epochs", "target_correction_batches",
+GATE_FIELDS = ("gate_logit_bound", "target_schedule_epochs", "target_correction_batches",
                "correction_shifts_gates", "noise_off_epochs",
                "start_temperature", "end_temperature", "recalibrate_batches",
                "calibrate_flops_batches")
@@ -113,6 +113,7 @@ class TrainConfig:
     block_split: str = "preserve"  # DMNN ResNets' `split`
     dual_step: Optional[float] = None
     rate_loss: Optional[str] = None  # "block" / "gate" / "bounded" (DMNN; None: the builder's)
+    gate_logit_bound: Optional[float] = None  # training penalty on |gate logits| above it
     teacher_epochs: int = 0
     teacher_learning_rate: Optional[float] = None  # the twin's (None: learning_rate)
     init_from: Optional[str] = None
@@ -289,7 +290,7 @@ def check_dynamic_recipe(config, entry):
     if (config.start_temperature is None) != (config.end_temperature is None):
         _fail("end_temperature", config.end_temperature,
               "given together with start_temperature (both or neither)")
-    for name in ("start_temperature", "end_temperature"):
+    for name in ("gate_logit_bound", "start_temperature", "end_temperature"):
         value = getattr(config, name)
         if value is not None and not value > 0:
             _fail(name, value, "None or > 0")

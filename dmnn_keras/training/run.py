@@ -9,6 +9,7 @@ import time
 import keras
 
 from dmnn_keras.data import get_dataset_info, load_dataset
+from dmnn_keras.gates import bound_gate_logits
 from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
@@ -266,6 +267,8 @@ def _run(config, wall_start, strategy=None):
                       flush=True)
         else:
             model = build_model(config, info.num_classes, (size, size, 3), num_categories)
+        if config.gate_logit_bound:
+            bound_gate_logits(model, config.gate_logit_bound)
         if teacher_path:
             model.distill_from(load_model_or_preset(teacher_path, "teacher"), config.distill_weight,
                                config.distill_temperature)

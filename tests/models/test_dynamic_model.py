@@ -112,6 +112,22 @@ def test_force_gates():
         dk.force_gates(dk.ResNet(), 0.5)
 
 
+def test_bound_gate_logits_adds_one_training_loss_per_gate():
+    model = dk.DMNNResNet(seed=0)
+    x = images(4)
+    model(x, training=True)
+    unbounded = len(model.losses)
+    assert dk.bound_gate_logits(model, 0.01) == len(model.gated_blocks)
+    model(x, training=True)
+    assert len(model.losses) == unbounded + len(model.gated_blocks)
+    # untrained logits start near the bias 2.0, beyond the bound: every penalty is positive
+    assert all(float(penalty) > 0.1 for penalty in model.losses[unbounded:])
+    with pytest.raises(ValueError, match="bound"):
+        dk.bound_gate_logits(model, -1.0)
+    with pytest.raises(ValueError, match="gated model"):
+        dk.bound_gate_logits(dk.ResNet(), 4.0)
+
+
 def test_force_gates_carries_rounding_across_blocks():
     # Per-stage groups (1, 1, 4, 4): plain rounding would turn every one-sub-block
     # block off at rate 0.5; the carried error alternates them instead.

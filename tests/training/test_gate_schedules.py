@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import dmnn_keras as dk
-from dmnn_keras.batch_norm import batch_norm_layers, gumbel_gates
+from dmnn_keras.batch_norm import batch_norm_layers
+from dmnn_keras.gates import gumbel_gates
 from dmnn_keras.flops_calibration import InferenceFlopsRatio
 from dmnn_keras.training import BatchNormRecalibration, FlopsTargetSchedule, GateNoiseSchedule
 from dmnn_keras.training.gate_schedules import MIN_TARGET

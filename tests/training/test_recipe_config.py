@@ -24,6 +24,8 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(model="resnet", target_correction_batches=2), "target_correction_batches"),
     (dict(correction_shifts_gates=True, target_correction_batches=0), "correction_shifts_gates"),
     (dict(correction_shifts_gates="yes"), "correction_shifts_gates"),
+    (dict(gate_logit_bound=0.0), "gate_logit_bound"),
+    (dict(model="resnet", gate_logit_bound=4.0), "gate_logit_bound"),
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
