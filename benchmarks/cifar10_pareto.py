@@ -46,6 +46,7 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     the logits ran to +-25, where the straight-through gradient vanishes, so
     every gate froze (training execution rate exactly 0.375 for 5 epochs)
     while the multiplier grew to 63.
+  * `dmnn_bound_t070_s0`: dmnn_bound at 0.7x the twin's MACs, against `static_w021`.
   * `dmnn_bounded_t050_s0`: dmnn_t050 with `rate_loss="bounded"` (every
     sub-block's batch rate kept in [0.1, 0.9]), the lever for gates that
     depend on the image.
@@ -94,6 +95,8 @@ ROWS = {
     "dmnn_bound_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
                                **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
     "dmnn_bound_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5,
+                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
+    "dmnn_bound_t070_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.7,
                                **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
     "static_w021": dict(config="cpu_static", seed=0, width_multiplier=0.21),
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
