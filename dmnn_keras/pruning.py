@@ -3,8 +3,6 @@
 import keras
 import numpy as np
 
-from dmnn_keras.layers.aig_controller import AIGController
-from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
 
@@ -51,7 +49,7 @@ def _shortcut_plus(block, x, name, constant):
     return x
 
 
-def _prune_channel_block(block, gates, x):
+def prune_channel_block(block, gates, x):
     """Static bottleneck with only the on filter groups of a `ChannelGatedBlock`."""
     name = block.name
     if block.layer_gate:
@@ -95,7 +93,7 @@ def _prune_channel_block(block, gates, x):
     return keras.layers.ReLU(name=name + "_out")(out)
 
 
-def _prune_multi_path_block(block, gates, x):
+def prune_multi_path_block(block, gates, x):
     """Static one-path `MultiPathBlock` (AIG): the path when its gate is on, else nothing."""
     name = block.name
     if block.groups != 1:
@@ -170,11 +168,11 @@ def prune(model):
             f"prune needs a gated dmnn_keras model. Received: {type(model).__name__} "
             f"named {model.name!r} without gate controllers"
         )
+    from dmnn_keras.methods import get_method  # the methods import this module's block rules
+
+    method = get_method(model.gating)
     for controller in controllers.values():
-        independent = isinstance(controller, AIGController) and (
-            not controller.dependent or controller.forced_rate is not None
-        )
-        if not independent:
+        if not method.input_independent(controller):
             raise ValueError(
                 "prune needs input-independent gates (pruning mode: dependent=False, or "
                 f"force_gates). Received: {controller.name} ({type(controller).__name__}) "
@@ -197,17 +195,15 @@ def prune(model):
             continue
         if isinstance(layer, ResourceLoss):
             tensors[id(layer.output)] = mapped(layer.input[0], layer)
-        elif isinstance(layer, ChannelGatedBlock):
+        elif getattr(layer, "gated", False):
             gates = controllers[layer.name + "_gate"].static_gates()
-            tensors[id(layer.output)] = _prune_channel_block(
+            tensors[id(layer.output)] = method.prune_block(
                 layer, gates, mapped(layer.input[0], layer)
             )
         elif isinstance(layer, MultiPathBlock):
-            if layer.gated:
-                gates, x = controllers[layer.name + "_gate"].static_gates(), layer.input[0]
-            else:
-                gates, x = None, layer.input
-            tensors[id(layer.output)] = _prune_multi_path_block(layer, gates, mapped(x, layer))
+            tensors[id(layer.output)] = prune_multi_path_block(
+                layer, None, mapped(layer.input, layer)
+            )
         else:
             if isinstance(layer.input, (list, tuple)):
                 raise ValueError(

@@ -11,5 +11,7 @@ from dmnn_keras.export.predict import classify_image
 from dmnn_keras.export.saved_model import to_saved_model
 from dmnn_keras.export.batched import set_execution
 
-# Converters of the ConvNet-AIG, channel-gating and LC-Net layers register on import.
-from dmnn_keras.export import method_converters  # noqa: E402,F401
+# Converters of the gating methods' layers (ConvNet-AIG, channel gating, LC-Net) register on import.
+from dmnn_keras.methods import register_export_converters  # noqa: E402
+
+register_export_converters()

@@ -1,6 +1,7 @@
 """Export converters of ConvNet-AIG, channel gating and LC-Net layers.
 
-Registered on import (`dmnn_keras.export` should import this module). Gates
+Each method of `dmnn_keras.methods` lists its converters (`export_converters`);
+`dmnn_keras.export` registers them on import. Gates
 are deterministic in the export (`stochastic_inference` is a Keras-only
 option). In `mode="static"` every gate is on (as `force_gates(model, 1.0)`;
 LC-Net keeps its learned scales). In `mode="dynamic"` (batch 1):
@@ -27,11 +28,7 @@ from dmnn_keras.export.graph import (
     dense,
     folded_conv_weights,
     global_average_pool,
-    register_converter,
 )
-from dmnn_keras.layers.aig_controller import AIGController
-from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock
-from dmnn_keras.layers.lcnet import LCController
 
 
 def _hidden(controller, x):
@@ -60,8 +57,8 @@ def _gates(controller, x, hidden=None):
     return hard
 
 
-@register_converter(AIGController)
-def _convert_aig_controller(layer, inputs, ctx):
+def convert_aig_controller(layer, inputs, ctx):
+    """`AIGController` / `ChannelGate` -> `[gates, gates]` (all on in static mode)."""
     x = inputs[0]
     if not ctx.dynamic:
         gates = tf.ones([tf.shape(x)[0], layer.groups])
@@ -70,8 +67,8 @@ def _convert_aig_controller(layer, inputs, ctx):
     return [gates, gates]
 
 
-@register_converter(LCController)
-def _convert_lc_controller(layer, inputs, ctx):
+def convert_lc_controller(layer, inputs, ctx):
+    """`LCController` -> `[effective gates, gated scales]` (scales only in static mode)."""
     x = inputs[0]
     h_l, h_c = _hidden(layer.l_net, x), _hidden(layer.c_net, x)
     s_l = 1.0 + tf.tanh(dense(h_l, layer.l_scale))
@@ -147,8 +144,8 @@ def _dynamic_branch(layer, x, values, binary):
     return total
 
 
-@register_converter(ChannelGatedBlock)
-def _convert_channel_gated_block(layer, inputs, ctx):
+def convert_channel_gated_block(layer, inputs, ctx):
+    """`ChannelGatedBlock`: masked branch (static) or one `tf.cond` per filter group (dynamic)."""
     x = inputs[0]
     values = inputs[1] if layer.gated else tf.ones([tf.shape(x)[0], layer.num_gates])
     binary = tf.cast(tf.not_equal(values, 0.0), tf.float32)

@@ -2,22 +2,11 @@
 
 import math
 
-from dmnn_keras.layers.aig_controller import AIGController
-from dmnn_keras.layers.batch_activation_loss import BatchActivationLoss
-from dmnn_keras.layers.channel_gate import ChannelGate
-from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock, channel_gate_groups
-from dmnn_keras.layers.gate_controller import GateController
-from dmnn_keras.layers.lcnet import LCController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
-from dmnn_keras.layers.resource_loss import ResourceLoss, check_flops_target
-from dmnn_keras.layers.target_rate_loss import TargetRateLoss
+from dmnn_keras.layers.resource_loss import check_flops_target
+from dmnn_keras.methods import METHODS, get_method
 from dmnn_keras.models.dynamic_model import flops_table
 
-GATINGS = (None, "dmnn", "aig", "channel", "lcnet")
-# Methods whose blocks are single (groups=1) blocks with their own controller.
-SINGLE_PATH_GATINGS = ("aig", "channel", "lcnet")
-# Methods that gate channels inside a bottleneck (ResNet only).
-CHANNEL_GATINGS = ("channel", "lcnet")
 DEFAULT_RESOURCE_LOSS_WEIGHT = 2.0
 # Lagrange multiplier step of the resource loss (`ResourceLoss.dual_step`).
 DEFAULT_DUAL_STEP = 0.01
@@ -25,17 +14,26 @@ DEFAULT_DUAL_STEP = 0.01
 DEFAULT_RATE_LOSS = "block"
 
 
-def check_gating(gating, groups, flops_target):
-    """Validates the gating arguments common to every builder."""
-    if gating not in GATINGS:
-        raise ValueError(f"gating must be one of {GATINGS}. Received: gating={gating!r}")
+def check_gating(gating, groups, flops_target, kind, model_name):
+    """Validates the gating arguments common to every builder; returns the `GatingMethod` (or None).
+
+    `kind` is the block kind the model gates ("bottleneck", "inverted_residual").
+    """
+    method = get_method(gating)
     per_stage = check_groups(groups)
-    if gating in SINGLE_PATH_GATINGS and any(g != 1 for g in per_stage):
+    if method is not None and not method.multi_path and any(g != 1 for g in per_stage):
         raise ValueError(
             f"gating={gating!r} gates whole blocks or their channels and needs groups=1. "
             f"Received: groups={groups}"
         )
+    if method is not None and kind not in method.block_kinds:
+        allowed = (None,) + tuple(n for n, m in METHODS.items() if kind in m.block_kinds)
+        raise ValueError(
+            f"{model_name} supports gating {allowed} (gating={gating!r} gates blocks of kind "
+            f"{method.block_kinds}, not {kind!r}). Received: gating={gating!r}"
+        )
     check_flops_target(flops_target)
+    return method
 
 
 def check_groups(groups):
@@ -116,37 +114,26 @@ def carried_active(rate, groups, min_active, carry):
 class GateWiring:
     """Builds gated blocks one after another and collects what the loss needs.
 
+    The gating method (`dmnn_keras.methods`) builds each gated block and its
+    controller, and picks the resource loss; this class keeps the state they
+    share along the network.
+
     Args:
-        gating: None (static blocks), "dmnn" (`GateController` +
-            `MultiPathBlock`), "aig" (`AIGController` + one-path
-            `MultiPathBlock`), "channel" (`ChannelGate` + `ChannelGatedBlock`)
-            or "lcnet" (`LCController` + `ChannelGatedBlock(layer_gate=True)`).
-        controller_kwargs: extra `GateController` arguments (hidden_units,
-            use_previous_state, temperature, forced_rate, initial_gate_bias);
-            for the other methods hidden_units, temperature and forced_rate
-            are used.
-        num_categories: 0, or the size of every controller's category head
-            (DMNN only).
-        seed: None or int; controller i uses seed + i.
-        dependent: "aig"/"channel": input-dependent gates (True) or one learned
-            logit pair per gate shared by all inputs (False, pruning).
-        stochastic_inference: "aig"/"channel"/"lcnet": keep Gumbel noise in
-            inference (the original ConvNet-AIG).
-        one_sided: "channel": the batch activation loss penalises only B > t.
+        method: None (static blocks) or a `GatingMethod`.
+        config: the model's `GatingConfig` (controller, loss and method options).
         dtype: None (the global policy) or the dtype policy of every block,
             controller and loss layer.
+
+    Attributes:
+        gates: the gates `[batch, n]` of every gated block so far.
+        hidden: the previous DMNN controller's state, or None.
+        category_logits, category_stages: the category heads and their stages.
     """
 
-    def __init__(self, gating, controller_kwargs=None, num_categories=0, seed=None,
-                 dependent=True, stochastic_inference=False, one_sided=False, dtype=None):
-        self.gating = gating
+    def __init__(self, method, config, dtype=None):
+        self.method = method
+        self.config = config
         self.dtype = dtype
-        self.controller_kwargs = dict(controller_kwargs or {})
-        self.num_categories = num_categories
-        self.seed = seed
-        self.dependent = dependent
-        self.stochastic_inference = stochastic_inference
-        self.one_sided = one_sided
         self.hidden = None
         self.forced_carry = 0.0
         self.gates = []
@@ -154,110 +141,42 @@ class GateWiring:
         self.category_stages = []
 
     def block(self, x, stage, name, gate=True, **block_kwargs):
-        """Applies a `MultiPathBlock` named `name` (and its controller `name_gate`).
+        """Applies block `name` (a `MultiPathBlock` or the method's block) and its controller `name_gate`.
 
         With `gate=False` (or no gating) the block is static: every path runs,
         no controller.
         """
-        if self.gating is None or not gate:
+        if self.method is None or not gate:
             return MultiPathBlock(gated=False, name=name, dtype=self.dtype, **block_kwargs)(x)
-        if self.gating in SINGLE_PATH_GATINGS:
-            return self._single_path_block(x, name, **block_kwargs)
-        block = MultiPathBlock(gated=True, name=name, dtype=self.dtype, **block_kwargs)
-        has_shortcut = block.kind == "bottleneck" or (
-            block_kwargs.get("strides", 1) == 1 and x.shape[-1] == block.filters
-        )
-        min_active = 0 if has_shortcut else 1
-        kwargs = dict(self.controller_kwargs)
-        kwargs["forced_rate"] = self._block_forced_rate(block.groups, min_active)
-        controller = GateController(
-            block.groups,
-            num_categories=self.num_categories,
-            min_active=min_active,
-            seed=None if self.seed is None else self.seed + len(self.gates),
-            name=name + "_gate",
-            dtype=self.dtype,
-            **kwargs,
-        )
-        outputs = controller(x if self.hidden is None else [x, self.hidden])
-        gates, self.hidden = outputs[0], outputs[1]
-        if self.num_categories:
-            self.category_logits.append(outputs[2])
-            self.category_stages.append(stage)
-        self.gates.append(gates)
-        return block([x, gates])
+        return self.method.block(self, x, stage, name, **block_kwargs)
 
-    def _block_forced_rate(self, groups, min_active):
+    def controller_seed(self):
+        """Seed of the next controller: None, or the model's seed + the number of gated blocks so far."""
+        return None if self.config.seed is None else self.config.seed + len(self.gates)
+
+    def forced_rate(self, groups, min_active):
         """This block's share of forced sub-blocks (None if gates are not forced), see `carried_active`."""
-        rate = self.controller_kwargs.get("forced_rate")
+        rate = self.config.forced_gate_rate
         if rate is None:
             return None
         active, self.forced_carry = carried_active(rate, groups, min_active, self.forced_carry)
         return active / groups
 
-    def _single_path_block(self, x, name, kind, filters, groups, path_width, strides=1,
-                           expand=True):
-        """AIG / channel gating / LC-Net block `name` and its controller `name_gate`."""
-        common = dict(
-            hidden_units=self.controller_kwargs.get("hidden_units", 16),
-            temperature=self.controller_kwargs.get("temperature", 1.0),
-            forced_rate=self.controller_kwargs.get("forced_rate"),
-            stochastic_inference=self.stochastic_inference,
-            seed=None if self.seed is None else self.seed + len(self.gates),
-            name=name + "_gate",
-            dtype=self.dtype,
-        )
-        if self.gating == "aig":
-            has_shortcut = kind == "bottleneck" or (strides == 1 and x.shape[-1] == filters)
-            block_kwargs = dict(kind=kind, filters=filters, groups=1, path_width=path_width,
-                                strides=strides, expand=expand, name=name, dtype=self.dtype)
-            if not has_shortcut:
-                # Skipping a block without a shortcut would output nothing: it always runs.
-                return MultiPathBlock(gated=False, **block_kwargs)(x)
-            common["forced_rate"] = self._block_forced_rate(1, 0)
-            controller = AIGController(1, dependent=self.dependent, **common)
-            block = MultiPathBlock(gated=True, **block_kwargs)
-        else:
-            if kind != "bottleneck":
-                raise ValueError(
-                    f"gating={self.gating!r} gates the channels of ResNet bottlenecks only. "
-                    f"Received a block of kind={kind!r}"
-                )
-            gate_groups = channel_gate_groups(path_width)
-            block = ChannelGatedBlock(filters, path_width, strides=strides,
-                                      gate_groups=gate_groups,
-                                      layer_gate=self.gating == "lcnet", name=name,
-                                      dtype=self.dtype)
-            if self.gating == "channel":
-                controller = ChannelGate(sum(gate_groups), dependent=self.dependent,
-                                         segments=gate_groups, **common)
-            else:
-                controller = LCController(gate_groups, **common)
-        gates, values = controller(x)
-        self.gates.append(gates)
-        return block([x, values])
-
-    def outputs(self, inputs, outputs, flops_target, resource_loss_weight, dual_step=0.0,
-                rate_loss="block"):
+    def outputs(self, inputs, outputs):
         """Adds the resource loss; returns the model outputs (a dict with category heads)."""
         if self.gates:
             table = flops_table(inputs, outputs)
             kwargs = dict(
                 path_flops=[b["paths"] for b in table["blocks"]],
                 always_on_flops=table["always_on"],
-                loss_weight=resource_loss_weight,
-                dual_step=dual_step,
+                loss_weight=self.config.resource_loss_weight,
+                dual_step=self.config.dual_step,
                 name="resource_loss",
                 dtype=self.dtype,
             )
             if any("pairs" in b for b in table["blocks"]):
                 kwargs["pair_flops"] = [b.get("pairs", []) for b in table["blocks"]]
-            if self.gating == "aig":
-                loss_layer = TargetRateLoss(flops_target, **kwargs)
-            elif self.gating == "channel":
-                loss_layer = BatchActivationLoss(flops_target, one_sided=self.one_sided, **kwargs)
-            else:
-                loss_layer = ResourceLoss(flops_target, rate_loss=rate_loss, **kwargs)
+            loss_layer = self.method.loss_layer(self.config, **kwargs)
             outputs = loss_layer([outputs] + self.gates)
         if self.category_logits:
             named = {"logits": outputs}

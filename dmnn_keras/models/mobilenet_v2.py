@@ -5,6 +5,7 @@ from keras import layers
 
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import batch_norm_layer, conv_layer
+from dmnn_keras.methods import GatingConfig
 from dmnn_keras.models.dynamic_model import (
     DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
     model_inputs, normalization_layer, top_layers,
@@ -113,15 +114,12 @@ class DynamicMobileNetV2(DynamicModel):
         **kwargs,
     ):
         check_keyword_arguments(self, DynamicMobileNetV2, kwargs, MODEL_ARGUMENTS)
-        check_gating(gating, groups, flops_target)
+        gating_config = GatingConfig.from_arguments(locals())
+        method = check_gating(gating, groups, flops_target, "inverted_residual",
+                              "DynamicMobileNetV2")
         classifier_activation = check_applications_arguments(
             include_top, weights, pooling, classifier_activation)
         inputs, input_shape = model_inputs(input_tensor, input_shape)
-        if gating in ("channel", "lcnet"):
-            raise ValueError(
-                "DynamicMobileNetV2 supports gating None, 'dmnn' and 'aig' (channel gating "
-                f"and LC-Net gate ResNet bottlenecks). Received: gating={gating!r}"
-            )
         if alpha not in ALPHAS:
             raise ValueError(f"alpha must be one of {ALPHAS}. Received: alpha={alpha!r}")
         if stem is None:
@@ -137,19 +135,7 @@ class DynamicMobileNetV2(DynamicModel):
         x = batch_norm_layer("stem_bn", policy)(x)
         x = layers.ReLU(6.0, name="stem_relu", dtype=policy)(x)
 
-        wiring = GateWiring(
-            gating,
-            controller_kwargs=dict(
-                hidden_units=controller_units, use_previous_state=use_previous_state,
-                temperature=temperature, forced_rate=forced_gate_rate,
-            ),
-            num_categories=num_categories,
-            seed=seed,
-            dependent=dependent,
-            stochastic_inference=stochastic_inference,
-            one_sided=one_sided,
-            dtype=policy,
-        )
+        wiring = GateWiring(method, gating_config, dtype=policy)
         per_stage = stage_groups(groups, len(MOBILENET_V2_SPEC))
         block_id, names = 0, []
         for stage, (t, c, n, s) in enumerate(MOBILENET_V2_SPEC):
@@ -180,8 +166,7 @@ class DynamicMobileNetV2(DynamicModel):
         x = batch_norm_layer("head_bn", policy)(x)
         x = layers.ReLU(6.0, name="head_relu", dtype=policy)(x)
         x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
-        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
-                                 rate_loss)
+        outputs = wiring.outputs(inputs, x)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
@@ -196,11 +181,6 @@ class DynamicMobileNetV2(DynamicModel):
         self.set_constructor_config(
             alpha=alpha,
             groups=tuple(groups) if isinstance(groups, (list, tuple)) else groups,
-            gating=gating,
-            flops_target=flops_target,
-            resource_loss_weight=resource_loss_weight,
-            dual_step=dual_step,
-            rate_loss=rate_loss,
             ungated_blocks=ungated_blocks if isinstance(ungated_blocks, str) else tuple(
                 ungated_blocks),
             num_classes=num_classes,
@@ -209,16 +189,7 @@ class DynamicMobileNetV2(DynamicModel):
             pooling=pooling,
             classifier_activation=classifier_activation,
             stem=stem,
-            num_categories=num_categories,
-            category_loss_weight=category_loss_weight,
-            use_previous_state=use_previous_state,
-            controller_units=controller_units,
-            temperature=temperature,
-            forced_gate_rate=forced_gate_rate,
-            seed=seed,
-            dependent=dependent,
-            stochastic_inference=stochastic_inference,
-            one_sided=one_sided,
+            **gating_config.as_dict(),
         )
 
 

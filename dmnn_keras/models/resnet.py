@@ -7,6 +7,7 @@ from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_argument
 from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer, bottleneck_path_width, conv_layer,
 )
+from dmnn_keras.methods import GatingConfig
 from dmnn_keras.models.dynamic_model import (
     DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
     model_inputs, normalization_layer, small_input_shape, top_layers,
@@ -166,7 +167,8 @@ class DynamicResNet(DynamicModel):
         **kwargs,
     ):
         check_keyword_arguments(self, DynamicResNet, kwargs, MODEL_ARGUMENTS)
-        check_gating(gating, groups, flops_target)
+        gating_config = GatingConfig.from_arguments(locals())
+        method = check_gating(gating, groups, flops_target, "bottleneck", "DynamicResNet")
         classifier_activation = check_applications_arguments(
             include_top, weights, pooling, classifier_activation)
         inputs, input_shape = model_inputs(input_tensor, input_shape)
@@ -207,19 +209,7 @@ class DynamicResNet(DynamicModel):
         else:
             x = layers.MaxPooling2D(2, strides=2, name="pool1_pool", dtype=policy)(x)
 
-        wiring = GateWiring(
-            gating,
-            controller_kwargs=dict(
-                hidden_units=controller_units, use_previous_state=use_previous_state,
-                temperature=temperature, forced_rate=forced_gate_rate,
-            ),
-            num_categories=num_categories,
-            seed=seed,
-            dependent=dependent,
-            stochastic_inference=stochastic_inference,
-            one_sided=one_sided,
-            dtype=policy,
-        )
+        wiring = GateWiring(method, gating_config, dtype=policy)
         names = []
         for stage, (blocks, width) in enumerate(zip(stack_sizes, widths)):
             for b in range(int(blocks)):
@@ -237,8 +227,7 @@ class DynamicResNet(DynamicModel):
                 )
         check_ungated(ungated_blocks, names)
         x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
-        outputs = wiring.outputs(inputs, x, flops_target, resource_loss_weight, dual_step,
-                                 rate_loss)
+        outputs = wiring.outputs(inputs, x)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
@@ -254,12 +243,7 @@ class DynamicResNet(DynamicModel):
             stack_sizes=tuple(int(n) for n in stack_sizes),
             width_multiplier=width_multiplier,
             groups=tuple(groups) if isinstance(groups, (list, tuple)) else groups,
-            gating=gating,
-            flops_target=flops_target,
-            resource_loss_weight=resource_loss_weight,
             split=split,
-            dual_step=dual_step,
-            rate_loss=rate_loss,
             ungated_blocks=ungated_blocks if isinstance(ungated_blocks, str) else tuple(
                 ungated_blocks),
             num_classes=num_classes,
@@ -268,16 +252,7 @@ class DynamicResNet(DynamicModel):
             pooling=pooling,
             classifier_activation=classifier_activation,
             stem=stem,
-            num_categories=num_categories,
-            category_loss_weight=category_loss_weight,
-            use_previous_state=use_previous_state,
-            controller_units=controller_units,
-            temperature=temperature,
-            forced_gate_rate=forced_gate_rate,
-            seed=seed,
-            dependent=dependent,
-            stochastic_inference=stochastic_inference,
-            one_sided=one_sided,
+            **gating_config.as_dict(),
         )
 
 

@@ -1,0 +1,43 @@
+"""DMNN (the paper's method): a `GateController` per block choosing sub-blocks of a `MultiPathBlock`."""
+
+from dmnn_keras.layers.gate_controller import GateController
+from dmnn_keras.layers.multi_path_block import MultiPathBlock
+from dmnn_keras.methods.base import GatingMethod
+
+
+class DMNN(GatingMethod):
+    """Multi-path blocks; one recurrent controller per block, optional category heads.
+
+    Export: the core `MultiPathBlock` / `GateController` converters of
+    `dmnn_keras.export.graph`. No pruning rule (gates depend on the input).
+    """
+
+    name = "dmnn"
+    multi_path = True
+
+    def block(self, wiring, x, stage, name, **block_kwargs):
+        config = wiring.config
+        block = MultiPathBlock(gated=True, name=name, dtype=wiring.dtype, **block_kwargs)
+        has_shortcut = block.kind == "bottleneck" or (
+            block_kwargs.get("strides", 1) == 1 and x.shape[-1] == block.filters
+        )
+        min_active = 0 if has_shortcut else 1
+        controller = GateController(
+            block.groups,
+            hidden_units=config.controller_units,
+            use_previous_state=config.use_previous_state,
+            temperature=config.temperature,
+            forced_rate=wiring.forced_rate(block.groups, min_active),
+            num_categories=config.num_categories,
+            min_active=min_active,
+            seed=wiring.controller_seed(),
+            name=name + "_gate",
+            dtype=wiring.dtype,
+        )
+        outputs = controller(x if wiring.hidden is None else [x, wiring.hidden])
+        gates, wiring.hidden = outputs[0], outputs[1]
+        if config.num_categories:
+            wiring.category_logits.append(outputs[2])
+            wiring.category_stages.append(stage)
+        wiring.gates.append(gates)
+        return block([x, gates])
