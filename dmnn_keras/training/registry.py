@@ -14,8 +14,7 @@ builder only the arguments its entry accepts:
     category heads);
   * `sized=True`: `stack_sizes`, `width_multiplier` (small general ResNets);
   * `width_arg="alpha"`: `width_multiplier` passed as `alpha` when it is set
-    (MobileNetV2);
-  * `extra`: a function config -> dict of further keyword arguments.
+    (MobileNetV2).
 """
 
 import dataclasses
@@ -45,7 +44,6 @@ from dmnn_keras.models import (
 from dmnn_keras.models.mobilenet_v2 import MOBILENET_V2_SPEC
 from dmnn_keras.models.resnet import RESNET_STACKS
 
-FAMILIES = ("resnet", "mobilenet")
 # Stages of each family: a per-stage `groups` has one int per stage.
 FAMILY_STAGES = {"resnet": len(RESNET_STACKS[50]), "mobilenet": len(MOBILENET_V2_SPEC)}
 
@@ -62,7 +60,6 @@ class ModelEntry:
         sized: the builder takes `stack_sizes` and `width_multiplier`.
         width_arg: None, or the name under which `width_multiplier` is passed.
         defaults: fixed keyword arguments (e.g. `alpha=1.4`).
-        extra: None or a function config -> dict of keyword arguments.
     """
 
     builder: Callable
@@ -72,7 +69,6 @@ class ModelEntry:
     sized: bool = False
     width_arg: Optional[str] = None
     defaults: dict = dataclasses.field(default_factory=dict)
-    extra: Optional[Callable] = None
 
 
 MODELS = {
@@ -176,6 +172,4 @@ def build_model(config, num_classes, input_shape, num_categories=0):
                     f"Received: width_multiplier={config.width_multiplier!r}"
                 )
             kwargs[entry.width_arg] = config.width_multiplier
-    if entry.extra is not None:
-        kwargs.update(entry.extra(config))
     return entry.builder(**kwargs)
