@@ -20,6 +20,7 @@ N steps with --backup_every_steps=N. See docs/troubleshooting.md for the
 error messages.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -122,17 +123,9 @@ flags.DEFINE_integer("latency_images", None, "With --teacher_epochs: measure the
 flags.DEFINE_integer("recalibrate_batches", None, "After training, re-estimate BatchNorm "
                      "statistics with the inference gates on N training batches (0 = off).")
 
-FIELDS = ("model", "dataset", "groups", "flops_target", "resource_loss_weight",
-          "category_supervision", "width_multiplier", "stack_sizes", "image_size", "epochs",
-          "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
-          "weight_decay_mode", "schedule", "decay_epochs", "warmup_epochs", "max_train_examples",
-          "max_eval_examples", "output_dir", "strategy", "tpu", "mixed_precision", "seed", "deterministic",
-          "data_dir", "figures", "verbose", "backup_every_steps", "block_split", "dual_step", "rate_loss", "gate_logit_bound", "teacher_epochs",
-          "teacher_learning_rate",
-          "init_from", "teacher", "distill_weight", "distill_temperature",
-          "target_schedule_epochs", "target_correction_batches", "correction_shifts_gates",
-          "start_temperature", "end_temperature", "noise_off_epochs",
-          "recalibrate_batches", "calibrate_flops_batches", "latency_images")
+# Every `TrainConfig` field is a flag of the same name; `config` (the preset) is passed first.
+FIELDS = tuple(field.name for field in dataclasses.fields(presets.TrainConfig)
+               if field.name != "config")
 
 
 def _ints(name, values):
