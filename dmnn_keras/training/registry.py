@@ -1,116 +1,32 @@
 """The model registry: `--model` names -> builders of the library.
 
-One dict, `MODELS`, maps a name to a `ModelEntry`. Adding a builder is one
-line, e.g.::
-
-    MODELS["aig_resnet50"] = ModelEntry(dk.AIGResNet50, family="resnet", gated=True)
-
-`build_model(config, num_classes, input_shape, num_categories)` passes each
-builder only the arguments its entry accepts:
+The names and what each builder accepts are data next to the models
+(`dmnn_keras.models.catalog`: `MODEL_SPECS`, `ModelSpec`); this module calls
+them from a training config. `build_model(config, num_classes, input_shape,
+num_categories)` passes each builder only the arguments its spec accepts:
   * every builder: `num_classes`, `input_shape`;
-  * `gated=True`: `flops_target`, `resource_loss_weight`, `seed`, and, for
-    DMNN builders (`multi_path=True`), `groups` and `num_categories`
-    (ConvNet-AIG, channel gating and LC-Net have one path per block and no
-    category heads);
-  * `sized=True`: `stack_sizes`, `width_multiplier` (small general ResNets);
+  * `gated` (a gating method): `flops_target`, `resource_loss_weight`,
+    `seed`, and, for DMNN builders (`multi_path`), `groups` and
+    `num_categories` (ConvNet-AIG, channel gating and LC-Net have one path
+    per block and no category heads);
+  * `sized` (the builder has `stack_sizes`): `stack_sizes`, `width_multiplier`
+    (small general ResNets);
   * `width_arg="alpha"`: `width_multiplier` passed as `alpha` when it is set
-    (MobileNetV2).
+    (MobileNetV2 builders whose `defaults` do not fix it).
 """
 
-import dataclasses
-from typing import Callable, Optional
-
-from dmnn_keras.models import (
-    AIGMobileNetV2,
-    AIGResNet,
-    AIGResNet50,
-    AIGResNet101,
-    ChannelGatedResNet,
-    ChannelGatedResNet50,
-    ChannelGatedResNet101,
-    LCNetResNet,
-    LCNetResNet50,
-    LCNetResNet101,
-    DMNNMobileNetV2,
-    DMNNResNet,
-    DMNNResNet50,
-    DMNNResNet101,
-    MobileNetV2,
-    ResNet,
-    ResNet50,
-    ResNet101,
+from dmnn_keras.models.catalog import (
+    FAMILY_STAGES, MODEL_SPECS, ModelSpec, build, get_model_spec,
 )
 
-from dmnn_keras.models.mobilenet_v2 import MOBILENET_V2_SPEC
-from dmnn_keras.models.resnet import RESNET_STACKS
-
-# Stages of each family: a per-stage `groups` has one int per stage.
-FAMILY_STAGES = {"resnet": len(RESNET_STACKS[50]), "mobilenet": len(MOBILENET_V2_SPEC)}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelEntry:
-    """How to call one builder from a training config.
-
-    Attributes:
-        builder: the model function or class.
-        family: "resnet" or "mobilenet"; picks the preset weight decay.
-        gated: the builder takes flops_target, resource_loss_weight and seed.
-        multi_path: a gated builder that also takes groups and num_categories (DMNN).
-        sized: the builder takes `stack_sizes` and `width_multiplier`.
-        width_arg: None, or the name under which `width_multiplier` is passed.
-        defaults: fixed keyword arguments (e.g. `alpha=1.4`).
-    """
-
-    builder: Callable
-    family: str
-    gated: bool
-    multi_path: bool = True
-    sized: bool = False
-    width_arg: Optional[str] = None
-    defaults: dict = dataclasses.field(default_factory=dict)
-
-
-MODELS = {
-    "dmnn_resnet": ModelEntry(DMNNResNet, "resnet", gated=True, sized=True),
-    "resnet": ModelEntry(ResNet, "resnet", gated=False, sized=True),
-    "dmnn_resnet50": ModelEntry(DMNNResNet50, "resnet", gated=True),
-    "dmnn_resnet101": ModelEntry(DMNNResNet101, "resnet", gated=True),
-    "resnet50": ModelEntry(ResNet50, "resnet", gated=False),
-    "resnet101": ModelEntry(ResNet101, "resnet", gated=False),
-    "dmnn_mobilenet_v2": ModelEntry(DMNNMobileNetV2, "mobilenet", gated=True, width_arg="alpha"),
-    "dmnn_mobilenet_v2_140": ModelEntry(
-        DMNNMobileNetV2, "mobilenet", gated=True, defaults={"alpha": 1.4}),
-    "mobilenet_v2": ModelEntry(MobileNetV2, "mobilenet", gated=False, width_arg="alpha"),
-    "mobilenet_v2_140": ModelEntry(MobileNetV2, "mobilenet", gated=False, defaults={"alpha": 1.4}),
-    # ConvNet-AIG, channel gating (conditional and pruning) and LC-Net.
-    "aig_resnet": ModelEntry(AIGResNet, "resnet", gated=True, multi_path=False, sized=True),
-    "aig_resnet50": ModelEntry(AIGResNet50, "resnet", gated=True, multi_path=False),
-    "aig_resnet101": ModelEntry(AIGResNet101, "resnet", gated=True, multi_path=False),
-    "aig_mobilenet_v2": ModelEntry(AIGMobileNetV2, "mobilenet", gated=True, multi_path=False,
-                                   width_arg="alpha"),
-    "channel_gated_resnet": ModelEntry(ChannelGatedResNet, "resnet", gated=True,
-                                       multi_path=False, sized=True),
-    "channel_gated_resnet50": ModelEntry(ChannelGatedResNet50, "resnet", gated=True,
-                                         multi_path=False),
-    "channel_gated_resnet101": ModelEntry(ChannelGatedResNet101, "resnet", gated=True,
-                                          multi_path=False),
-    "channel_pruned_resnet": ModelEntry(ChannelGatedResNet, "resnet", gated=True,
-                                        multi_path=False, sized=True,
-                                        defaults={"dependent": False}),
-    "channel_pruned_resnet50": ModelEntry(ChannelGatedResNet50, "resnet", gated=True,
-                                          multi_path=False, defaults={"dependent": False}),
-    "lcnet_resnet": ModelEntry(LCNetResNet, "resnet", gated=True, multi_path=False, sized=True),
-    "lcnet_resnet50": ModelEntry(LCNetResNet50, "resnet", gated=True, multi_path=False),
-    "lcnet_resnet101": ModelEntry(LCNetResNet101, "resnet", gated=True, multi_path=False),
-}
+# The registry's former names, kept for users of `dmnn_keras.training`.
+MODELS = MODEL_SPECS
+ModelEntry = ModelSpec
 
 
 def get_model_entry(name):
-    """Returns `MODELS[name]`; ValueError naming the allowed models otherwise."""
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {sorted(MODELS)}. Received: model={name!r}")
-    return MODELS[name]
+    """Returns `MODELS[name]` (a `ModelSpec`); ValueError naming the allowed models otherwise."""
+    return get_model_spec(name)
 
 
 def static_twin_name(name):
@@ -141,7 +57,7 @@ def build_model(config, num_classes, input_shape, num_categories=0):
             (gated models only).
     """
     entry = get_model_entry(config.model)
-    kwargs = dict(entry.defaults, num_classes=num_classes, input_shape=tuple(input_shape))
+    kwargs = dict(num_classes=num_classes, input_shape=tuple(input_shape))
     if entry.gated:
         kwargs.update(flops_target=config.flops_target, seed=config.seed)
         if entry.multi_path:
@@ -172,4 +88,4 @@ def build_model(config, num_classes, input_shape, num_categories=0):
                     f"Received: width_multiplier={config.width_multiplier!r}"
                 )
             kwargs[entry.width_arg] = config.width_multiplier
-    return entry.builder(**kwargs)
+    return build(config.model, **kwargs)

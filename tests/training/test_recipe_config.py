@@ -2,6 +2,7 @@
 
 import pytest
 
+from dmnn_keras.models.catalog import MODEL_SPECS
 from dmnn_keras.training import resolve_config
 from dmnn_keras.training.registry import static_twin_name
 
@@ -37,6 +38,18 @@ def test_static_twin_names():
     assert static_twin_name("dmnn_mobilenet_v2_140") == "mobilenet_v2_140"
     with pytest.raises(ValueError, match="DMNN model"):
         static_twin_name("aig_resnet")
+
+
+def test_what_each_model_takes_comes_from_its_method_and_signature():
+    specs = MODEL_SPECS
+    assert {n for n, s in specs.items() if s.sized} == {
+        "dmnn_resnet", "resnet", "aig_resnet", "channel_gated_resnet", "channel_pruned_resnet",
+        "lcnet_resnet"}
+    assert {n for n, s in specs.items() if s.width_arg == "alpha"} == {
+        "dmnn_mobilenet_v2", "mobilenet_v2", "aig_mobilenet_v2"}
+    assert [n for n, s in specs.items() if s.gated and s.multi_path] == [
+        "dmnn_resnet", "dmnn_resnet50", "dmnn_resnet101", "dmnn_mobilenet_v2",
+        "dmnn_mobilenet_v2_140"]
 
 
 def test_main_job_preset_is_the_warm_start_recipe():
