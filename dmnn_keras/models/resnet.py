@@ -55,7 +55,8 @@ class DynamicResNet(DynamicModel):
             inner convolutions, batch activation loss) or "lcnet" (LC-Net:
             layer and channel-group skip + scale). "aig", "channel" and
             "lcnet" need groups=1; their gate networks use
-            `controller_units` hidden units (the presets pass 16).
+            `controller_units` hidden units (the presets pass 16). Each is a
+            `GatingMethod` of `dmnn_keras.methods`, where more can be registered.
         split: "preserve" or "partition" (see above; DMNN only).
         ungated_blocks: blocks that always run whole (one path, no
             controller): a tuple of block names, e.g. `("conv2_block1",)`, or
