@@ -9,9 +9,7 @@ from dmnn_keras.flops import sequential_flops
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 
 BLOCK_KINDS = ("bottleneck", "inverted_residual")
-EXECUTIONS = ("masked", "gather")
-PATTERN_MAX_GROUPS = 4  # 2**groups patterns: beyond 16 the per-pattern ops cost more than they save
-PATTERN_MIN_RATIO = 1.2  # pattern grouping when batch activations >= 1.2x the sub-block weights
+EXECUTIONS = ("masked", "gather")  # "gather": dmnn_keras.export.batched
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 SPLITS = ("preserve", "partition")
@@ -98,7 +96,8 @@ class MultiPathBlock(keras.layers.Layer):
         expand: inverted_residual only; False for expansion ratio 1.
         execution: "masked" computes every sub-block and multiplies it by its
             gate (differentiable, batch-friendly). "gather" (inference only,
-            TensorFlow backend; training falls back to "masked") computes
+            TensorFlow backend, `dmnn_keras.export.batched`; training falls
+            back to "masked") computes
             each sub-block only on the samples whose gate is on, in one of two
             ways chosen per call. "pattern" (when the samples do not all share
             one on/off pattern, the batch's activations `batch*H*W*C` are at
@@ -280,7 +279,7 @@ class MultiPathBlock(keras.layers.Layer):
 
     def combine(self, shortcut, paths_sum):
         """Adds the shortcut and applies the block's final activation."""
-        return self._activate(paths_sum if shortcut is None else shortcut + paths_sum)
+        return self.activate(paths_sum if shortcut is None else shortcut + paths_sum)
 
     def call(self, inputs, training=None):
         if self.gated:
@@ -289,7 +288,9 @@ class MultiPathBlock(keras.layers.Layer):
         else:
             x, gates = inputs, None
         if gates is not None and self.execution == "gather" and not training:
-            return self._call_gather(x, gates)
+            from dmnn_keras.export.batched import gather_execution  # TensorFlow only
+
+            return gather_execution(self, x, gates)
         total = None
         for j in range(self.groups):
             y = self.run_path(x, j, training)
@@ -298,115 +299,14 @@ class MultiPathBlock(keras.layers.Layer):
             total = y if total is None else total + y
         return self.combine(self.run_shortcut(x, training), total)
 
-    def _call_gather(self, x, gates, strategy=None):
-        """Gather execution by "pattern" or "sub_block"; None picks one (see `execution`)."""
-        import tensorflow as tf
-
-        if strategy is None and self.groups > PATTERN_MAX_GROUPS:
-            strategy = "sub_block"
-        if strategy is None:
-            elements = tf.cast(tf.reduce_prod(tf.shape(x)), tf.float32)  # batch * H * W * C
-            on = gates > 0.5
-            mixed = tf.reduce_any(tf.not_equal(on, on[:1]))  # more than one on/off pattern
-            by_pattern = tf.logical_and(elements >= PATTERN_MIN_RATIO * self.path_weights, mixed)
-            static = tf.get_static_value(by_pattern)
-            if static is None:  # decided per call in a graph
-                return tf.cond(
-                    by_pattern,
-                    lambda: self._gather_by_pattern(x, gates),
-                    lambda: self._gather_by_sub_block(x, gates),
-                )
-            strategy = "pattern" if static else "sub_block"
-        if strategy == "pattern":
-            return self._gather_by_pattern(x, gates)
-        return self._gather_by_sub_block(x, gates)
-
     @property
     def path_weights(self):
         """Number of weights in all sub-blocks (what each group of samples re-reads)."""
         return sum(layer.count_params() for path in self.paths for layer in path)
 
-    def _empty_output(self, x, n):
-        import tensorflow as tf
-
-        size = lambda d: (d + self.strides - 1) // self.strides
-        shape = tf.shape(x)
-        return tf.zeros([n, size(shape[1]), size(shape[2]), self.filters], x.dtype)
-
-    def _activate(self, total):
+    def activate(self, total):
+        """The block's final activation on shortcut + sub-blocks: ReLU (bottleneck) or none."""
         return ops.relu(total) if self.kind == "bottleneck" else total
-
-    def _gather_by_sub_block(self, x, gates):
-        """Each sub-block on the gathered samples that run it, scatter-added into the sum."""
-        import tensorflow as tf
-
-        shortcut = self.run_shortcut(x, training=False)
-        total = self._empty_output(x, tf.shape(x)[0]) if shortcut is None else shortcut
-        batch = tf.shape(x)[0]
-        for j in range(self.groups):
-            on = gates[:, j] > 0.5
-            count = tf.reduce_sum(tf.cast(on, tf.int32))
-
-            def run_all(j=j, total=total):
-                return total + self.run_path(x, j, training=False)
-
-            def run_some(j=j, total=total, on=on):
-                index = tf.where(on)  # [k, 1]
-                y = self.run_path(tf.gather_nd(x, index), j, training=False)
-                return tf.tensor_scatter_nd_add(total, index, y)
-
-            def run_none(total=total):
-                return tf.identity(total)
-
-            total = tf.cond(
-                tf.equal(count, batch), run_all,
-                lambda run_some=run_some, run_none=run_none, count=count: tf.cond(
-                    tf.equal(count, 0), run_none, run_some
-                ),
-            )
-        return self._activate(total)
-
-    def _gather_by_pattern(self, x, gates):
-        """Samples sorted by gate pattern; each pattern's sub-blocks run on its contiguous slice.
-
-        `x` `[batch, H, W, C]` is permuted once so that samples with the same
-        on/off pattern (one of `2**groups`) are adjacent; every pattern present
-        runs its sub-blocks on its slice (sums stay small), and one gather
-        restores the order. Activations are copied twice per block instead of
-        once per sub-block; the weights are read once per pattern present.
-        """
-        import tensorflow as tf
-
-        patterns = 2 ** self.groups
-        bits = tf.cast(gates > 0.5, tf.int32) * (2 ** tf.range(self.groups))[None, :]
-        code = tf.reduce_sum(bits, axis=1)  # [batch]
-        order = tf.argsort(code, stable=True)
-        counts = tf.math.bincount(code, minlength=patterns, maxlength=patterns, dtype=tf.int32)
-        starts = tf.cumsum(counts, exclusive=True)
-        x_sorted = tf.gather(x, order)
-        shortcut = self.run_shortcut(x_sorted, training=False)
-        outputs = []
-        for pattern in range(patterns):
-            start, count = starts[pattern], counts[pattern]
-
-            def run(pattern=pattern, start=start, count=count):
-                xp = x_sorted[start:start + count]
-                total = None if shortcut is None else shortcut[start:start + count]
-                for j in range(self.groups):
-                    if pattern >> j & 1:
-                        y = self.run_path(xp, j, training=False)
-                        total = y if total is None else total + y
-                if total is None:
-                    total = self._empty_output(x, count)
-                return self._activate(total)
-
-            if pattern == 0:  # no sub-block: slicing the shortcut costs nothing
-                outputs.append(run())
-            else:
-                outputs.append(tf.cond(
-                    count > 0, run, lambda: self._empty_output(x, 0),
-                ))
-        return tf.gather(tf.concat(outputs, axis=0), tf.math.invert_permutation(order))
 
     def compute_output_shape(self, input_shape):
         return block_output_shape(input_shape, self.gated, self.strides, self.filters)

@@ -1,11 +1,11 @@
-"""MultiPathBlock(execution="gather") equals "masked"; set_execution; serialization."""
+"""execution="gather" (export.batched) equals "masked"; set_execution; serialization."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import dmnn_keras as dk
-from dmnn_keras.export import set_execution
+from dmnn_keras.export import batched, set_execution
 from dmnn_keras.layers import MultiPathBlock
 
 CASES = [
@@ -44,14 +44,16 @@ def test_gather_strategies_equal_masked(kind, kwargs, strategy):
     gates[:3] = 0.0  # several samples with no sub-block on
     block = MultiPathBlock(kind, groups=4, **kwargs)
     masked = block([x, gates]).numpy()
-    np.testing.assert_allclose(block._call_gather(x, gates, strategy).numpy(), masked, atol=1e-5)
+    gathered = batched.gather_execution(block, x, gates, strategy)
+    np.testing.assert_allclose(gathered.numpy(), masked, atol=1e-5)
     spec = [tf.TensorSpec([None, 8, 8, 16]), tf.TensorSpec([None, 4])]
-    graph = tf.function(lambda a, b: block._call_gather(a, b, strategy), input_signature=spec)
+    graph = tf.function(lambda a, b: batched.gather_execution(block, a, b, strategy),
+                        input_signature=spec)
     np.testing.assert_allclose(graph(x, gates).numpy(), masked, atol=1e-5)
     np.testing.assert_allclose(graph(x[:1], gates[:1]).numpy(), masked[:1], atol=1e-5)
 
 
-def test_gather_picks_pattern_for_large_activations():
+def test_gather_picks_pattern_for_large_activations(monkeypatch):
     """"pattern" for mixed gates once batch*H*W*C >= 1.2x the sub-block weights.
 
     "sub_block" below that, when every sample has the same gates, or with > 4 groups.
@@ -64,25 +66,28 @@ def test_gather_picks_pattern_for_large_activations():
     per_sample = 4 * 4 * 16
     threshold = int(np.ceil(1.2 * block.path_weights / per_sample))
     calls = []
-    for name in ("_gather_by_pattern", "_gather_by_sub_block"):
-        original = getattr(block, name)
-        setattr(block, name, lambda a, b, name=name, original=original: calls.append(name)
-                or original(a, b))
+    for name in ("gather_by_pattern", "gather_by_sub_block"):
+        original = getattr(batched, name)
+        monkeypatch.setattr(batched, name, lambda *a, name=name, original=original:
+                            calls.append(name) or original(*a))
     block.execution = "gather"
     for batch in (threshold - 1, threshold):
         block([np.repeat(x, batch, 0), mixed(batch)])
     block([np.repeat(x, threshold, 0), np.repeat(gates, threshold, 0)])  # one pattern: no sorting
-    assert calls == ["_gather_by_sub_block", "_gather_by_pattern", "_gather_by_sub_block"]
+    assert calls == ["gather_by_sub_block", "gather_by_pattern", "gather_by_sub_block"]
     calls.clear()
     spec = [tf.TensorSpec([None, 4, 4, 16]), tf.TensorSpec([None, 4])]
     tf.function(lambda a, b: block([a, b]), input_signature=spec).get_concrete_function()
-    assert sorted(calls) == ["_gather_by_pattern", "_gather_by_sub_block"]  # tf.cond on the batch
+    assert sorted(calls) == ["gather_by_pattern", "gather_by_sub_block"]  # tf.cond on the batch
     wide = MultiPathBlock("bottleneck", filters=16, groups=5, path_width=4, execution="gather")
     wide([np.repeat(x, 64, 0), np.ones((64, 5), "float32")])
     calls.clear()
-    wide._gather_by_sub_block = lambda a, b: calls.append("sub_block") or a
+    monkeypatch.setattr(batched, "gather_by_sub_block",
+                        lambda b, a, g: calls.append("sub_block") or a)
     wide([np.repeat(x, 64, 0), np.ones((64, 5), "float32")])
     assert calls == ["sub_block"]
+    with pytest.raises(ValueError, match="strategy"):
+        batched.gather_execution(block, x, gates, "sorted")
 
 
 def _masked(block, x, gates):
