@@ -31,15 +31,16 @@ Presets:
     4 epochs (lr 0.04 x 128/256) with distillation from it, the FLOPs target
     annealed from 1.0 to 0.6 over 1.5 epochs (0.6 of the DMNN's own MACs, 0.5
     of the twin's) with per-block rates (`rate_loss="block"`) and a Lagrange
-    multiplier (`dual_step` 0.5; with 0.05 the training FLOPs ratio lagged
-    the target, the threshold shift after training had to close the gap and
-    top-1 was 4.8 points lower, one seed), after the annealing the training target
-    corrected each epoch so that training runs the FLOPs ratio inference
-    will (`target_correction_batches` 10), no gate noise in the last epoch,
+    multiplier (`dual_step` 0.5, so that the training FLOPs ratio follows the
+    target), after the annealing the training target corrected each epoch so
+    that training runs the FLOPs ratio inference will
+    (`target_correction_batches` 10), no gate noise in the last epoch,
     then the gate thresholds shifted to meet the target on clean images and
     BatchNorm recalibrated on 20 augmented training batches
     (`calibrate_flops`); both are evaluated on the 10,000
-    test images and their TFLite latency compared on 200 of them.
+    test images and their TFLite latency compared on 200 of them. What the
+    recipe and the choice of its values measured is in the README
+    ("Training", "Results") and BENCHMARKS.md, with the commands that gave it.
   * `cpu_scratch`: the DMNN recipe before warm start (paper split, 4 sub-blocks,
     from scratch, fixed-weight resource loss): 25,000 images, 4 epochs, lr 0.2.
   * `cpu_static`: `cpu_scratch` with the static twin (`resnet`).
