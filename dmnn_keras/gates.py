@@ -131,9 +131,9 @@ def force_gates(model, rate):
     error of the blocks before it (at least one in blocks without a shortcut).
     With uniform groups such as 4 that is round(rate * groups) in every block;
     with per-stage groups, blocks of one sub-block alternate on and off, so
-    the share of sub-blocks on stays `rate` (`dmnn_keras.models.carried_active`).
+    the share of sub-blocks on stays `rate` (`dmnn_keras.gate_decisions`).
     ConvNet-AIG blocks (one gate each) are forced the same way; channel gates
-    are forced per convolution, round(rate * size) of each.
+    are forced per convolution, round(rate * size) of each. Halves round up.
     Weights are copied; the original model is unchanged.
 
     Args:

@@ -47,6 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dmnn_keras.gate_decisions import forced_pattern, hard_gates
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -386,23 +387,16 @@ def _convert_resource_loss(layer, inputs, ctx):
 
 
 def controller_gates(layer, logits):
-    """Deterministic inference gates of a GateController from its logits `[1, G]`."""
+    """Deterministic inference gates `[batch, G]` of a GateController from its logits `[batch, G]`.
+
+    Forced gates only read the batch size of `logits`.
+    """
     if layer.forced_rate is not None:
-        active = int(round(layer.forced_rate * layer.groups))
-        if layer.min_active:
-            active = max(active, 1)
-        pattern = np.array([[1.0] * active + [0.0] * (layer.groups - active)], np.float32)
-        return tf.tile(tf.constant(pattern), [tf.shape(logits)[0], 1])
-    if layer.gate.min_active and layer.groups == 1:
-        # The only sub-block can never be off: a constant gate, so the converter
-        # drops the `IF` and the block runs as a plain graph.
-        return tf.ones([tf.shape(logits)[0], 1])
-    hard = tf.cast(logits > 0.0, tf.float32)
-    if layer.gate.min_active:
-        best = tf.one_hot(tf.argmax(logits, axis=-1), layer.groups, dtype=tf.float32)
-        none_on = tf.reduce_sum(hard, axis=-1, keepdims=True) < 0.5
-        hard = tf.where(none_on, best, hard)
-    return hard
+        pattern = forced_pattern(layer.forced_rate, (layer.groups,), layer.min_active)
+        return tf.tile(tf.constant([pattern], tf.float32), [tf.shape(logits)[0], 1])
+    # One always-on gate is a constant: the converter then drops the `IF` and the
+    # block runs as a plain graph.
+    return hard_gates(logits, layer.gate.min_active)
 
 
 @register_converter(GateController)

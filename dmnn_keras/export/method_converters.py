@@ -29,6 +29,7 @@ from dmnn_keras.export.graph import (
     folded_conv_weights,
     global_average_pool,
 )
+from dmnn_keras.gate_decisions import hard_gates
 
 
 def _hidden(controller, x):
@@ -50,11 +51,7 @@ def _gates(controller, x, hidden=None):
             pattern = np.asarray(controller.static_gates(), np.float32)[None]
         return tf.tile(tf.constant(pattern), [batch, 1])
     log_odds = _log_odds(controller, _hidden(controller, x) if hidden is None else hidden)
-    hard = tf.cast(log_odds > 0.0, tf.float32)
-    if controller.min_active:
-        best = tf.one_hot(tf.argmax(log_odds, axis=-1), controller.groups, dtype=tf.float32)
-        hard = tf.where(tf.reduce_sum(hard, axis=-1, keepdims=True) < 0.5, best, hard)
-    return hard
+    return hard_gates(log_odds, controller.min_active)
 
 
 def convert_aig_controller(layer, inputs, ctx):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from dmnn_keras.gate_decisions import forced_pattern, hard_gates, tile_pattern
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gumbel_gate import GumbelGate, gate_spec
 from dmnn_keras.layers.multi_path_block import batch_norm_layer
@@ -49,8 +50,9 @@ class AIGController(keras.layers.Layer):
         initial_open: float in (0, 1), initial on-probability of every gate.
         temperature, min_active, seed: passed to `GumbelGate`.
         forced_rate: None, or a float in [0, 1]: ignore the logits; in each
-            segment the first `round(forced_rate * size)` gates are on for
-            every image (`dmnn_keras.force_gates`).
+            segment the first `round(forced_rate * size)` gates (halves
+            rounded up, `forced_pattern`) are on for every image
+            (`dmnn_keras.force_gates`).
         stochastic_inference: if True the gates stay stochastic (Gumbel noise)
             in inference too, as in the original ConvNet-AIG; default False:
             deterministic `1[log_odds > 0]`.
@@ -196,17 +198,10 @@ class AIGController(keras.layers.Layer):
 
     def forced_pattern(self):
         """The forced gate pattern `[groups]` (first round(rate * size) on per segment)."""
-        pattern = []
-        for size in self.segments:
-            active = int(round(self.forced_rate * size))
-            if self.min_active:
-                active = max(active, 1)
-            pattern += [1.0] * active + [0.0] * (size - active)
-        return pattern
+        return forced_pattern(self.forced_rate, self.segments, self.min_active)
 
     def forced_gates(self, batch_size):
-        pattern = ops.convert_to_tensor([self.forced_pattern()], "float32")
-        return ops.tile(pattern, [batch_size, 1])
+        return tile_pattern(self.forced_pattern(), batch_size)
 
     def static_gates(self):
         """Inference gates `[groups]` (numpy) of an input-independent controller."""
@@ -218,10 +213,8 @@ class AIGController(keras.layers.Layer):
                 f"Received: {self.name} with dependent=True"
             )
         logits = keras.ops.convert_to_numpy(self.gate_logits)
-        gates = (logits[:, 1] - logits[:, 0] > 0).astype("float32")
-        if self.min_active and not gates.any():
-            gates[np.argmax(logits[:, 1] - logits[:, 0])] = 1.0
-        return gates
+        log_odds = logits[None, :, 1] - logits[None, :, 0]
+        return keras.ops.convert_to_numpy(hard_gates(log_odds, self.min_active))[0]
 
     def compute_flops(self):
         """Multiply-accumulates per sample (0 for input-independent gates)."""

@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from dmnn_keras.gate_decisions import forced_pattern, tile_pattern
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gumbel_gate import GumbelGate, gate_spec
 
@@ -27,8 +28,9 @@ class GateController(keras.layers.Layer):
             on with probability sigmoid(2) = 0.88 in training.
         temperature, min_active, seed: passed to `GumbelGate`.
         forced_rate: None, or a float in [0, 1]: ignore the logits and turn on
-            the first `round(forced_rate * groups)` sub-blocks for every sample
-            (for benchmarks and export checks; see `dmnn_keras.force_gates`).
+            the first `round(forced_rate * groups)` sub-blocks (halves rounded
+            up, `forced_pattern`) for every sample (for benchmarks and export
+            checks; see `dmnn_keras.force_gates`).
 
     Call args:
         inputs: `x` `[batch, H, W, C]`, or `[x, previous_hidden]` with
@@ -155,12 +157,9 @@ class GateController(keras.layers.Layer):
         return gates, hidden
 
     def forced_gates(self, batch_size):
-        """Gates `[batch, groups]` with the first round(forced_rate*groups) on."""
-        active = int(round(self.forced_rate * self.groups))
-        if self.min_active:
-            active = max(active, 1)
-        pattern = [1.0] * active + [0.0] * (self.groups - active)
-        return ops.tile(ops.convert_to_tensor([pattern], "float32"), [batch_size, 1])
+        """Gates `[batch, groups]`, the first round(forced_rate * groups) on (`forced_pattern`)."""
+        return tile_pattern(forced_pattern(self.forced_rate, (self.groups,), self.min_active),
+                            batch_size)
 
     def compute_flops(self):
         """Multiply-accumulates per sample (the category head is training-only)."""

@@ -3,10 +3,8 @@
 import keras
 from keras import ops
 
+from dmnn_keras.gate_decisions import GATE_DTYPE, hard_gates
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
-
-# Gates are float32 under every dtype policy (see `GumbelGate`).
-GATE_DTYPE = "float32"
 
 
 def gate_spec(shape):
@@ -105,18 +103,10 @@ class GumbelGate(keras.layers.Layer):
             noise = ops.log(uniform) - ops.log(1.0 - uniform)
             noisy = logits + ops.cast(self.noise_scale, "float32") * noise
             soft = ops.sigmoid(noisy / ops.cast(self.temperature_value, "float32"))
-            hard = self._harden(noisy)
+            hard = hard_gates(noisy, self.min_active)
             # Forward: exactly `hard` (soft - soft == 0); backward: d soft.
             return hard + (soft - ops.stop_gradient(soft))
-        return self._harden(logits)
-
-    def _harden(self, scores):
-        hard = ops.cast(scores > 0, GATE_DTYPE)
-        if self.min_active:
-            best = ops.one_hot(ops.argmax(scores, axis=-1), ops.shape(scores)[-1])
-            none_on = ops.sum(hard, axis=-1, keepdims=True) < 0.5
-            hard = ops.where(none_on, best, hard)
-        return hard
+        return hard_gates(logits, self.min_active)
 
     def compute_output_shape(self, input_shape):
         return input_shape

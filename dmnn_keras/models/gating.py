@@ -1,7 +1,6 @@
 """Wiring gate controllers to blocks, shared by every builder."""
 
-import math
-
+from dmnn_keras.gate_decisions import carried_active
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import check_flops_target
 from dmnn_keras.methods import METHODS, get_method
@@ -88,27 +87,6 @@ def stage_groups(groups, num_stages):
             )
         return tuple(int(g) for g in groups)
     return (int(groups),) * num_stages
-
-
-def carried_active(rate, groups, min_active, carry):
-    """Sub-blocks a block runs at a forced `rate`, with the rounding error carried along.
-
-    `k = round(rate * groups + carry)` (clipped to [min_active, groups]); the
-    new carry is what that rounding left out. Applied block after block (error
-    diffusion), blocks with one sub-block alternate on and off and the share of
-    sub-blocks on stays `rate` overall (plain rounding would turn every
-    one-sub-block block off at rate 0.5).
-
-    Returns:
-        `(k, new_carry)`.
-
-    Example: `carried_active(0.5, 1, 0, 0.0) == (1, -0.5)`, then
-    `carried_active(0.5, 1, 0, -0.5) == (0, 0.0)`.
-    """
-    want = rate * groups + carry
-    active = int(min(max(math.floor(want + 0.5), 0), groups))
-    active = max(active, int(min_active))
-    return active, want - active
 
 
 class GateWiring:
