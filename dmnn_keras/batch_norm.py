@@ -1,4 +1,5 @@
-"""BatchNorm statistics: recalibration with inference gates, and re-centring that keeps a function."""
+"""BatchNorm: recalibration with inference gates, re-centring that keeps a function, and the
+inference affine map that pruning and export fold into neighbouring layers."""
 
 import keras
 import numpy as np
@@ -9,6 +10,31 @@ from dmnn_keras.gates import gumbel_gates, image_batches, sublayers
 def batch_norm_layers(model):
     """Every `keras.layers.BatchNormalization` inside `model`, sublayers included."""
     return sublayers(model, keras.layers.BatchNormalization)
+
+
+def batch_norm_affine(bn, dtype="float32"):
+    """A BatchNormalization in inference as `x * scale + shift`, per channel.
+
+    `scale = gamma / sqrt(moving_variance + epsilon)`,
+    `shift = beta - moving_mean * scale`; gamma is 1 with `scale=False`, beta
+    0 with `center=False`. Weights are read eagerly (inside a `tf.function`,
+    call it under `tf.init_scope()`).
+
+    Args:
+        bn: a built `keras.layers.BatchNormalization`.
+        dtype: numpy dtype of the arithmetic and the results.
+
+    Returns:
+        `(scale, shift)`, numpy arrays `[channels]` of `dtype`.
+    """
+    def read(variable):
+        return np.asarray(keras.ops.convert_to_numpy(variable), dtype)
+
+    mean, variance = read(bn.moving_mean), read(bn.moving_variance)
+    gamma = read(bn.gamma) if bn.scale else np.ones_like(mean)
+    beta = read(bn.beta) if bn.center else np.zeros_like(mean)
+    scale = gamma / np.sqrt(variance + bn.epsilon)
+    return scale, beta - mean * scale
 
 
 def recalibrate_batch_norm(model, images, batches=None, batch_size=128):

@@ -3,15 +3,9 @@
 import keras
 import numpy as np
 
+from dmnn_keras.batch_norm import batch_norm_affine
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
-
-
-def _bn_affine(bn):
-    """`(scale, shift)` of an inference BatchNormalization: `y = scale * x + shift`."""
-    gamma, beta, mean, var = [np.asarray(w, dtype=np.float64) for w in bn.get_weights()]
-    scale = gamma / np.sqrt(var + bn.epsilon)
-    return scale, beta - mean * scale
 
 
 def _clone(layer, name=None, **overrides):
@@ -40,10 +34,14 @@ def _shortcut_plus(block, x, name, constant):
     if block.shortcut is not None:
         conv, bn = block.shortcut
         y = _apply(_clone(conv, name + "_0_conv"), x, conv.get_weights())
-        weights = bn.get_weights()
-        if constant is not None:
-            weights[1] = weights[1] + constant  # BN beta absorbs the constant
-        return _apply(_clone(bn, name + "_0_bn"), y, weights)
+        if constant is None:
+            return _apply(_clone(bn, name + "_0_bn"), y, bn.get_weights())
+        # BN beta absorbs the constant (a BN with center=False gets a beta).
+        read = keras.ops.convert_to_numpy
+        beta = (read(bn.beta) if bn.center else 0.0) + constant
+        weights = [read(bn.gamma)] if bn.scale else []
+        weights += [beta, read(bn.moving_mean), read(bn.moving_variance)]
+        return _apply(_clone(bn, name + "_0_bn", center=True), y, weights)
     if constant is not None and np.any(constant != 0):
         return _bias_add(x, constant, name + "_bias")
     return x
@@ -80,10 +78,10 @@ def prune_channel_block(block, gates, x):
         # groups off: BN3(0)), or conv 2 sees only zeros (all conv-1 groups off:
         # its on channels are ReLU(BN2(0)), a constant that the 1x1 conv 3 maps
         # to a constant). Fold it into the shortcut.
-        scale3, shift3 = _bn_affine(block.bn3)
+        scale3, shift3 = batch_norm_affine(block.bn3, np.float64)
         pre3 = np.zeros(block.filters)
         if len(idx2):
-            scale2, shift2 = _bn_affine(block.bn2)
+            scale2, shift2 = batch_norm_affine(block.bn2, np.float64)
             channels2 = np.maximum(shift2, 0.0)[idx2]
             pre3 = channels2 @ block.conv3.get_weights()[0][0, 0][idx2].astype(np.float64)
         constant = (scale3 * pre3 + shift3).astype("float32")

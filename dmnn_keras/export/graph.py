@@ -47,6 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dmnn_keras.batch_norm import batch_norm_affine
 from dmnn_keras.gate_decisions import forced_pattern, hard_gates
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
@@ -90,12 +91,10 @@ def _np(variable):
 
 
 def bn_scale_shift(bn):
-    """BatchNorm in inference as `x * scale + shift` (numpy, per channel)."""
-    gamma = _np(bn.gamma) if bn.scale else np.ones(bn.moving_mean.shape, np.float32)
-    beta = _np(bn.beta) if bn.center else np.zeros(bn.moving_mean.shape, np.float32)
-    scale = gamma / np.sqrt(_np(bn.moving_variance) + bn.epsilon)
-    shift = beta - _np(bn.moving_mean) * scale
-    return scale.astype(np.float32), shift.astype(np.float32)
+    """BatchNorm in inference as `x * scale + shift` (float32 numpy, per channel; see
+    `batch_norm_affine`), read eagerly even while a tf.function traces."""
+    with tf.init_scope():
+        return batch_norm_affine(bn, np.float32)
 
 
 def folded_conv_weights(conv, bn=None):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import dmnn_keras as dk
+from dmnn_keras.layers import channel_gated_block
 from dmnn_keras.layers.batch_activation_loss import BatchActivationLoss
 from dmnn_keras.layers.channel_gate import ChannelGate
 from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock, channel_gate_groups
@@ -126,8 +127,7 @@ def test_prune_gives_the_same_outputs_with_fewer_params_and_flops(make_images):
     assert pruned.name == model.name + "_pruned"
     assert not any(isinstance(l, (ChannelGatedBlock, ChannelGate)) for l in pruned.layers)
     x = make_images(8)
-    np.testing.assert_allclose(pruned.predict(x, verbose=0), model.predict(x, verbose=0),
-                               atol=1e-4)
+    np.testing.assert_allclose(pruned(x), model(x), atol=1e-4)
     before, after = dk.profile(model, x), dk.profile(pruned)
     assert after["params"] < before["params"]
     assert after["flops"] <= before["executed_flops_mean"] < before["flops"]
@@ -135,6 +135,19 @@ def test_prune_gives_the_same_outputs_with_fewer_params_and_flops(make_images):
     assert {"conv2_block1_1_conv", "conv2_block1_0_conv", "conv2_block2_bias",
             "conv5_block1_out"} <= names
     assert "conv2_block2_1_conv" not in names and "conv4_block1_2_conv" not in names
+
+
+def test_prune_folds_batch_norms_without_gamma_or_beta(monkeypatch, make_images):
+    """The constant branches fold through BatchNorms built with scale=False / center=False."""
+    options = {"1_bn": dict(scale=False, center=False), "2_bn": dict(scale=False),
+               "3_bn": dict(center=False), "shortcut_bn": dict(center=False)}
+    monkeypatch.setattr(channel_gated_block, "batch_norm_layer", lambda name, dtype=None: (
+        keras.layers.BatchNormalization(name=name, dtype=dtype, **options[name])))
+    model = _random_pruning_model((1, 1, 1, 1), seed=5)
+    _set_on(model, "conv2_block1", True, False)  # BN3(0) joins the shortcut BN, which has no beta
+    _set_on(model, "conv3_block1", False, True)  # ReLU(BN2(0)) through conv 3
+    x = make_images(2)
+    np.testing.assert_allclose(prune(model)(x), model(x), atol=1e-4)
 
 
 def test_prune_rejects_input_dependent_gates():
