@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from dmnn_keras.batch_norm import batch_norm_affine
+from dmnn_keras.gate_decisions import ON_THRESHOLD
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
 
@@ -58,8 +59,8 @@ def prune_channel_block(block, gates, x):
     s1, s2 = block.segment_slices()
     g1, g2 = block.gate_groups
     k1, k2 = block.width // g1, block.width // g2
-    idx1 = np.flatnonzero(np.repeat(gates[s1], k1) > 0.5)
-    idx2 = np.flatnonzero(np.repeat(gates[s2], k2) > 0.5)
+    idx1 = np.flatnonzero(np.repeat(gates[s1], k1) > ON_THRESHOLD)
+    idx2 = np.flatnonzero(np.repeat(gates[s2], k2) > ON_THRESHOLD)
     constant = None
     if len(idx1) and len(idx2):
         w1 = block.conv1.get_weights()[0][..., idx1]
@@ -99,7 +100,7 @@ def prune_multi_path_block(block, gates, x):
             f"prune supports one-path blocks (AIG). Received: {name} with groups={block.groups}"
         )
     branch = None
-    if gates is None or gates[0] > 0.5:
+    if gates is None or gates[0] > ON_THRESHOLD:
         branch = x
         for layer in block.paths[0]:
             sub = layer.name.split("_", 1)[1]  # path0_1_conv -> 1_conv

@@ -7,6 +7,7 @@ scatter ops (the layer itself stays backend-neutral).
 
 import tensorflow as tf
 
+from dmnn_keras.gate_decisions import ON_THRESHOLD
 from dmnn_keras.layers.multi_path_block import EXECUTIONS, MultiPathBlock
 
 PATTERN_MAX_GROUPS = 4  # 2**groups patterns: beyond 16 the per-pattern ops cost more than they save
@@ -65,7 +66,7 @@ def gather_execution(block, x, gates, strategy=None):
     Args:
         block: a built, gated `MultiPathBlock`.
         x: `[batch, H, W, C]` block input.
-        gates: `[batch, groups]` gates (on where > 0.5).
+        gates: `[batch, groups]` gates (on where > `ON_THRESHOLD`).
         strategy: "pattern", "sub_block", or None to choose as above.
 
     Returns:
@@ -79,7 +80,7 @@ def gather_execution(block, x, gates, strategy=None):
         strategy = "sub_block"
     if strategy is None:
         elements = tf.cast(tf.reduce_prod(tf.shape(x)), tf.float32)  # batch * H * W * C
-        on = gates > 0.5
+        on = gates > ON_THRESHOLD
         mixed = tf.reduce_any(tf.not_equal(on, on[:1]))  # more than one on/off pattern
         by_pattern = tf.logical_and(elements >= PATTERN_MIN_RATIO * block.path_weights, mixed)
         static = tf.get_static_value(by_pattern)
@@ -112,7 +113,7 @@ def gather_by_sub_block(block, x, gates):
     total = empty_output(block, x, tf.shape(x)[0]) if shortcut is None else shortcut
     batch = tf.shape(x)[0]
     for j in range(block.groups):
-        on = gates[:, j] > 0.5
+        on = gates[:, j] > ON_THRESHOLD
         count = tf.reduce_sum(tf.cast(on, tf.int32))
 
         def run_all(j=j, total=total):
@@ -146,7 +147,7 @@ def gather_by_pattern(block, x, gates):
     args and output as `gather_execution`.
     """
     patterns = 2 ** block.groups
-    bits = tf.cast(gates > 0.5, tf.int32) * (2 ** tf.range(block.groups))[None, :]
+    bits = tf.cast(gates > ON_THRESHOLD, tf.int32) * (2 ** tf.range(block.groups))[None, :]
     code = tf.reduce_sum(bits, axis=1)  # [batch]
     order = tf.argsort(code, stable=True)
     counts = tf.math.bincount(code, minlength=patterns, maxlength=patterns, dtype=tf.int32)

@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from dmnn_keras.batch_norm import batch_norm_affine
-from dmnn_keras.gate_decisions import forced_pattern, hard_gates
+from dmnn_keras.gate_decisions import ON_THRESHOLD, forced_pattern, hard_gates
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -441,7 +441,7 @@ def conditional_sum(x, shortcut, gates, path_fns, out_shape):
     """
     total = shortcut
     for j, fn in enumerate(path_fns):
-        on = gates[0, j] > 0.5
+        on = gates[0, j] > ON_THRESHOLD
         if total is None:
             # No shortcut: the first sub-block starts the sum; if it is off
             # the sum starts at zeros computed at run time (no constant).

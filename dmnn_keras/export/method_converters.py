@@ -29,7 +29,7 @@ from dmnn_keras.export.graph import (
     folded_conv_weights,
     global_average_pool,
 )
-from dmnn_keras.gate_decisions import hard_gates
+from dmnn_keras.gate_decisions import ON_THRESHOLD, hard_gates
 
 
 def _hidden(controller, x):
@@ -112,7 +112,7 @@ def _dynamic_branch(layer, x, values, binary):
     oh, ow = layer.output_hw
 
     def group(inp, conv, bn, index, k, channel_range, shape):
-        on = binary[0, index] > 0.5
+        on = binary[0, index] > ON_THRESHOLD
         return tf.cond(
             on,
             lambda: _conv(inp, conv, bn, channel_range, relu=True) * values[0, index],
@@ -131,7 +131,7 @@ def _dynamic_branch(layer, x, values, binary):
     total = _runtime_zeros(x, [1, oh, ow, layer.filters]) + tf.constant(shift3)
     kernel3, _ = folded_conv_weights(layer.conv3, layer.bn3)
     for j in range(g2):
-        on = binary[0, s2.start + j] > 0.5
+        on = binary[0, s2.start + j] > ON_THRESHOLD
 
         def add(acc=total, j=j):
             k = kernel3[:, :, j * k2:(j + 1) * k2, :]
@@ -167,7 +167,7 @@ def convert_channel_gated_block(layer, inputs, ctx):
     if not layer.layer_gate:
         return tf.nn.relu(shortcut + _dynamic_branch(layer, x, values, binary))
     return tf.cond(
-        binary[0, 0] > 0.5,
+        binary[0, 0] > ON_THRESHOLD,
         lambda: tf.nn.relu(shortcut + values[0, 0] * _dynamic_branch(layer, x, values, binary)),
         lambda: tf.nn.relu(shortcut),
     )
