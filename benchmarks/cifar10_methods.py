@@ -42,9 +42,9 @@ import keras  # noqa: E402
 import dmnn_keras as dk  # noqa: E402
 from benchmarks.report import write_section  # noqa: E402
 from dmnn_keras.data import load_dataset  # noqa: E402
+from dmnn_keras.flops import gateable_fraction, model_flops_table  # noqa: E402
 from dmnn_keras.models.aig import AIGResNet  # noqa: E402
 from dmnn_keras.models.channel_gated import ChannelGatedResNet  # noqa: E402
-from dmnn_keras.models.dynamic_model import flops_table  # noqa: E402
 from dmnn_keras.models.lcnet import LCNetResNet  # noqa: E402
 from dmnn_keras.pruning import prune  # noqa: E402
 
@@ -53,12 +53,8 @@ LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 def gateable_target(builder, ratio, static_flops, **kwargs):
     """The method's own target so that the whole network runs `ratio` of the static MACs."""
-    table = flops_table(*(lambda m: (m.input, m.outputs))(builder(flops_target=0.5, **kwargs)))
-    full = table["always_on"] + sum(
-        sum(b["paths"]) + sum(f for _, _, f in b.get("pairs", ())) for b in table["blocks"]
-    )
-    gateable = full - table["always_on"]
-    target = (ratio * static_flops - table["always_on"]) / gateable
+    table = model_flops_table(builder(flops_target=0.5, **kwargs))
+    target = gateable_fraction(table, ratio * static_flops)
     return float(min(1.0, max(0.05, target)))
 
 

@@ -5,11 +5,9 @@ import numpy as np
 import keras
 
 from dmnn_keras.batch_norm import recalibrate_batch_norm
+from dmnn_keras.flops import executed_flops_per_image, full_flops, model_flops_table
 from dmnn_keras.gates import gate_probe, image_batches
 from dmnn_keras.layers.gate_controller import GateController
-from dmnn_keras.models.dynamic_model import (
-    block_full_flops, executed_flops_per_image, flops_table,
-)
 
 SHIFT_RANGE = 30.0
 
@@ -46,8 +44,8 @@ class InferenceFlopsRatio:
     """
 
     def __init__(self, model, images, batch_size):
-        self.table = flops_table(model.input, model.outputs)
-        self.full = self.table["always_on"] + sum(block_full_flops(b) for b in self.table["blocks"])
+        self.table = model_flops_table(model)
+        self.full = full_flops(self.table)
         self.probe, self.names = gate_probe(model)
         self.images, self.batch_size = images, batch_size
 

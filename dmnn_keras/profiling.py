@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from dmnn_keras.flops import executed_flops_per_image, full_flops, model_flops_table
 from dmnn_keras.gates import image_batches, predict_gates
-from dmnn_keras.models.dynamic_model import block_full_flops, executed_flops_per_image, flops_table
 
 
 def _count(weights):
@@ -49,8 +49,8 @@ def profile(model, images=None, batch_size=64):
     (An untrained model's gates start mostly on, so its own ratio is close
     to, but not always exactly, 1.0.)
     """
-    table = flops_table(model.input, model.outputs)
-    full = table["always_on"] + sum(block_full_flops(b) for b in table["blocks"])
+    table = model_flops_table(model)
+    full = full_flops(table)
     heads = [
         w for c in getattr(model, "controllers", [])
         if getattr(c, "category_dense", None) is not None

@@ -38,8 +38,8 @@ new gating method's layers with::
 
 `ctx.record_gates(layer, gates)` expects `layer.compute_flops()` to return
 `{"always_on": MACs, "paths": [MACs per gate]}` and `gates` `[1, len(paths)]`;
-the executed FLOPs are then `always_on + sum_l gates_l . paths_l`, as
-`dmnn_keras.profile` computes them. `ctx.fold_next_bn(conv_layer)` gives the
+the executed FLOPs are then `always_on + sum_l gates_l . paths_l`
+(`dmnn_keras.flops.executed_flops`, as in `dmnn_keras.profile`). `ctx.fold_next_bn(conv_layer)` gives the
 folded (kernel, bias) of a convolution and the BatchNorm after it.
 """
 
@@ -49,10 +49,10 @@ import tensorflow as tf
 
 from dmnn_keras.batch_norm import batch_norm_affine
 from dmnn_keras.gate_decisions import ON_THRESHOLD, forced_pattern, hard_gates
+from dmnn_keras.flops import executed_flops, model_flops_table
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
-from dmnn_keras.models.dynamic_model import block_full_flops, executed_flops_tensor, flops_table
 
 MODES = ("dynamic", "static")
 
@@ -565,15 +565,11 @@ def trace_model(model, images, mode):
                 env[id(t)] = value
     logits = env[id(_logits_tensor(model))]
     batch = tf.shape(images)[0]
-    table = flops_table(model.input, model.outputs)
-    full = float(table["always_on"] + sum(block_full_flops(b) for b in table["blocks"]))
+    gates_by_block = {layer.name: gates for layer, gates in ctx.gates}
     outputs = {"logits": logits}
     if ctx.gates:
-        gates_by_block = {layer.name: gates for layer, gates in ctx.gates}
         outputs["gates"] = tf.concat([g for _, g in ctx.gates], axis=-1)
-        outputs["executed_flops"] = executed_flops_tensor(table, gates_by_block, batch)
-    else:
-        outputs["executed_flops"] = tf.fill([batch], full)
+    outputs["executed_flops"] = executed_flops(model_flops_table(model), gates_by_block, batch)
     return outputs
 
 

@@ -5,8 +5,8 @@ import keras
 import tensorflow as tf
 
 from dmnn_keras.export.paths import check_output_path
+from dmnn_keras.flops import executed_flops, model_flops_table
 from dmnn_keras.gates import gate_probe
-from dmnn_keras.models.dynamic_model import block_full_flops, executed_flops_tensor, flops_table
 
 
 def to_saved_model(model, path):
@@ -39,9 +39,8 @@ def to_saved_model(model, path):
     ```
     """
     path = check_output_path(path, directory=True)
-    table = flops_table(model.input, model.outputs)
+    table = model_flops_table(model)
     probe, names = gate_probe(model)
-    full = float(table["always_on"] + sum(block_full_flops(b) for b in table["blocks"]))
     shape = tuple(model.inputs[0].shape[1:])
 
     def serve(images):
@@ -52,9 +51,7 @@ def to_saved_model(model, path):
         outputs = {"logits": logits}
         if gates:
             outputs["gates"] = tf.concat(gates, axis=-1)
-            outputs["executed_flops"] = executed_flops_tensor(table, dict(zip(names, gates)), batch)
-        else:
-            outputs["executed_flops"] = tf.fill([batch], float(full))
+        outputs["executed_flops"] = executed_flops(table, dict(zip(names, gates)), batch)
         return outputs
 
     archive = keras.export.ExportArchive()

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from dmnn_keras.flops import gateable_fraction
 from dmnn_keras.layers.resource_loss import ResourceLoss
 
 
@@ -50,7 +51,7 @@ class BatchActivationLoss(ResourceLoss):
 
     def batch_activation(self, executed):
         """B from per-image executed MACs `[batch]`."""
-        return (ops.mean(executed) - self.always_on_flops) / max(self.gateable_flops, 1.0)
+        return gateable_fraction(self.flops_table, ops.mean(executed))
 
     def resource_loss(self, executed, rates):
         gap = self.batch_activation(executed) - ops.convert_to_tensor(self.target)

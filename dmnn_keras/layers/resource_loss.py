@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from dmnn_keras.flops import executed_flops, full_flops, gateable_fraction
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 
 
@@ -135,10 +136,12 @@ class ResourceLoss(keras.layers.Layer):
         self.pair_flops = None if pair_flops is None else [
             [[int(i), int(j), float(f)] for i, j, f in block] for block in pair_flops
         ]
-        pair_total = sum(f for block in self.pair_flops or [] for _, _, f in block)
-        self.full_flops = (
-            self.always_on_flops + sum(sum(b) for b in self.path_flops) + pair_total
-        )
+        # The network's FLOPs table, as `dmnn_keras.flops` reads it.
+        self.flops_table = {"always_on": self.always_on_flops, "blocks": [
+            {"paths": paths, "pairs": self.pair_flops[i] if self.pair_flops else []}
+            for i, paths in enumerate(self.path_flops)
+        ]}
+        self.full_flops = full_flops(self.flops_table)
         self.gateable_flops = self.full_flops - self.always_on_flops
         self.flops_ratio_tracker = keras.metrics.Mean(name="flops_ratio")
         self.execution_rate_tracker = keras.metrics.Mean(name="execution_rate")
@@ -156,23 +159,12 @@ class ResourceLoss(keras.layers.Layer):
 
     def executed_flops(self, gates_list):
         """Executed MACs per image `[batch]` from the gates of every block."""
-        total = self.always_on_flops
-        for index, (gates, flops) in enumerate(zip(gates_list, self.path_flops)):
-            gates = ops.cast(gates, "float32")
-            total = total + ops.sum(gates * ops.convert_to_tensor(flops, "float32"), axis=-1)
-            pairs = self.pair_flops[index] if self.pair_flops else None
-            if pairs:
-                first = ops.take(gates, [p[0] for p in pairs], axis=1)
-                second = ops.take(gates, [p[1] for p in pairs], axis=1)
-                weights = ops.convert_to_tensor([p[2] for p in pairs], "float32")
-                total = total + ops.sum(first * second * weights, axis=-1)
-        return total
+        return executed_flops(self.flops_table, gates_list)
 
     def rate_target(self):
         """The execution rate r that gives the current target FLOPs ratio (a scalar tensor)."""
         t = ops.convert_to_tensor(self.target)
-        rate = (t * self.full_flops - self.always_on_flops) / max(self.gateable_flops, 1.0)
-        return ops.clip(rate, 0.0, 1.0)
+        return ops.clip(gateable_fraction(self.flops_table, t * self.full_flops), 0.0, 1.0)
 
     def resource_loss(self, executed, rates):
         """The loss (before `loss_weight`) from per-image executed MACs `[batch]`

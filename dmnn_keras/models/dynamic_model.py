@@ -3,10 +3,16 @@
 import os
 
 import keras
-import numpy as np
 from keras import ops
 
-from dmnn_keras.flops import layer_flops
+# The network FLOPs live in dmnn_keras.flops; their old names stay importable from here.
+from dmnn_keras.flops import (  # noqa: F401
+    block_full_flops,
+    executed_block_flops,
+    executed_flops_per_image,
+    flops_table,
+)
+from dmnn_keras.flops import executed_flops as executed_flops_tensor  # noqa: F401
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -179,91 +185,6 @@ def top_layers(x, include_top, pooling, num_classes, classifier_activation, dtyp
     if pooling == "max":
         return keras.layers.GlobalMaxPooling2D(name="max_pool", dtype=dtype)(x)
     return x
-
-
-def flops_table(inputs, outputs):
-    """Static MACs of the graph from `inputs` to `outputs`.
-
-    Returns:
-        dict with `always_on` (MACs that run for every image) and `blocks`, a
-        list over gated blocks of `{"name", "paths": [MACs per gate]}`, plus
-        `"pairs": [[i, j, MACs], ...]` for blocks whose FLOPs have terms that
-        run only when two gates are both on (channel gating; see
-        `executed_block_flops`).
-    """
-    graph = keras.Model(inputs, outputs)
-    always_on, blocks = 0, []
-    for layer in graph.layers:
-        if hasattr(layer, "compute_flops"):
-            flops = layer.compute_flops()
-            if isinstance(flops, dict):
-                always_on += flops["always_on"]
-                pairs = flops.get("pairs")
-                if getattr(layer, "gated", False):
-                    block = {"name": layer.name, "paths": flops["paths"]}
-                    if pairs is not None:
-                        block["pairs"] = pairs
-                    blocks.append(block)
-                else:
-                    always_on += sum(flops["paths"]) + sum(f for _, _, f in pairs or ())
-            else:
-                always_on += flops
-        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
-            always_on += layer_flops(layer, tuple(layer.input.shape))
-    return {"always_on": always_on, "blocks": blocks}
-
-
-def block_full_flops(block):
-    """MACs of a `flops_table` block with every gate on."""
-    return sum(block["paths"]) + sum(f for _, _, f in block.get("pairs", ()))
-
-
-def executed_block_flops(block, gates):
-    """MACs executed by a `flops_table` block for numpy gates `[N, G]` -> `[N]`.
-
-    `gates . paths + sum_(i, j, f) in pairs f * gates_i * gates_j`: linear for
-    sub-block gates (DMNN, AIG), bilinear for channel gates (a convolution from
-    gated group i to gated group j runs only when both are on).
-    """
-    gates = np.asarray(gates, dtype=np.float64)
-    executed = gates @ np.asarray(block["paths"], dtype=np.float64)
-    for i, j, f in block.get("pairs", ()):
-        executed = executed + f * gates[:, i] * gates[:, j]
-    return executed
-
-
-def executed_flops_per_image(table, gates_by_block):
-    """Numpy executed MACs `[N]` of a network: always-on MACs + every block's `executed_block_flops`.
-
-    Args:
-        table: a `flops_table` result (with at least one gated block).
-        gates_by_block: dict block name -> numpy gates `[N, G]`.
-    """
-    count = len(next(iter(gates_by_block.values())))
-    executed = np.full(count, float(table["always_on"]))
-    for block in table["blocks"]:
-        executed += executed_block_flops(block, gates_by_block[block["name"]])
-    return executed
-
-
-def executed_flops_tensor(table, gates_by_block, batch_size):
-    """`executed_block_flops` summed over a network, for gate tensors.
-
-    Args:
-        table: a `flops_table` result.
-        gates_by_block: dict block name -> gates `[batch, G]` (every gated block).
-        batch_size: scalar (tensor) batch size.
-
-    Returns:
-        float32 tensor `[batch]`: always-on MACs plus every block's executed MACs.
-    """
-    total = ops.full((batch_size,), float(table["always_on"]), "float32")
-    for block in table["blocks"]:
-        gates = ops.cast(gates_by_block[block["name"]], "float32")
-        total = total + ops.sum(gates * ops.convert_to_tensor(block["paths"], "float32"), axis=-1)
-        for i, j, pair_flops in block.get("pairs", ()):
-            total = total + float(pair_flops) * gates[:, i] * gates[:, j]
-    return total
 
 
 class Distillation:

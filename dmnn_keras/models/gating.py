@@ -1,10 +1,10 @@
 """Wiring gate controllers to blocks, shared by every builder."""
 
+from dmnn_keras.flops import flops_table
 from dmnn_keras.gate_decisions import carried_active
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import check_flops_target
 from dmnn_keras.methods import METHODS, get_method
-from dmnn_keras.models.dynamic_model import flops_table
 
 DEFAULT_RESOURCE_LOSS_WEIGHT = 2.0
 # Lagrange multiplier step of the resource loss (`ResourceLoss.dual_step`).
