@@ -10,7 +10,7 @@ def _count(weights):
     return int(sum(np.prod(w.shape) for w in weights))
 
 
-def profile(model, images=None, batch_size=64):
+def profile(model, images=None, batch_size=64, predictions=None):
     """Parameters and multiply-accumulates of `model`, optionally per image.
 
     Args:
@@ -20,6 +20,9 @@ def profile(model, images=None, batch_size=64):
             [0, 255]; NaN/inf, 1- or 4-channel images are a ValueError (see
             `predict_gates`).
         batch_size: batch size for image arrays.
+        predictions: optional `(gates, logits)` that `predict_gates(model,
+            images, return_logits=True)` returned; given, `images` is not
+            needed and no inference runs (the per-image entries come from them).
 
     Returns:
         dict with
@@ -27,7 +30,7 @@ def profile(model, images=None, batch_size=64):
             heads excluded), `controller_params`: those of the controllers;
           * `flops`: MACs per image with every sub-block on,
             `always_on_flops`: the part that never skips;
-          * with images: `executed_flops` `[N]` MACs per image, `executed_flops_mean`,
+          * with images or predictions: `executed_flops` `[N]` MACs per image, `executed_flops_mean`,
             `flops_ratio` (mean executed / full), `execution_rates`
             (block name -> fraction of its gates on) and `path_rates`
             (block name -> per gate rate). Executed MACs follow each block's
@@ -64,19 +67,33 @@ def profile(model, images=None, batch_size=64):
         "flops": int(full),
         "always_on_flops": int(table["always_on"]),
     }
-    if images is None:
+    if images is None and predictions is None:
         return result
-    if table["blocks"]:
-        gates = predict_gates(model, images, batch_size)
-        executed = executed_flops_per_image(table, gates)
-        result["execution_rates"] = {name: float(g.mean()) for name, g in gates.items()}
-        result["path_rates"] = {name: g.mean(axis=0).tolist() for name, g in gates.items()}
+    if predictions is not None:
+        gates, count = _check_predictions(predictions, table)
+    elif table["blocks"]:
+        gates, count = predict_gates(model, images, batch_size), None
     else:
-        count = sum(len(batch) for batch in image_batches(images, batch_size))
-        executed = np.full(count, float(full))
-        result["execution_rates"], result["path_rates"] = {}, {}
+        gates, count = {}, sum(len(batch) for batch in image_batches(images, batch_size))
+    executed = executed_flops_per_image(table, gates, count)
+    result["execution_rates"] = {name: float(g.mean()) for name, g in gates.items()}
+    result["path_rates"] = {name: g.mean(axis=0).tolist() for name, g in gates.items()}
     result["executed_flops"] = executed
     result["executed_flops_mean"] = float(executed.mean())
     result["flops_ratio"] = float(executed.mean() / full)
     return result
 
+
+def _check_predictions(predictions, table):
+    """`(gates, number of images)` from `profile`'s `predictions`, or a ValueError."""
+    if not (isinstance(predictions, (tuple, list)) and len(predictions) == 2
+            and isinstance(predictions[0], dict)):
+        raise ValueError("predictions must be (gates, logits) as returned by "
+                         "predict_gates(model, images, return_logits=True). "
+                         f"Received: {type(predictions).__name__}")
+    gates, logits = predictions
+    names = sorted(b["name"] for b in table["blocks"])
+    if sorted(gates) != names:
+        raise ValueError(f"predictions' gates must have the model's gated blocks {names}. "
+                         f"Received: {list(gates)}")
+    return gates, len(logits)

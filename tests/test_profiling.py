@@ -5,6 +5,7 @@ from tensorflow.python.framework import ops as tf_ops
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 import dmnn_keras as dk
+from dmnn_keras.flops import model_flops_table
 
 
 def tensorflow_profiler_flops(model, input_shape):
@@ -37,8 +38,14 @@ def test_profile_with_images():
     model = dk.DMNNResNet(seed=0)
     x = np.random.default_rng(0).uniform(0, 255, (12, 32, 32, 3)).astype("float32")
     report = dk.profile(model, x)
-    gates = dk.predict_gates(model, x)
+    gates, logits = dk.predict_gates(model, x, return_logits=True)
     table = dk.models.dynamic_model.flops_table(model.input, model.outputs)
+    assert model_flops_table(model) == table and model_flops_table(model) is model_flops_table(model)
+    # Precomputed gates and logits: the same report, with no inference.
+    again = dk.profile(model, predictions=(gates, logits))
+    assert again.keys() == report.keys()
+    np.testing.assert_array_equal(again["executed_flops"], report["executed_flops"])
+    assert again["path_rates"] == report["path_rates"]
     expected = table["always_on"] + sum(
         gates[b["name"]] @ np.asarray(b["paths"], float) for b in table["blocks"])
     np.testing.assert_allclose(report["executed_flops"], expected)
@@ -58,6 +65,11 @@ def test_profile_of_a_static_model_and_datasets():
     assert report["controller_params"] == 0
 
 
-def test_profile_rejects_bad_images():
+def test_profile_rejects_bad_images_and_predictions():
+    model = dk.DMNNResNet()
     with pytest.raises(ValueError, match="images"):
-        dk.profile(dk.DMNNResNet(), np.zeros((32, 32, 3)))
+        dk.profile(model, np.zeros((32, 32, 3)))
+    with pytest.raises(ValueError, match="predictions must be"):
+        dk.profile(model, predictions=np.zeros((2, 10)))
+    with pytest.raises(ValueError, match="gated blocks"):
+        dk.profile(model, predictions=({"conv2_block1": np.ones((2, 4))}, np.zeros((2, 10))))

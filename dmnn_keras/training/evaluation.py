@@ -60,10 +60,10 @@ def evaluate_model(model, dataset, split=None, batch_size=100, max_examples=None
     if verbose:
         print(f"Evaluating on {dataset}/{split or get_dataset_info(dataset).eval_split} "
               f"({len(labels):,} images)", flush=True)
-    with progress("  FLOPs per image", verbose):
-        stats = profile(model, data, batch_size=batch_size)
     with progress("  logits and gates", verbose):
         gates, logits = predict_gates(model, data, batch_size=batch_size, return_logits=True)
+    with progress("  FLOPs per image", verbose):
+        stats = profile(model, predictions=(gates, logits))
     logits = np.asarray(logits, dtype=np.float32)
     accuracy = float(np.mean(np.argmax(logits, axis=-1) == labels))
     return {
