@@ -48,8 +48,8 @@ import numpy as np
 import tensorflow as tf
 
 from dmnn_keras.batch_norm import batch_norm_affine
-from dmnn_keras.gate_decisions import ON_THRESHOLD, forced_pattern, hard_gates
 from dmnn_keras.flops import executed_flops, model_flops_table
+from dmnn_keras.gate_decisions import ON_THRESHOLD, forced_pattern, hard_gates
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
