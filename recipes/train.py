@@ -15,9 +15,11 @@ flops_extremes.png.
 
 Ctrl-C or SIGTERM (a preempted machine) finishes the current step, saves the
 training state in backup/ and exits (130 / 143); rerunning the same command
-resumes at that step. backup/ is written at the end of every epoch, and every
-N steps with --backup_every_steps=N. See docs/troubleshooting.md for the
-error messages.
+resumes at that step (--restart discards the backup and starts over).
+backup/ is written at the end of every epoch, and every N steps with
+--backup_every_steps=N. Under --strategy=multi_worker a signal to any worker
+stops every worker after the same step; a worker waits --peer_timeout seconds
+for the others. See docs/troubleshooting.md for the error messages.
 """
 
 import dataclasses
@@ -79,6 +81,11 @@ flags.DEFINE_bool("figures", None, "Write the PNG figures.")
 flags.DEFINE_integer("verbose", None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
 flags.DEFINE_integer("backup_every_steps", None, "Also back up every N training steps (default "
                      "0: at each epoch's end), so a preemption loses at most N steps.")
+flags.DEFINE_bool("restart", None, "Discard the backup of an interrupted run (backup/) and train "
+                  "from the start (on every worker under multi_worker).")
+flags.DEFINE_float("peer_timeout", None, "--strategy=multi_worker: seconds a worker waits for the "
+                   "others to start, and for them to reach the step where all stop after a "
+                   f"signal, before giving up (default {presets.PEER_TIMEOUT:g}).")
 # The dynamic-network recipe (DMNN models): warm start, distillation, gate schedules.
 flags.DEFINE_enum("block_split", None, list(SPLITS), "DMNN ResNet sub-blocks: "
                   "'preserve' keeps the block's parameters (paper), 'partition' splits the static "
@@ -159,11 +166,14 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     from dmnn_keras.training import report as report_lib
     from dmnn_keras.training import run_training
+    from dmnn_keras.training.callbacks import BackupError
     from dmnn_keras.training.model_files import ModelFileError
+    from dmnn_keras.training.strategy import ClusterError
 
     try:
         report = run_training(config)
-    except ModelFileError as error:  # a corrupt --init_from / --teacher archive
+    except (ModelFileError, BackupError, ClusterError) as error:  # a corrupt --init_from /
+        # --teacher archive, a broken backup, a worker missing
         raise cli.Failure(error) from None
     if report.get("chief", True):
         print("\n" + report_lib.summary(report, config.output_dir))

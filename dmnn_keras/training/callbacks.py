@@ -1,22 +1,32 @@
 """Callbacks of a training run: backup/restore, CSV and TensorBoard logs, epoch timing.
 
 Files under the run's output directory:
-  * `backup/`: the training state (weights, optimizer, epoch), written at the
-    end of every epoch (and every `backup_every_steps` steps when set) and
-    deleted when `fit` completes; rerunning the same command after an
-    interruption resumes from it, mid-epoch at the exact step.
+  * `backup/`: the training state, written at the end of every epoch (and
+    every `backup_every_steps` steps when set) and deleted when `fit`
+    completes; rerunning the same command after an interruption resumes from
+    it, mid-epoch at the exact step. `latest.weights.h5` (weights, optimizer)
+    and `training_metadata.json` (epoch, batch, optimizer step) are written
+    under temporary names, then renamed; the backup before them is kept as
+    `previous.weights.h5` / `previous_metadata.json` until they are complete.
+    A broken backup raises `BackupError` naming the file and what to do.
   * `training_log.csv`: one row per epoch (appended across resumes).
   * `logs/`: TensorBoard event files; `logs/gates/` holds what the gates do
     (`GateLog`: per-block execution rates, per-image FLOPs-ratio histogram).
 
 SIGINT (Ctrl-C) and SIGTERM (preemption) during `fit` (inside `stop_on_signals`)
-finish the current step, write the backup and raise `Interrupted`.
+finish the current step, write the backup and raise `Interrupted`. Under
+multi-worker (`peers`), a signal to any worker stops every worker after the
+same step (each backs up); a worker that cannot reach it within the peers'
+timeout exits at once, keeping its last complete backup.
 """
 
 import contextlib
 import importlib.util
+import json
 import os
 import signal
+import sys
+import threading
 import time
 import warnings
 
@@ -27,6 +37,15 @@ CSV_LOG = "training_log.csv"
 TENSORBOARD_DIR = "logs"
 GATE_LOG_DIR = "gates"  # under TENSORBOARD_DIR: the GateLog run in TensorBoard
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"  # Keras' names
+PREVIOUS_WEIGHTS, PREVIOUS_METADATA = "previous.weights.h5", "previous_metadata.json"
+INCOMING_WEIGHTS, INCOMING_METADATA = "incoming.weights.h5", "incoming_metadata.json"
+STOP_MARGIN = 2  # steps between a signal and the multi-worker stop (all workers must see it first)
+RESTART_HINT = "rerun with --restart to discard the backup and train from the start"
+
+
+class BackupError(ValueError):
+    """A backup that cannot be resumed from (broken, or not matching the other workers'); says what to do."""
 
 
 class Interrupted(Exception):
@@ -39,6 +58,35 @@ class Interrupted(Exception):
             f"Stopped by {signal.Signals(signal_number).name}; the training state is saved in "
             f"{backup_dir}: rerun the same command to resume."
         )
+
+
+def read_backup(weights, metadata):
+    """The metadata dict of a complete backup `(weights, metadata)`, None when a file is missing.
+
+    Raises `BackupError` (naming the file) for a truncated or corrupt one.
+    """
+    if not (os.path.exists(weights) and os.path.exists(metadata)):
+        return None
+    try:
+        with open(metadata) as f:
+            data = json.load(f)
+        int(data["epoch"]), int(data.get("step", 0))  # older backups have no "step"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise BackupError(f"{metadata} is truncated or corrupt ({type(error).__name__})") from None
+    import h5py
+
+    try:
+        with h5py.File(weights, "r"):
+            pass
+    except OSError as error:
+        reason = str(error).split("(", 1)[-1].rstrip(")") or type(error).__name__
+        raise BackupError(f"{weights} is truncated or corrupt ({reason})") from None
+    return data
+
+
+def _position(metadata):
+    """Where a backup's metadata says training stopped: "epoch E, step S"."""
+    return f"epoch {metadata['epoch']}, step {metadata.get('step', '?')}"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -77,27 +125,66 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     `epochs * steps_per_epoch` optimizer steps. With a step count as
     `save_freq` it also backs up at the end of every epoch.
 
-    After `stop_signal` is set (by `stop_on_signals`), the next step boundary
+    After `request_stop` (by `stop_on_signals`), the next step boundary
     writes the backup and raises `Interrupted`; at the end of training the
     backup is then kept, so the rerun redoes only the end-of-training steps.
+    With `peers` (multi-worker), every worker stops after the step the first
+    request names, and on resume every worker checks that the backups of all
+    workers are at the same step.
 
     Args:
         backup_dir: the backup directory.
         steps_per_epoch: optimizer steps per epoch.
         save_freq: `"epoch"`, or back up every N steps as well.
+        peers: None, or the run's `strategy.Peers` (multi-worker).
     """
 
-    def __init__(self, backup_dir, steps_per_epoch, save_freq="epoch"):
+    def __init__(self, backup_dir, steps_per_epoch, save_freq="epoch", peers=None):
         super().__init__(backup_dir, save_freq=save_freq)
         self.steps_per_epoch = steps_per_epoch
+        self.peers = peers
         self.stop_signal = None
         self._steps_left = None  # in the resumed epoch
         self._unsaved_steps = False
+        self._step = 0  # optimizer steps made
+        self._deadline = None  # multi-worker: exits if the stop step is not reached in time
+
+    def _path(self, name):
+        return os.path.join(self.backup_dir, name)
+
+    def _choose_backup(self):
+        """`(weights path, metadata)` to resume from, or None; `BackupError` for a broken one."""
+        latest = (self._path(WEIGHTS), self._path(METADATA))
+        previous = (self._path(PREVIOUS_WEIGHTS), self._path(PREVIOUS_METADATA))
+        try:
+            kept = read_backup(*previous)
+        except BackupError:
+            kept = None
+        try:
+            data = read_backup(*latest)
+        except BackupError as error:
+            choice = (f"resume from the previous backup ({_position(kept)}) by deleting "
+                      f"{latest[0]} and {latest[1]}, or " if kept else "no earlier backup is kept: ")
+            raise BackupError(f"{error}: {choice}{RESTART_HINT}") from None
+        if data is not None:
+            return latest[0], data
+        if kept is not None:  # stopped between the renames of a save: the previous is complete
+            return previous[0], kept
+        return None
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if not os.path.exists(self._weights_path):
+        chosen = self._choose_backup()
+        if self.peers is not None:
+            self._check_peers(None if chosen is None else chosen[1])
+            self.peers.watch_stop_requests()
+        if chosen is None:
             return
+        weights, data = chosen
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        self.model._initial_epoch = int(data["epoch"])
+        self._step = int(self.model.optimizer.iterations)
         epoch = self.model._initial_epoch or 0
         epoch_done, steps_done = divmod(int(self.model.optimizer.iterations), self.steps_per_epoch)
         if epoch_done == epoch + 1 and not steps_done:  # killed between last step and epoch end
@@ -112,8 +199,28 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     def on_train_batch_begin(self, batch, logs=None):
         self._stop_if_asked()
 
+    def _check_peers(self, data):
+        """Every worker's backup must be at the chief's step; raises `BackupError` otherwise."""
+        where = "none" if data is None else _position(data)
+        self.peers.publish(f"backup/{self.peers.index}", where)
+        found = [self.peers.read(f"backup/{i}") for i in range(self.peers.num_workers)]
+        different = [f"worker {i}'s: {w}" for i, w in enumerate(found) if w != found[0]]
+        if different:
+            raise BackupError(
+                f"the workers' backups differ (the chief's: {found[0]}; {'; '.join(different)}; "
+                f"this worker's is {self.backup_dir}): they must all be at the same step. "
+                "Restore the matching backups, or rerun every worker with --restart to discard "
+                "them and train from the start")
+
+    def request_stop(self, signal_number):
+        """Stop at the next step boundary (multi-worker: at the step every worker is told)."""
+        self.stop_signal = signal_number
+        if self.peers is not None:
+            self.peers.request_stop(signal_number, self._step + STOP_MARGIN)
+
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
+        self._step += 1
         self._unsaved_steps = True
         if self._steps_left is not None:
             self._steps_left -= 1
@@ -130,19 +237,62 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self._save_model()
 
     def on_train_end(self, logs=None):
-        self._stop_if_asked()
+        self._stop_if_asked(at_end=True)
+        if self.peers is not None:
+            self.peers.close()
         super().on_train_end(logs)
 
     def _save_model(self):
-        super()._save_model()
+        """Writes the backup under temporary names, keeps the previous one, then renames."""
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save_weights(self._path(INCOMING_WEIGHTS), overwrite=True)
+        with open(self._path(INCOMING_METADATA), "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                       "step": self._step}, f)
+        if os.path.exists(self._path(WEIGHTS)) and os.path.exists(self._path(METADATA)):
+            os.replace(self._path(WEIGHTS), self._path(PREVIOUS_WEIGHTS))
+            os.replace(self._path(METADATA), self._path(PREVIOUS_METADATA))
+        os.replace(self._path(INCOMING_WEIGHTS), self._path(WEIGHTS))
+        os.replace(self._path(INCOMING_METADATA), self._path(METADATA))
         self._unsaved_steps = False
 
-    def _stop_if_asked(self):
-        if self.stop_signal is None:
+    def _stop_if_asked(self, at_end=False):
+        if self.peers is None:
+            number = self.stop_signal
+        else:  # every worker stops after the step of the first request
+            request = self.peers.stop_request
+            if request is None:
+                return
+            number, step = request
+            if self._deadline is None:
+                self._deadline = threading.Timer(self.peers.timeout, self._give_up, (number,))
+                self._deadline.daemon = True
+                self._deadline.start()
+            if self._step < step and not at_end:
+                return
+        if number is None:
             return
         if self._unsaved_steps:
             self._save_model()
-        raise Interrupted(self.stop_signal, self.backup_dir)
+        if self.peers is not None:
+            self._deadline.cancel()
+            self._leave_together()
+        raise Interrupted(number, self.backup_dir)
+
+    def _leave_together(self):
+        """The chief, which runs the coordination service, exits after every worker has backed up."""
+        self.peers.publish(f"saved/{self.peers.index}", "1")
+        if self.peers.index == 0:
+            for index in range(1, self.peers.num_workers):
+                self.peers.read(f"saved/{index}")
+        self.peers.close()
+
+    def _give_up(self, number):
+        print(f"Stopped by {signal.Signals(number).name}, but another worker did not reach the "
+              f"stop step within peer_timeout={self.peers.timeout:g} s; the last complete backup "
+              f"in {self.backup_dir} is kept: rerun the same command on every worker to resume.",
+              file=sys.stderr, flush=True)
+        os._exit(128 + number)
 
 
 @contextlib.contextmanager
@@ -154,7 +304,7 @@ def stop_on_signals(backup):
     previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
 
     def request_stop(number, frame):
-        backup.stop_signal = number
+        backup.request_stop(number)
         for other, handler in previous.items():
             signal.signal(other, handler)
 
@@ -219,32 +369,37 @@ class GateLog(keras.callbacks.Callback):
 
 
 def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write_logs=True,
-                   gate_images=None):
+                   gate_images=None, peers=None, restart=False):
     """The run's callbacks and its `EpochTimer`.
 
     Args:
         output_dir: the run directory (this worker's, under multi-worker).
         steps_per_epoch: optimizer steps per epoch, for the exact mid-epoch
-            resume of `ResumableBackup`; None: Keras' `BackupAndRestore`
-            (multi-worker runs).
+            resume of `ResumableBackup`; None: Keras' `BackupAndRestore`.
         backup_every_steps: back up every N steps too (0: once per epoch).
         write_logs: add the CSV and TensorBoard loggers.
         gate_images: None, or fixed images for a `GateLog` (gated models)
             writing to `logs/gates`.
+        peers: None, or the `strategy.Peers` of a multi-worker run.
+        restart: delete the backup of an interrupted run first.
 
     Returns:
         `(callbacks, timer)`; `callbacks[0]` is the backup.
     """
     os.makedirs(output_dir, exist_ok=True)
+    backup_dir = os.path.join(output_dir, BACKUP_DIR)
+    if restart and os.path.isdir(backup_dir):
+        import shutil
+
+        shutil.rmtree(backup_dir)
     csv_path = os.path.join(output_dir, CSV_LOG)
     if not has_backup(output_dir) and os.path.exists(csv_path):
         os.remove(csv_path)  # a fresh run, not a resume: start the log over
     timer = EpochTimer()
-    backup_dir = os.path.join(output_dir, BACKUP_DIR)
     if steps_per_epoch is None:
         backup = keras.callbacks.BackupAndRestore(backup_dir)
     else:
-        backup = ResumableBackup(backup_dir, steps_per_epoch, backup_every_steps or "epoch")
+        backup = ResumableBackup(backup_dir, steps_per_epoch, backup_every_steps or "epoch", peers)
     callbacks = [backup, timer]
     if write_logs:
         callbacks.append(TrainingLog(csv_path, append=True))

@@ -61,6 +61,7 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 FAMILY_WEIGHT_DECAY = {"resnet": 1e-4, "mobilenet": 4e-5}
 BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
+PEER_TIMEOUT = 300.0  # seconds a multi-worker run waits for another worker (--peer_timeout)
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
 GATE_FIELDS = ("gate_logit_bound", "target_schedule_epochs", "target_correction_batches",
                "correction_shifts_gates", "noise_off_epochs",
@@ -110,6 +111,8 @@ class TrainConfig:
     figures: bool = True
     verbose: int = 1
     backup_every_steps: int = 0  # back up every N steps too (0: at each epoch's end only)
+    restart: bool = False  # discard the backup of an interrupted run and train from the start
+    peer_timeout: float = PEER_TIMEOUT  # multi_worker: seconds to wait for another worker
     # === Dynamic-network recipe (DMNN models; see dmnn_keras.training.run) ===
     block_split: str = "preserve"  # DMNN ResNets' `split`
     dual_step: Optional[float] = None
@@ -214,6 +217,12 @@ def check_config(config):
         config.backup_every_steps, int
     ) or config.backup_every_steps < 0:
         _fail("backup_every_steps", config.backup_every_steps, "an int >= 0")
+    if not isinstance(config.restart, bool):
+        _fail("restart", config.restart, "True or False")
+    if isinstance(config.peer_timeout, bool) or not isinstance(
+        config.peer_timeout, (int, float)
+    ) or not config.peer_timeout > 0:
+        _fail("peer_timeout", config.peer_timeout, "a number of seconds > 0")
     if config.backup_every_steps and config.strategy == "multi_worker":
         _fail("backup_every_steps", config.backup_every_steps,
               "0 under strategy='multi_worker' (its workers back up once per epoch)")

@@ -1,6 +1,5 @@
 """`run_training(config)`: train, save, evaluate, write the report and figures."""
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -24,7 +23,7 @@ from dmnn_keras.training.gate_schedules import (
 from dmnn_keras.training.registry import build_model, resource_loss_kwargs, static_twin_name
 from dmnn_keras.training.schedules import make_schedule
 from dmnn_keras.training.strategy import (
-    is_chief, make_strategy, patch_multi_worker_build, worker_index,
+    Peers, is_chief, make_strategy, patch_multi_worker_build, worker_index,
 )
 
 MODEL_FILE = "model.keras"
@@ -209,7 +208,7 @@ def run_training(config=None, **overrides):
 
 def _run(config, wall_start, strategy=None):
     keras.utils.set_random_seed(config.seed)
-    strategy = strategy or make_strategy(config.strategy, config.tpu)
+    strategy = strategy or make_strategy(config.strategy, config.tpu, config.peer_timeout)
     chief = is_chief(strategy)
     output_dir = config.output_dir
     if not chief:
@@ -292,7 +291,7 @@ def _run(config, wall_start, strategy=None):
             image_size=config.image_size, max_examples=config.max_train_examples,
             data_dir=config.data_dir,
         )
-    multi_worker = config.strategy == "multi_worker"  # preemption there: issue 17
+    multi_worker = config.strategy == "multi_worker"
     gate_images = None
     if chief and model.gated_blocks:
         gate_images = eval_dataset(
@@ -300,9 +299,11 @@ def _run(config, wall_start, strategy=None):
             min(GATE_LOG_IMAGES, config.max_eval_examples or GATE_LOG_IMAGES), config.data_dir,
             config.image_size,
         )
+    # Multi-worker: the workers stop together and check each other's backups on resume.
+    peers = Peers(strategy, config.output_dir, config.peer_timeout) if multi_worker else None
     callbacks, timer = callbacks_lib.make_callbacks(
-        output_dir, None if multi_worker else steps_per_epoch, config.backup_every_steps,
-        write_logs=chief, gate_images=gate_images,
+        output_dir, steps_per_epoch, config.backup_every_steps, write_logs=chief,
+        gate_images=gate_images, peers=peers, restart=config.restart,
     )
     backup = callbacks[0]
     schedules = gate_schedule_callbacks(config, clean)
@@ -316,7 +317,7 @@ def _run(config, wall_start, strategy=None):
     elif config.recalibrate_batches:
         callbacks.insert(0, BatchNormRecalibration(train, config.recalibrate_batches))
     train_start = time.perf_counter()
-    with contextlib.nullcontext() if multi_worker else callbacks_lib.stop_on_signals(backup):
+    with callbacks_lib.stop_on_signals(backup):
         history = model.fit(train, epochs=config.epochs, callbacks=callbacks,
                             verbose=config.verbose, shuffle=False)  # the pipeline shuffles
     train_seconds = time.perf_counter() - train_start

@@ -7,7 +7,10 @@
 * "multi_worker": `MultiWorkerMirroredStrategy`; the cluster comes from the
   `TF_CONFIG` environment variable (`{"cluster": {"worker": [host:port, ...]},
   "task": {"type": "worker", "index": i}}`), one process per worker, every
-  worker running the same command. Worker 0 is the chief.
+  worker running the same command. Worker 0 is the chief. A worker waits at
+  most `peer_timeout` seconds (`--peer_timeout`, default `PEER_TIMEOUT`) for
+  the others to start, then raises `ClusterError`; the workers agree on when
+  to stop through `Peers` (TensorFlow's coordination-service key-value store).
 * "tpu": `TPUClusterResolver(tpu=address)` (address "" = the local TPU VM or
   the `TPU_NAME` environment variable), `experimental_connect_to_cluster`,
   `initialize_tpu_system`, then `TPUStrategy`. Not tested here (no TPU).
@@ -18,14 +21,37 @@ it over its replicas, and the learning rate is scaled with the global batch.
 
 import json
 import os
+import signal
+import threading
 
 import tensorflow as tf
 
-from dmnn_keras.training.presets import STRATEGIES
+from dmnn_keras.training.presets import PEER_TIMEOUT, STRATEGIES
+
+KEY_PREFIX = "dmnn_keras/"  # of this package's keys in the coordination service
 
 
-def make_strategy(name, tpu=""):
-    """Returns the `tf.distribute.Strategy` called `name` (see module docstring)."""
+class ClusterError(RuntimeError):
+    """The workers of a multi-worker run cannot train together; the message says why and what to do."""
+
+
+def make_strategy(name, tpu="", peer_timeout=PEER_TIMEOUT):
+    """Returns the `tf.distribute.Strategy` called `name` (see module docstring).
+
+    The process' SIGINT and SIGTERM handlers are kept: creating a
+    `MultiWorkerMirroredStrategy` installs a native SIGTERM handler of
+    TensorFlow's that would swallow the signal.
+    """
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _make_strategy(name, tpu, peer_timeout)
+    finally:
+        for number, handler in handlers.items():
+            if handler is not None:  # None: not installed from Python
+                signal.signal(number, handler)
+
+
+def _make_strategy(name, tpu, peer_timeout):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -33,13 +59,119 @@ def make_strategy(name, tpu=""):
         devices = gpus or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy(peer_timeout)
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
+
+
+def _multi_worker_strategy(peer_timeout):
+    """`MultiWorkerMirroredStrategy` whose workers wait at most `peer_timeout` s for each other.
+
+    TensorFlow's default waits forever, holding the GIL (no Python thread or
+    signal handler runs meanwhile): here the coordination service registers
+    the workers with a barrier bounded by `cluster_register_timeout_in_ms`;
+    a worker silent that long is taken for dead, and at exit the chief waits
+    (as long) for the others to shut down.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec()
+    if spec.jobs and context.context().coordination_service is None:
+        jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+                for job in ("chief", "worker") if job in spec.jobs]
+        context.context().configure_coordination_service(
+            service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+            cluster_register_timeout_in_ms=int(peer_timeout * 1000),
+            heartbeat_timeout_in_ms=int(peer_timeout * 1000),  # a busy worker is not a dead one
+            # at exit the leader (the chief) waits for the others: their shutdown needs it
+            shutdown_barrier_timeout_in_ms=int(peer_timeout * 1000), coordinated_jobs=jobs)
+        context.context().coordination_service.cluster_register_with_barrier = True
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    except tf.errors.DeadlineExceededError:
+        addresses = [a for job in spec.jobs for a in spec.job_tasks(job)]
+        raise ClusterError(
+            f"worker {worker_index()}: not every worker of TF_CONFIG ({', '.join(addresses)}) "
+            f"started within peer_timeout={peer_timeout:g} s: start the same command on each "
+            "of them, or raise --peer_timeout"
+        ) from None
+
+
+class Peers:
+    """What the workers of a multi-worker run tell each other (coordination-service key-value store).
+
+    Args:
+        strategy: the run's `MultiWorkerMirroredStrategy`.
+        run_key: a name of the run, the same on every worker (e.g. its output directory).
+        timeout: seconds to wait for a value another worker must publish.
+    """
+
+    def __init__(self, strategy, run_key, timeout=PEER_TIMEOUT):
+        from tensorflow.python.eager import context
+
+        resolver = strategy.cluster_resolver
+        self.index = worker_index()
+        self.num_workers = sum(resolver.cluster_spec().num_tasks(job)
+                               for job in ("chief", "worker") if job in resolver.cluster_spec().jobs)
+        self.timeout = timeout
+        self._context = context.context()
+        self._prefix = f"{KEY_PREFIX}{run_key}/"
+        self._done = threading.Event()
+        self._watcher = None
+        self.stop_request = None  # (signal number, optimizer step to stop after), once known
+
+    def publish(self, name, value):
+        """Sets `name` to `value` (a str) for every worker; False when it was already set."""
+        try:
+            self._context.set_config_key_value(self._prefix + name, value)
+            return True
+        except tf.errors.AlreadyExistsError:
+            return False
+
+    def read(self, name, timeout=None):
+        """The value of `name`, waiting up to `timeout` s (default `self.timeout`) for it to be set."""
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            return self._context.get_config_key_value(self._prefix + name, int(timeout * 1000))
+        except tf.errors.DeadlineExceededError:
+            raise ClusterError(f"worker {self.index}: no answer from the other workers within "
+                               f"peer_timeout={self.timeout:g} s ({name!r}): did one stop? "
+                               "Rerun the same command on every worker.") from None
+
+    def request_stop(self, signal_number, step):
+        """Asks every worker to stop after optimizer step `step` (a request made first wins)."""
+        self.publish("stop", f"{signal_number}:{step}")
+
+    def watch_stop_requests(self):
+        """Starts a thread setting `stop_request` when any worker asks to stop; `close` ends it."""
+
+        def watch():
+            while not self._done.is_set():
+                try:
+                    value = self._context.get_config_key_value(self._prefix + "stop", 500)
+                except tf.errors.DeadlineExceededError:
+                    continue
+                except tf.errors.OpError:  # the service is gone: the run ends anyway
+                    return
+                number, step = (int(v) for v in value.split(":"))
+                self.stop_request = (number, step)
+                return
+
+        self._watcher = threading.Thread(target=watch, name="dmnn_keras-stop-requests", daemon=True)
+        self._watcher.start()
+
+    def close(self):
+        """Ends the thread of `watch_stop_requests`."""
+        self._done.set()
+        if self._watcher is not None:
+            self._watcher.join()
 
 
 def worker_index():

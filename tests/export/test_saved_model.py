@@ -1,5 +1,7 @@
 """to_saved_model: a TF Serving signature that takes a batch and matches Keras."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,6 +28,12 @@ def test_saved_model_round_trip(tmp_path):
     # Any batch size.
     single = loaded.serve(tf.constant(images[:1]))
     np.testing.assert_allclose(single["logits"].numpy(), logits[:1], atol=1e-4)
+    # Served from 8 threads at once: the same outputs, bit for bit.
+    with ThreadPoolExecutor(8) as pool:
+        outputs = list(pool.map(lambda _: loaded.serve(tf.constant(images)), range(8)))
+    for concurrent in outputs:
+        for key in ("logits", "gates", "executed_flops"):
+            np.testing.assert_array_equal(concurrent[key].numpy(), out[key].numpy())
 
 
 def test_saved_model_static_and_errors(tmp_path):

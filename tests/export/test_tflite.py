@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -95,6 +96,14 @@ def test_dynamic_parity_on_real_images(name, request, images, tmp_path):
     assert 0.0 < gates.mean() < 1.0
     assert len({tuple(g) for g in gates}) > 1
     assert analyze(str(tmp_path / "dynamic.tflite")).count(" IF(") == gates.shape[1]
+    if name == "resnet":  # 4 interpreters in 4 threads at once: the same outputs, bit for bit
+        expected = run_tflite(str(tmp_path / "dynamic.tflite"), images[:8])
+        with ThreadPoolExecutor(4) as pool:
+            outputs = list(pool.map(lambda _: run_tflite(str(tmp_path / "dynamic.tflite"),
+                                                         images[:8]), range(4)))
+        for concurrent in outputs:
+            for key, value in expected.items():
+                np.testing.assert_array_equal(concurrent[key], value)
 
 
 def test_per_stage_groups_parity(images, tmp_path):

@@ -65,6 +65,7 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     ("--groups=1,0,4,4", "groups must be an int >= 1 or one such int per stage"),
     ("--groups=1,1,4", r"groups must be an int or 4 ints \(one per stage of model='dmnn_resnet'\)"),
     ("--model=dmnn_mobilenet_v2 --groups=1,1,4,4", "groups must be an int or 7 ints"),
+    ("--peer_timeout=0", r"peer_timeout must be a number of seconds > 0. Received: peer_timeout=0"),
 ])
 def test_flag_errors_raise_usage_errors(flag, message):
     train = load_recipe(TRAIN, "recipes_train")
