@@ -66,8 +66,8 @@ def finish(processes, timeout):
     """Waits for every process (killing them all after `timeout` s); their `(returncode, stderr)`."""
     deadline = time.time() + timeout
     try:
-        return [(p.returncode, p.communicate(timeout=max(deadline - time.time(), 1))[1])
-                if p.poll() is None else (p.returncode, p.communicate()[1]) for p in processes]
+        stderrs = [p.communicate(timeout=max(deadline - time.time(), 1))[1] for p in processes]
+        return [(p.returncode, stderr) for p, stderr in zip(processes, stderrs)]
     finally:
         for process in processes:
             if process.poll() is None:
