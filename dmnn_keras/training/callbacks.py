@@ -184,9 +184,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
         self.model._initial_epoch = int(data["epoch"])
-        self._step = int(self.model.optimizer.iterations)
+        # (a MirroredVariable under multi_worker: int() of it fails)
+        self._step = int(self.model.optimizer.iterations.value.read_value())
         epoch = self.model._initial_epoch or 0
-        epoch_done, steps_done = divmod(int(self.model.optimizer.iterations), self.steps_per_epoch)
+        epoch_done, steps_done = divmod(self._step, self.steps_per_epoch)
         if epoch_done == epoch + 1 and not steps_done:  # killed between last step and epoch end
             self.model._initial_epoch = epoch_done
         elif epoch_done == epoch and steps_done:
