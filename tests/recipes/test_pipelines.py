@@ -1,4 +1,4 @@
-"""run_training on CIFAR-100 and ImageNet pipelines fabricated by tfds.testing.mock_data."""
+"""run_training on CIFAR-100 (mixed_bfloat16) and ImageNet pipelines from tfds.testing.mock_data."""
 
 import json
 
@@ -9,17 +9,23 @@ import tensorflow_datasets as tfds
 from dmnn_keras.training import run_training
 
 
-@pytest.mark.parametrize("dataset, image_size, num_categories", [
-    ("cifar100", None, 20),
-    ("imagenet2012", 64, 58),
+@pytest.mark.parametrize("dataset, image_size, num_categories, mixed_precision", [
+    ("cifar100", None, 20, "mixed_bfloat16"),  # one run also covers bfloat16 training on CPU
+    ("imagenet2012", 64, 58, "none"),
 ])
-def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, num_categories):
+def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, num_categories,
+                                                 mixed_precision):
+    import keras
+
+    before = keras.mixed_precision.dtype_policy().name
     with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
         report = run_training(
             "tiny", dataset=dataset, image_size=image_size, category_supervision=True,
             max_train_examples=8, batch_size=8, max_eval_examples=8, output_dir=str(tmp_path),
-            verbose=0,
+            mixed_precision=mixed_precision, verbose=0,
         )
+    assert keras.mixed_precision.dtype_policy().name == before  # restored after a mixed run
+    assert report["flags"]["mixed_precision"] == mixed_precision
     assert report["steps_per_epoch"] == 1 and report["eval_examples"] == 8
     assert report["dataset"] == dataset and report["flags"]["category_supervision"]
     assert np.isfinite(report["final_train_metrics"]["loss"])
@@ -27,20 +33,8 @@ def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, 
     assert 0.0 <= report["top1_error"] <= 100.0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["dataset"] == dataset
-    import keras
-
     model = keras.models.load_model(tmp_path / "model.keras")
     assert model.num_classes == model_classes and model.num_categories == num_categories
     for name in ("flops_histogram.png", "execution_heatmap.png", "flops_extremes.png"):
         assert (tmp_path / name).exists()
 
-
-def test_mixed_bfloat16_trains_on_cpu_and_restores_the_policy(tmp_path):
-    import keras
-
-    before = keras.mixed_precision.dtype_policy().name
-    report = run_training("tiny", mixed_precision="mixed_bfloat16", max_train_examples=32,
-                          max_eval_examples=16, figures=False, output_dir=str(tmp_path), verbose=0)
-    assert np.isfinite(report["final_train_metrics"]["loss"])
-    assert report["flags"]["mixed_precision"] == "mixed_bfloat16"
-    assert keras.mixed_precision.dtype_policy().name == before
