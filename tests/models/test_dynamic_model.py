@@ -36,13 +36,13 @@ def test_resource_loss_is_added_and_metrics_are_logged():
     assert 0 < history.history["flops_ratio"][0] <= 1
 
 
-def _train_flops_ratio(target, steps=32):
+def _train_flops_ratio(target, steps=16):
     keras.utils.set_random_seed(1)
     model = dk.DMNNResNet(stack_sizes=(2, 1, 1, 1), flops_target=target, seed=1)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=LOSS)
-    x = images(128)
+    x = images(64)
     y = (x.mean(axis=(1, 2, 3)) > 127).astype("int32")
-    model.fit(x, y, batch_size=32, epochs=steps // 4, verbose=0)
+    model.fit(x, y, batch_size=32, epochs=steps // 2, verbose=0)
     ratio = dk.profile(model, x)["flops_ratio"]
     print(f"flops_target={target}: flops_ratio={ratio:.3f}")
     return ratio
