@@ -38,10 +38,10 @@ class GumbelGate(keras.layers.Layer):
         seed: optional int seed of the noise.
         logit_bound: None, or a float > 0. In training, adds the loss
             `mean(relu(|logits| - logit_bound)^2)`, which keeps the logits
-            where the straight-through gradient (sigmoid') is not vanishing:
-            unbounded, they ran away to +-25 and froze every gate while the
-            resource loss's multiplier grew to 63 (the FLOPs ratio stuck at
-            0.636 for a target of 0.59). Training-only: inference is unchanged.
+            where the straight-through gradient (sigmoid') is not vanishing;
+            unbounded, they can run away until the gates stop training
+            (`python -m benchmarks.gate_logits MODEL.keras` shows them).
+            Training-only: inference is unchanged.
 
     Call args:
         logits: float tensor `[batch, groups]`.
