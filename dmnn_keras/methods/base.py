@@ -93,7 +93,7 @@ class GatingMethod:
         raise ValueError(f"gating={self.name!r} has no pruning rule. Received: block {block.name!r}")
 
 
-METHODS = {}
+METHODS = {}  # gating name -> its registered GatingMethod (see `register_method`)
 _converters_registered = False
 
 

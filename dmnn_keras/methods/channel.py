@@ -22,11 +22,6 @@ class ChannelGating(GatingMethod):
 
     def block(self, wiring, x, stage, name, kind, filters, groups, path_width, strides=1,
               expand=True):
-        if kind not in self.block_kinds:
-            raise ValueError(
-                f"gating={self.name!r} gates the channels of ResNet bottlenecks only. "
-                f"Received a block of kind={kind!r}"
-            )
         gate_groups = channel_gate_groups(path_width)
         block = ChannelGatedBlock(filters, path_width, strides=strides, gate_groups=gate_groups,
                                   layer_gate=self.layer_gate, name=name, dtype=wiring.dtype)
