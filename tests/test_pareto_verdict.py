@@ -9,16 +9,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.cifar10_pareto import best_dmnn, verdict  # noqa: E402
 
 
-def _row(top1, macs, flops_ratio=0.6, target=0.594, constant=0.5, std=0.05, latency=0.7):
+def _row(top1, macs, flops_ratio=0.6, target=0.594, constant=0.5, std=0.05, latency=0.7,
+         epochs=15):
     return dict(top1=top1, macs_ratio_to_twin=macs, flops_ratio=flops_ratio, flops_target=target,
                 constant_gate_share=constant, macs_ratio_std_to_twin=std,
-                latency_ratio_median=latency, latency_ratio_mean=latency)
+                latency_ratio_median=latency, latency_ratio_mean=latency, epochs=epochs)
 
 
 def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
     results = {
         "static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
         "static_w018": _row(0.75, 0.52), "static_w021": _row(0.77, 0.68),
+        "static_w021_e25": _row(0.78, 0.68, epochs=25),
         "dmnn_t050_s0": _row(0.78, 0.50), "dmnn_t050_s1": _row(0.76, 0.51),
         "dmnn_t070_s0": _row(0.795, 0.70),  # more accurate, but over the 0.6x budget
         "dmnn_bounded_t050_s0": _row(0.765, 0.50),
@@ -27,11 +29,28 @@ def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
     assert family == "dmnn_t050" and rows == ["dmnn_t050_s0", "dmnn_t050_s1"]
     lines = "\n".join(verdict(results))
     assert "77.00% vs twin 79.50%: -2.50 points, missed" in lines
-    assert "(static_w018, 0.52x): +2.00 points, met" in lines  # the static net nearest in MACs
+    assert "(static_w018, 0.52x, 15 epochs): +2.00 points, met" in lines  # nearest in MACs
+    assert "static_w021" not in lines
+    assert "MACs <= 0.6x the twin: 0.505x, met" in lines
     assert "0.600, 0.600 vs 0.594, met" in lines
     assert "constant gates < 1/4: 0.50, missed" in lines
     results["dmnn_t050_s1"]["top1"] = 0.81
     assert "+0.00 points, met" in "\n".join(verdict(results))
+
+
+def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_compared():
+    """A family is chosen by the share it aims at; an overshoot shows as a missed MACs target."""
+    results = {
+        "static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
+        "static_w020": _row(0.778, 0.62), "static_w020_e25": _row(0.785, 0.62, epochs=25),
+        "dmnn_bound_t060_s0": _row(0.782, 0.604, latency=0.81),
+    }
+    assert best_dmnn(results) == ("dmnn_bound_t060", ["dmnn_bound_t060_s0"])
+    lines = "\n".join(verdict(results))
+    assert "(static_w020, 0.62x, 15 epochs): +0.40 points, missed" in lines
+    assert "(static_w020_e25, 0.62x, 25 epochs): -0.30 points, missed" in lines
+    assert "MACs <= 0.6x the twin: 0.604x, missed" in lines
+    assert "median 0.81x, mean 0.81x, missed" in lines
 
 
 def test_no_verdict_without_the_twin_or_a_dmnn_in_budget():
