@@ -6,6 +6,7 @@ from keras import layers
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import batch_norm_layer, conv_layer
 from dmnn_keras.methods import GatingConfig
+from dmnn_keras.models.builders import builder_doc, make_builder
 from dmnn_keras.models.dynamic_model import (
     DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
     model_inputs, normalization_layer, top_layers,
@@ -193,48 +194,39 @@ class DynamicMobileNetV2(DynamicModel):
         )
 
 
-def DMNNMobileNetV2(alpha=1.0, groups=4, flops_target=0.5, **kwargs):
-    """DMNN-MobileNetV2 (224x224x3, 1000 classes by default).
+def mobilenet_v2_builder(name, module, fixed, parameters, summary, gated_blocks,
+                         described=None, defaults=None, returns="", note=None):
+    """A public `DynamicMobileNetV2` builder, its docstring written from its data.
 
     Args:
-        alpha, groups, flops_target: as `DynamicMobileNetV2`.
-        **kwargs: other `DynamicMobileNetV2` arguments (e.g. `input_shape`,
-            `num_classes`); `gating` is "dmnn".
+        name, module, fixed, parameters, defaults: as `make_builder`.
+        summary, described: as `builder_doc`.
+        gated_blocks: the gated blocks of the docstring example's model
+            (alpha 0.35, 32x32 inputs, 10 classes).
+        returns: added to the docstring's Returns.
+        note: None, or a comment line of the example before its count of
+            gated blocks.
 
     Returns:
-        A `DynamicMobileNetV2`: images `[batch, 224, 224, 3]` -> logits
-        `[batch, 1000]` by default, `[batch, num_classes]` in general.
-
-    Example:
-    ```python
-    import numpy as np
-    import dmnn_keras as dk
-    model = dk.DMNNMobileNetV2(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
-    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
-    ```
+        The builder function.
     """
-    return DynamicMobileNetV2(alpha=alpha, groups=groups, flops_target=flops_target,
-                              gating="dmnn", **kwargs)
+    example = ["import numpy as np", "import dmnn_keras as dk",
+               f"model = dk.{name}(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)",
+               'model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)',
+               *([note] if note else []), f"len(model.gated_blocks)  # {gated_blocks}"]
+    returns = (f"{returns}: images `[batch, 224, 224, 3]` -> logits `[batch, 1000]` by default, "
+               "`[batch, num_classes]` in general.")
+    doc = builder_doc(summary, DynamicMobileNetV2, parameters, fixed, returns, example,
+                      described=described, defaults=defaults,
+                      kwargs_examples=("input_shape", "num_classes"))
+    return make_builder(name, module, DynamicMobileNetV2, parameters, fixed, doc, defaults)
 
 
-def MobileNetV2(alpha=1.0, **kwargs):
-    """Static MobileNetV2 (3,504,872 parameters at alpha 1.0, 6,108,776 at 1.4).
-
-    Args:
-        alpha: as `DynamicMobileNetV2`.
-        **kwargs: other `DynamicMobileNetV2` arguments (e.g. `input_shape`,
-            `num_classes`, `include_top`); `gating` is None and `groups` 1.
-
-    Returns:
-        A `DynamicMobileNetV2` without gates: images `[batch, 224, 224, 3]` ->
-        logits `[batch, 1000]` by default, `[batch, num_classes]` in general.
-
-    Example:
-    ```python
-    import numpy as np
-    import dmnn_keras as dk
-    model = dk.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
-    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
-    ```
-    """
-    return DynamicMobileNetV2(alpha=alpha, groups=1, gating=None, **kwargs)
+DMNNMobileNetV2 = mobilenet_v2_builder(
+    "DMNNMobileNetV2", __name__, {"gating": "dmnn"},
+    {"alpha": 1.0, "groups": 4, "flops_target": 0.5},
+    "DMNN-MobileNetV2 (224x224x3, 1000 classes by default).", gated_blocks=17)
+MobileNetV2 = mobilenet_v2_builder(
+    "MobileNetV2", __name__, {"groups": 1, "gating": None}, {"alpha": 1.0},
+    "Static MobileNetV2 (3,504,872 parameters at alpha 1.0, 6,108,776 at 1.4).", gated_blocks=0,
+    returns=" without gates")

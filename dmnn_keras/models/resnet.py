@@ -8,9 +8,10 @@ from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer, bottleneck_path_width, conv_layer,
 )
 from dmnn_keras.methods import GatingConfig
+from dmnn_keras.models.builders import builder_doc, make_builder
 from dmnn_keras.models.dynamic_model import (
     DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
-    model_inputs, normalization_layer, small_input_shape, top_layers,
+    model_inputs, normalization_layer, top_layers,
 )
 from dmnn_keras.models.gating import (
     DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
@@ -257,146 +258,88 @@ class DynamicResNet(DynamicModel):
         )
 
 
-def DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=None,
-               num_classes=10, groups=4, flops_target=0.5, **kwargs):
-    """A DMNN ResNet of any depth and width; defaults are a CPU-sized CIFAR model.
+CIFAR_RESNET = {"stack_sizes": (1, 1, 1, 1), "width_multiplier": 0.25, "input_shape": None,
+                "num_classes": 10}  # the first arguments of the CIFAR-sized builders
+
+
+def resnet_builder(name, module, fixed, parameters, depth=None, title="", about="",
+                   described=None, defaults=None, returns="", example_args=None, gate_width=None,
+                   kwargs_examples=None):
+    """A public `DynamicResNet` builder, its docstring written from its data (see `make_builder`).
 
     Args:
-        stack_sizes, width_multiplier, input_shape, num_classes, groups,
-            flops_target: as `DynamicResNet`, with small CIFAR defaults
-            (`input_shape` (32, 32, 3) unless `input_tensor` is given).
-        **kwargs: other `DynamicResNet` arguments (`gating` is "dmnn").
+        name, module, fixed, defaults: as `make_builder`.
+        parameters: the builder's own arguments and defaults; the CIFAR-sized
+            builders (`depth=None`) take `CIFAR_RESNET`'s first.
+        depth: None (CIFAR-sized, any depth) or a key of `RESNET_STACKS`
+            (224x224x3 and 1000 classes by default).
+        title: the model's title, e.g. "ConvNet-AIG ResNet", the start of the
+            docstring's first line.
+        about, described: as `builder_doc`.
+        returns: added to the docstring's Returns (e.g. the gates).
+        example_args: the arguments of the docstring example's call (None:
+            none for the CIFAR-sized builders, `parameters` for the others).
+        gate_width: the example's gates per block (None: a static model).
+        kwargs_examples: as `builder_doc` (None: `input_shape` and
+            `num_classes` with `depth`, none without).
 
     Returns:
-        A `DynamicResNet` (542,410 trainable parameters with the defaults, 4
-        gated blocks of 4 sub-blocks): images `[batch, 32, 32, 3]` -> logits `[batch, 10]`.
-
-    Example:
-    ```python
-    import numpy as np
-    import dmnn_keras as dk
-    model = dk.DMNNResNet()
-    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
-    [block.name for _, block in model.gated_blocks][0]  # 'conv2_block1'
-    ```
+        The builder function.
     """
-    return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
-                         input_shape=small_input_shape(input_shape, kwargs),
-                         num_classes=num_classes, groups=groups, flops_target=flops_target,
-                         gating="dmnn", **kwargs)
+    small = depth is None
+    if small:
+        summary = f"{title} of any depth and width; defaults are a CPU-sized CIFAR model."
+        parameters = {**CIFAR_RESNET, **parameters}
+        check = ('dk.predict_gates(model, images)["conv2_block1"].shape  # '
+                 f"(2, {gate_width})" if gate_width else "model.gated_blocks  # []")
+        example = ["import numpy as np", "import dmnn_keras as dk",
+                   f"model = dk.{name}({example_args or ''})",
+                   'images = np.zeros((2, 32, 32, 3), "float32")',
+                   "model(images).shape  # (2, 10)", check]
+        returns = (": images `[batch, 32, 32, 3]` -> logits `[batch, 10]` with the defaults"
+                   + returns)
+    else:
+        fixed = {"stack_sizes": RESNET_STACKS[depth], **fixed}
+        summary = f"{title}-{depth} (224x224x3, 1000 classes by default)."
+        if example_args is None:
+            example_args = ", ".join(f"{key}={value!r}" for key, value in parameters.items())
+        example = ["import dmnn_keras as dk", f"model = dk.{name}({example_args})",
+                   "model.output_shape  # (None, 1000)"]
+        returns = ": images `[batch, 224, 224, 3]` -> logits `[batch, 1000]` by default" + returns
+        if kwargs_examples is None:
+            kwargs_examples = ("input_shape", "num_classes")
+    doc = builder_doc(summary, DynamicResNet, parameters, fixed, returns + ".", example, about,
+                      described, defaults, small, kwargs_examples or ())
+    return make_builder(name, module, DynamicResNet, parameters, fixed, doc, defaults, small)
 
 
-def ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=None,
-           num_classes=10, groups=1, **kwargs):
-    """The static twin of `DMNNResNet`: same code, gating off.
+def deep_resnet_builders(prefix, module, fixed, parameters, title, returns=None, **doc):
+    """`resnet_builder` at each depth of `RESNET_STACKS`: `({prefix}50, {prefix}101)`.
 
-    Args:
-        stack_sizes, width_multiplier, input_shape, num_classes, groups: as
-            `DynamicResNet`, with small CIFAR defaults (`input_shape` (32, 32,
-            3) unless `input_tensor` is given).
-        **kwargs: other `DynamicResNet` arguments (`gating` is None).
-
-    Returns:
-        A `DynamicResNet` without gates: images `[batch, 32, 32, 3]` -> logits
-        `[batch, 10]` with the defaults.
-
-    Example:
-    ```python
-    import numpy as np
-    import dmnn_keras as dk
-    model = dk.ResNet()
-    model(np.zeros((2, 32, 32, 3), "float32")).shape  # (2, 10)
-    model.gated_blocks  # []
-    ```
+    `returns`: None or `{depth: text}`; `doc`: the other `resnet_builder`
+    arguments, the same at every depth.
     """
-    return DynamicResNet(stack_sizes=stack_sizes, width_multiplier=width_multiplier,
-                         input_shape=small_input_shape(input_shape, kwargs),
-                         num_classes=num_classes, groups=groups, gating=None, **kwargs)
+    return tuple(
+        resnet_builder(f"{prefix}{depth}", module, fixed, parameters, depth, title,
+                       returns=(returns or {}).get(depth, ""), **doc)
+        for depth in RESNET_STACKS
+    )
 
 
-def DMNNResNet50(groups=4, flops_target=0.5, **kwargs):
-    """DMNN-ResNet-50 (224x224x3, 1000 classes by default).
-
-    Args:
-        groups, flops_target: as `DynamicResNet`.
-        **kwargs: other `DynamicResNet` arguments (e.g. `input_shape`,
-            `num_classes`, `num_categories`).
-
-    Returns:
-        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
-        `[batch, 1000]` by default.
-
-    Example:
-    ```python
-    import dmnn_keras as dk
-    model = dk.DMNNResNet50(groups=4, flops_target=0.5)
-    model.output_shape  # (None, 1000)
-    ```
-    """
-    return DynamicResNet(stack_sizes=RESNET_STACKS[50], groups=groups,
-                         flops_target=flops_target, gating="dmnn", **kwargs)
-
-
-def DMNNResNet101(groups=4, flops_target=0.5, **kwargs):
-    """DMNN-ResNet-101 (224x224x3, 1000 classes by default).
-
-    Args:
-        groups, flops_target: as `DynamicResNet`.
-        **kwargs: other `DynamicResNet` arguments (e.g. `input_shape`,
-            `num_classes`, `num_categories`).
-
-    Returns:
-        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
-        `[batch, 1000]` by default.
-
-    Example:
-    ```python
-    import dmnn_keras as dk
-    model = dk.DMNNResNet101(groups=4, flops_target=0.5)
-    model.output_shape  # (None, 1000)
-    ```
-    """
-    return DynamicResNet(stack_sizes=RESNET_STACKS[101], groups=groups,
-                         flops_target=flops_target, gating="dmnn", **kwargs)
-
-
-def ResNet50(**kwargs):
-    """Static ResNet-50 v1.5 (25,557,032 parameters with 1000 classes).
-
-    Args:
-        **kwargs: `DynamicResNet` arguments (e.g. `input_shape`, `num_classes`,
-            `include_top`); `gating` is None and `groups` 1.
-
-    Returns:
-        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
-        `[batch, 1000]` by default.
-
-    Example:
-    ```python
-    import dmnn_keras as dk
-    model = dk.ResNet50()
-    dk.profile(model)["params"]  # 25_557_032
-    ```
-    """
-    return DynamicResNet(stack_sizes=RESNET_STACKS[50], groups=1, gating=None, **kwargs)
-
-
-def ResNet101(**kwargs):
-    """Static ResNet-101 v1.5 (44,549,160 parameters with 1000 classes).
-
-    Args:
-        **kwargs: `DynamicResNet` arguments (e.g. `input_shape`, `num_classes`,
-            `include_top`); `gating` is None and `groups` 1.
-
-    Returns:
-        A `DynamicResNet`: images `[batch, 224, 224, 3]` -> logits
-        `[batch, 1000]` by default.
-
-    Example:
-    ```python
-    import dmnn_keras as dk
-    model = dk.ResNet101()
-    dk.profile(model)["params"]  # 44_549_160
-    ```
-    """
-    return DynamicResNet(stack_sizes=RESNET_STACKS[101], groups=1, gating=None, **kwargs)
+_DMNN = {"gating": "dmnn"}
+DMNNResNet = resnet_builder(
+    "DMNNResNet", __name__, _DMNN, {"groups": 4, "flops_target": 0.5},
+    title="DMNN ResNet",
+    returns="; 542,410 trainable parameters, 4 gated blocks of 4 sub-blocks: gates `[batch, 4]` "
+            "per block", gate_width=4)
+ResNet = resnet_builder("ResNet", __name__, {"gating": None}, {"groups": 1}, title="Static ResNet",
+                        about="The static twin of `DMNNResNet`: same code, gating off.",
+                        returns="; no gates")
+DMNNResNet50, DMNNResNet101 = deep_resnet_builders(
+    "DMNNResNet", __name__, _DMNN, {"groups": 4, "flops_target": 0.5}, "DMNN-ResNet",
+    kwargs_examples=("input_shape", "num_classes", "num_categories"))
+ResNet50, ResNet101 = deep_resnet_builders(
+    "ResNet", __name__, {"groups": 1, "gating": None}, {}, "Static ResNet",
+    returns={50: "; 25,557,032 parameters with 1000 classes",
+             101: "; 44,549,160 parameters with 1000 classes"},
+    kwargs_examples=("input_shape", "num_classes", "include_top"))
