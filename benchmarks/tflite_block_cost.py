@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.report import write_section  # noqa: E402
-from dmnn_keras.export.graph import conditional_sum  # noqa: E402
+from dmnn_keras.export.block_converters import conditional_sum  # noqa: E402
 from dmnn_keras.layers.multi_path_block import bottleneck_path_width  # noqa: E402
 
 STAGES = ((56, 64), (28, 128), (14, 256), (7, 512))  # (spatial size, bottleneck width)

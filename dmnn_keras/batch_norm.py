@@ -37,6 +37,33 @@ def batch_norm_affine(bn, dtype="float32"):
     return scale, beta - mean * scale
 
 
+def fold_batch_norm(kernel, bias, bn, depthwise=False):
+    """A convolution's weights with the BatchNorm after it folded in (`batch_norm_affine`).
+
+    `kernel * scale` per output channel and `bias * scale + shift` (`shift`
+    when the convolution has no bias), in float32. Weights are read eagerly
+    (inside a `tf.function`, call it under `tf.init_scope()`).
+
+    Args:
+        kernel: float32 array `[kh, kw, C_in, C_out]`, or `[kh, kw, C, multiplier]`
+            with `depthwise=True` (output channel `c * multiplier + m`).
+        bias: float32 array `[C_out]`, or None.
+        bn: a built `keras.layers.BatchNormalization` over the `C_out` channels.
+        depthwise: whether `kernel` is a `DepthwiseConv2D` kernel.
+
+    Returns:
+        `(kernel, bias)`, float32 arrays of the shapes of a kernel and `[C_out]`.
+    """
+    scale, shift = batch_norm_affine(bn, np.float32)
+    if depthwise:
+        k = kernel.shape
+        kernel = (kernel.reshape(k[0], k[1], -1) * scale).reshape(k)
+    else:
+        kernel = kernel * scale
+    bias = shift if bias is None else bias * scale + shift
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
 def recalibrate_batch_norm(model, images, batches=None, batch_size=128):
     """Re-estimates every BatchNorm's moving statistics with the inference-time gates.
 

@@ -1,6 +1,6 @@
 """Deployment: TFLite (conditional execution at XNNPACK speed, quantization), SavedModel."""
 
-from dmnn_keras.export.graph import (
+from dmnn_keras.export.converters import (
     ExportContext,
     get_converter,
     register_converter,

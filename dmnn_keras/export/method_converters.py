@@ -22,13 +22,8 @@ LC-Net keeps its learned scales). In `mode="dynamic"` (batch 1):
 import numpy as np
 import tensorflow as tf
 
-from dmnn_keras.export.graph import (
-    _runtime_zeros,
-    bn_scale_shift,
-    dense,
-    folded_conv_weights,
-    global_average_pool,
-)
+from dmnn_keras.export.batch_norm_folding import bn_scale_shift, folded_conv_weights
+from dmnn_keras.export.tf_ops import dense, global_average_pool, runtime_zeros
 from dmnn_keras.gate_decisions import ON_THRESHOLD, hard_gates
 
 
@@ -116,7 +111,7 @@ def _dynamic_branch(layer, x, values, binary):
         return tf.cond(
             on,
             lambda: _conv(inp, conv, bn, channel_range, relu=True) * values[0, index],
-            lambda: _runtime_zeros(inp, shape),
+            lambda: runtime_zeros(inp, shape),
         )
 
     y1 = tf.concat([
@@ -128,7 +123,7 @@ def _dynamic_branch(layer, x, values, binary):
         for j in range(g2)
     ]
     _, shift3 = bn_scale_shift(layer.bn3)
-    total = _runtime_zeros(x, [1, oh, ow, layer.filters]) + tf.constant(shift3)
+    total = runtime_zeros(x, [1, oh, ow, layer.filters]) + tf.constant(shift3)
     kernel3, _ = folded_conv_weights(layer.conv3, layer.bn3)
     for j in range(g2):
         on = binary[0, s2.start + j] > ON_THRESHOLD

@@ -130,7 +130,7 @@ def register_export_converters():
 
 
 def _register_converters(method):
-    from dmnn_keras.export.graph import register_converter
+    from dmnn_keras.export.converters import register_converter
 
     for layer_class, converter in method.export_converters().items():
         register_converter(layer_class)(converter)

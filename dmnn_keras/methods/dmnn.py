@@ -9,7 +9,7 @@ class DMNN(GatingMethod):
     """Multi-path blocks; one recurrent controller per block, optional category heads.
 
     Export: the core `MultiPathBlock` / `GateController` converters of
-    `dmnn_keras.export.graph`. No pruning rule (gates depend on the input).
+    `dmnn_keras.export.block_converters`. No pruning rule (gates depend on the input).
     """
 
     name = "dmnn"
