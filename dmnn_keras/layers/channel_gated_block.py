@@ -5,7 +5,12 @@ from keras import ops
 
 from dmnn_keras.flops import conv_flops
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.multi_path_block import batch_norm_layer, block_output_shape, conv_layer
+from dmnn_keras.layers.multi_path_block import (
+    batch_norm_layer,
+    block_output_shape,
+    conv_layer,
+    shortcut_kind,
+)
 
 
 def channel_gate_groups(width, gates=(8, 4)):
@@ -119,8 +124,9 @@ class ChannelGatedBlock(keras.layers.Layer):
                 f"Received gates of shape {input_shape[1]}"
             )
         self.in_channels = int(x_shape[-1])
-        self.has_identity = self.strides == 1 and self.in_channels == self.filters
-        if not self.has_identity and self.shortcut is None:
+        shortcut = shortcut_kind("bottleneck", self.in_channels, self.filters, self.strides)
+        self.has_identity = shortcut == "identity"
+        if shortcut == "projection" and self.shortcut is None:
             self.shortcut = [
                 conv_layer(self.filters, 1, self.strides, "shortcut_conv", self.dtype_policy),
                 batch_norm_layer("shortcut_bn", self.dtype_policy),

@@ -61,6 +61,21 @@ def batch_norm_layer(name, dtype=None):
                                      dtype=dtype)
 
 
+def shortcut_kind(kind, in_channels, filters, strides):
+    """The shortcut of a residual block: "identity", "projection" or None.
+
+    "identity" when the block keeps the shape (stride 1 and `in_channels ==
+    filters`); otherwise a "bottleneck" (ResNet) gets a "projection" (1x1 conv +
+    BN) and an "inverted_residual" (MobileNetV2) none. A block with a shortcut
+    may skip all its sub-blocks; one without must run at least one.
+
+    Example: `shortcut_kind("inverted_residual", 16, 24, 2) is None`.
+    """
+    if strides == 1 and in_channels == filters:
+        return "identity"
+    return "projection" if kind == "bottleneck" else None
+
+
 def block_output_shape(input_shape, gated, strides, filters):
     """Output shape of a (possibly gated) block: `[batch, ceil(H/s), ceil(W/s), filters]`."""
     x_shape = input_shape[0] if gated else input_shape
@@ -219,9 +234,9 @@ class MultiPathBlock(keras.layers.Layer):
                     f"path_width={self.path_width}. Received: groups={self.groups}"
                 )
         self.in_channels = in_channels
-        self.has_identity = self.strides == 1 and in_channels == self.filters
-        needs_projection = self.kind == "bottleneck" and not self.has_identity
-        if needs_projection and self.shortcut is None:
+        shortcut = shortcut_kind(self.kind, in_channels, self.filters, self.strides)
+        self.has_identity = shortcut == "identity"
+        if shortcut == "projection" and self.shortcut is None:
             self.shortcut = [
                 self._conv(self.filters, 1, self.strides, "shortcut_conv"),
                 self._bn("shortcut_bn"),
@@ -249,7 +264,7 @@ class MultiPathBlock(keras.layers.Layer):
 
     @property
     def has_shortcut(self):
-        """Whether the block has a shortcut that always runs."""
+        """Whether the block has a shortcut that always runs (`shortcut_kind` is not None)."""
         return self.has_identity or self.shortcut is not None
 
     def compute_flops(self):

@@ -1,7 +1,7 @@
 """ConvNet-AIG (Veit & Belongie): an `AIGController` on/off gate per one-path block."""
 
 from dmnn_keras.layers.aig_controller import AIGController
-from dmnn_keras.layers.multi_path_block import MultiPathBlock
+from dmnn_keras.layers.multi_path_block import MultiPathBlock, shortcut_kind
 from dmnn_keras.layers.target_rate_loss import TargetRateLoss
 from dmnn_keras.methods.base import GatingMethod
 
@@ -38,7 +38,7 @@ class AIG(GatingMethod):
 
     def block(self, wiring, x, stage, name, kind, filters, groups, path_width, strides=1,
               expand=True):
-        has_shortcut = kind == "bottleneck" or (strides == 1 and x.shape[-1] == filters)
+        has_shortcut = shortcut_kind(kind, x.shape[-1], filters, strides) is not None
         block_kwargs = dict(kind=kind, filters=filters, groups=1, path_width=path_width,
                             strides=strides, expand=expand, name=name, dtype=wiring.dtype)
         if not has_shortcut:

@@ -1,7 +1,7 @@
 """DMNN (the paper's method): a `GateController` per block choosing sub-blocks of a `MultiPathBlock`."""
 
 from dmnn_keras.layers.gate_controller import GateController
-from dmnn_keras.layers.multi_path_block import MultiPathBlock
+from dmnn_keras.layers.multi_path_block import MultiPathBlock, shortcut_kind
 from dmnn_keras.methods.base import GatingMethod
 
 
@@ -18,10 +18,8 @@ class DMNN(GatingMethod):
     def block(self, wiring, x, stage, name, **block_kwargs):
         config = wiring.config
         block = MultiPathBlock(gated=True, name=name, dtype=wiring.dtype, **block_kwargs)
-        has_shortcut = block.kind == "bottleneck" or (
-            block_kwargs.get("strides", 1) == 1 and x.shape[-1] == block.filters
-        )
-        min_active = 0 if has_shortcut else 1
+        shortcut = shortcut_kind(block.kind, x.shape[-1], block.filters, block.strides)
+        min_active = 0 if shortcut is not None else 1
         controller = GateController(
             block.groups,
             hidden_units=config.controller_units,

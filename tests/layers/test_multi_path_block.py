@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from dmnn_keras.layers import MultiPathBlock, bottleneck_path_width
+from dmnn_keras.layers.multi_path_block import shortcut_kind
 
 
 def _block(**kwargs):
@@ -40,6 +41,18 @@ def test_static_single_path_is_a_plain_bottleneck():
     assert block.shortcut is None and block.has_identity
     # 1x1 32->8, 3x3 8->8, 1x1 8->32 on 8x8.
     assert block.compute_flops() == {"always_on": 0, "paths": [64 * (32 * 8 + 9 * 64 + 8 * 32)]}
+
+
+def test_shortcut_rule():
+    assert shortcut_kind("bottleneck", 32, 32, 1) == "identity"
+    assert shortcut_kind("inverted_residual", 32, 32, 1) == "identity"
+    assert shortcut_kind("bottleneck", 16, 32, 1) == "projection"
+    assert shortcut_kind("bottleneck", 32, 32, 2) == "projection"
+    assert shortcut_kind("inverted_residual", 16, 24, 1) is None
+    assert shortcut_kind("inverted_residual", 24, 24, 2) is None
+    block = _block(strides=2)
+    block.build([(None, 8, 8, 32), (None, 4)])
+    assert block.has_shortcut and not block.has_identity and len(block.shortcut) == 2
 
 
 def test_path_width_rule_keeps_parameters():
