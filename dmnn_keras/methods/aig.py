@@ -6,18 +6,14 @@ from dmnn_keras.layers.target_rate_loss import TargetRateLoss
 from dmnn_keras.methods.base import GatingMethod
 
 
-def gate_network_kwargs(wiring, name):
-    """Arguments shared by the gate networks of AIG, channel gating and LC-Net for block `name`."""
-    config = wiring.config
-    return dict(
-        hidden_units=config.controller_units,
-        temperature=config.temperature,
-        forced_rate=config.forced_gate_rate,
-        stochastic_inference=config.stochastic_inference,
-        seed=wiring.controller_seed(),
-        name=name + "_gate",
-        dtype=wiring.dtype,
-    )
+def gate_network_kwargs(wiring, name, forced_rate):
+    """Arguments shared by the gate networks of AIG, channel gating and LC-Net for block `name`.
+
+    `forced_rate`: the block's forced rate (AIG carries the rounding from block
+    to block, `GateWiring.forced_rate`; channel gates round per convolution).
+    """
+    return dict(wiring.controller_kwargs(name, forced_rate),
+                stochastic_inference=wiring.config.stochastic_inference)
 
 
 def aig_input_independent(controller):
@@ -44,8 +40,7 @@ class AIG(GatingMethod):
         if not has_shortcut:
             # Skipping a block without a shortcut would output nothing: it always runs.
             return MultiPathBlock(gated=False, **block_kwargs)(x)
-        kwargs = gate_network_kwargs(wiring, name)
-        kwargs["forced_rate"] = wiring.forced_rate(1, 0)
+        kwargs = gate_network_kwargs(wiring, name, forced_rate=wiring.forced_rate(1, 0))
         controller = AIGController(1, dependent=wiring.config.dependent, **kwargs)
         gates, values = controller(x)
         wiring.gates.append(gates)

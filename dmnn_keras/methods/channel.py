@@ -32,7 +32,8 @@ class ChannelGating(GatingMethod):
     def controller(self, wiring, name, gate_groups):
         """The gate network of block `name` whose convolutions have `gate_groups` gates."""
         return ChannelGate(sum(gate_groups), dependent=wiring.config.dependent,
-                           segments=gate_groups, **gate_network_kwargs(wiring, name))
+                           segments=gate_groups,
+                           **gate_network_kwargs(wiring, name, wiring.config.forced_gate_rate))
 
     def loss_layer(self, config, **loss_kwargs):
         return BatchActivationLoss(config.flops_target, one_sided=config.one_sided,

@@ -22,15 +22,10 @@ class DMNN(GatingMethod):
         min_active = 0 if shortcut is not None else 1
         controller = GateController(
             block.groups,
-            hidden_units=config.controller_units,
             use_previous_state=config.use_previous_state,
-            temperature=config.temperature,
-            forced_rate=wiring.forced_rate(block.groups, min_active),
             num_categories=config.num_categories,
             min_active=min_active,
-            seed=wiring.controller_seed(),
-            name=name + "_gate",
-            dtype=wiring.dtype,
+            **wiring.controller_kwargs(name, wiring.forced_rate(block.groups, min_active)),
         )
         outputs = controller(x if wiring.hidden is None else [x, wiring.hidden])
         gates, wiring.hidden = outputs[0], outputs[1]

@@ -18,7 +18,8 @@ class LCNet(ChannelGating):
     layer_gate = True
 
     def controller(self, wiring, name, gate_groups):
-        return LCController(gate_groups, **gate_network_kwargs(wiring, name))
+        return LCController(gate_groups,
+                            **gate_network_kwargs(wiring, name, wiring.config.forced_gate_rate))
 
     def loss_layer(self, config, **loss_kwargs):
         return GatingMethod.loss_layer(self, config, **loss_kwargs)  # ResourceLoss

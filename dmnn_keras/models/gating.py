@@ -132,6 +132,21 @@ class GateWiring:
         """Seed of the next controller: None, or the model's seed + the number of gated blocks so far."""
         return None if self.config.seed is None else self.config.seed + len(self.gates)
 
+    def controller_kwargs(self, name, forced_rate):
+        """The arguments every method's controller of block `name` takes from the model.
+
+        `forced_rate` is the block's own (the method decides it, e.g. `forced_rate`
+        for blocks forced as a whole); the controller is named `name + "_gate"`.
+        """
+        return dict(
+            hidden_units=self.config.controller_units,
+            temperature=self.config.temperature,
+            forced_rate=forced_rate,
+            seed=self.controller_seed(),
+            name=name + "_gate",
+            dtype=self.dtype,
+        )
+
     def forced_rate(self, groups, min_active):
         """This block's share of forced sub-blocks (None if gates are not forced), see `carried_active`."""
         rate = self.config.forced_gate_rate
