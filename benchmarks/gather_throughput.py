@@ -24,6 +24,7 @@ import tensorflow as tf  # noqa: E402
 import dmnn_keras as dk  # noqa: E402
 from benchmarks.report import write_section  # noqa: E402
 from dmnn_keras.export import set_execution  # noqa: E402
+from dmnn_keras.keras_compat import layer_calls  # noqa: E402
 
 
 def uniform_half(model):
@@ -43,7 +44,7 @@ def per_image(model, images):
         dense = controller.logits_dense
         dense.kernel.assign(rng.normal(0, 1, dense.kernel.shape).astype("float32"))
         dense.bias.assign(np.zeros(controller.groups, "float32"))
-        probe = keras.Model(model.input, list(controller._inbound_nodes[0].input_tensors))
+        probe = keras.Model(model.input, list(layer_calls(controller)[0][0]))
         inputs = probe(images, training=False)
         inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         hidden = controller.hidden_state(inputs[0], inputs[1] if len(inputs) > 1 else None)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from dmnn_keras.image_checks import check_images
+from dmnn_keras.keras_compat import nested_layers
 
 
 def image_batches(images, batch_size):
@@ -64,8 +65,7 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
 
 def sublayers(model, kind):
     """Every layer of class `kind` inside `model`, nested layers and models included."""
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, kind)]
+    return [layer for layer in nested_layers(model) if isinstance(layer, kind)]
 
 
 def gumbel_gates(model):

@@ -5,6 +5,7 @@ import numpy as np
 
 from dmnn_keras.batch_norm import recentre_batch_norm
 from dmnn_keras.gates import image_batches
+from dmnn_keras.keras_compat import nested_layers
 from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -312,7 +313,7 @@ def _rebuild(model, changes):
     config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
     new = type(model)(**{**config, **changes})
     old = {v.path: v for v in model.weights}
-    run_state = {id(v) for layer in new._flatten_layers() if isinstance(layer, RUN_STATE_LAYERS)
+    run_state = {id(v) for layer in nested_layers(new) if isinstance(layer, RUN_STATE_LAYERS)
                  for v in layer.weights}
     shapes = {}
     for variable in new.weights:

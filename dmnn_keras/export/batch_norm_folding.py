@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from dmnn_keras.batch_norm import batch_norm_affine, fold_batch_norm
 from dmnn_keras.export.tf_ops import numpy_weight
+from dmnn_keras.keras_compat import layer_calls
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 
@@ -40,19 +41,20 @@ def folded_batch_norms(model):
     """`{conv name: the BatchNorm directly after it (its only consumer)}` in a functional model."""
     consumers = {}
     for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for t in node.input_tensors:
+        for inputs, _ in layer_calls(layer):
+            for t in inputs:
                 consumers.setdefault(id(t), []).append(layer)
     folded = {}
     for layer in model.layers:
         if not isinstance(layer, CONVOLUTIONS):
             continue
-        if len(layer._inbound_nodes) != 1:
+        calls = layer_calls(layer)
+        if len(calls) != 1:
             continue
-        (out,) = layer._inbound_nodes[0].output_tensors
+        (out,) = calls[0][1]
         users = consumers.get(id(out), [])
         if len(users) == 1 and isinstance(users[0], keras.layers.BatchNormalization):
             bn = users[0]
-            if len(bn._inbound_nodes) == 1 and bn.axis in (-1, 3):
+            if len(layer_calls(bn)) == 1 and bn.axis in (-1, 3):
                 folded[layer.name] = bn
     return folded

@@ -23,6 +23,7 @@ layer's converter. The parts, one job each:
     `dmnn_keras.methods`).
 """
 
+import keras
 import tensorflow as tf
 
 # Imported for their converters, which register on import.
@@ -30,12 +31,13 @@ from dmnn_keras.export import block_converters, keras_converters  # noqa: F401
 from dmnn_keras.export.batch_norm_folding import folded_batch_norms
 from dmnn_keras.export.converters import ExportContext, get_converter
 from dmnn_keras.flops import executed_flops, model_flops_table
+from dmnn_keras.keras_compat import layer_calls
 
 MODES = ("dynamic", "static")
 
 
 def _logits_tensor(model):
-    struct = getattr(model, "_outputs_struct", model.outputs)
+    struct = model.output  # the functional model's outputs, nested as given to it
     if isinstance(struct, dict):
         return struct["logits"]
     if isinstance(struct, (list, tuple)):
@@ -45,7 +47,7 @@ def _logits_tensor(model):
 
 def check_convertible(model):
     """Raises ValueError naming every layer that has no converter."""
-    if not hasattr(model, "_inbound_nodes") or not hasattr(model, "operations"):
+    if not isinstance(model, keras.Operation) or not hasattr(model, "operations"):
         raise ValueError(
             f"model must be a functional Keras model. Received: {type(model).__name__}"
         )
@@ -72,9 +74,7 @@ def trace_model(model, images, mode):
     ctx = ExportContext(mode, folded_batch_norms(model))
     env = {id(model.inputs[0]): images}
     for layer in model.layers:
-        for node in layer._inbound_nodes:
-            ins = node.input_tensors
-            outs = node.output_tensors
+        for ins, outs in layer_calls(layer):
             if not ins or any(id(t) not in env for t in ins):
                 continue
             if all(id(t) in env for t in outs):

@@ -13,6 +13,7 @@ from dmnn_keras.flops import (  # noqa: F401
     flops_table,
 )
 from dmnn_keras.flops import executed_flops as executed_flops_tensor  # noqa: F401
+from dmnn_keras.keras_compat import producing_layer, scale_additional_loss
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -81,11 +82,12 @@ def model_inputs(input_tensor, input_shape, default_shape=(224, 224, 3)):
             "input_tensor must be a Keras tensor made by keras.Input(shape=(height, width, 3)). "
             f"Received: input_tensor of type {type(input_tensor).__name__}"
         )
-    if not isinstance(input_tensor._keras_history[0], keras.layers.InputLayer):
+    source = producing_layer(input_tensor)
+    if not isinstance(source, keras.layers.InputLayer):
         raise ValueError(
             "input_tensor must come straight from keras.Input: the model's config rebuilds "
             "its graph from the images input. Received: input_tensor, the output of layer "
-            f"{input_tensor._keras_history[0].name!r}. Put such layers in front of the model "
+            f"{source.name!r}. Put such layers in front of the model "
             "instead: model(layer(inputs))"
         )
     shape = tuple(input_tensor.shape[1:])
@@ -375,10 +377,10 @@ class DynamicModel(keras.Model):
                 )
                 category_loss = category_loss + weight * ops.mean(cross_entropy)
             # Scaled per replica under tf.distribute, like every add_loss term.
-            loss = loss + ops.cast(self._aggregate_additional_loss(category_loss), loss.dtype)
+            loss = loss + ops.cast(scale_additional_loss(self, category_loss), loss.dtype)
         if self.distillation is not None and self.distillation.weight:
             distill = self.distillation.weight * self.distillation.loss(x, y_pred)
-            loss = loss + ops.cast(self._aggregate_additional_loss(distill), loss.dtype)
+            loss = loss + ops.cast(scale_additional_loss(self, distill), loss.dtype)
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

@@ -32,6 +32,8 @@ import warnings
 
 import keras
 
+from dmnn_keras.keras_compat import BackupAndRestoreHooks, resume_epoch, set_resume_epoch
+
 BACKUP_DIR = "backup"
 CSV_LOG = "training_log.csv"
 TENSORBOARD_DIR = "logs"
@@ -115,7 +117,7 @@ class TrainingLog(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch, logs)
 
 
-class ResumableBackup(keras.callbacks.BackupAndRestore):
+class ResumableBackup(BackupAndRestoreHooks):
     """`BackupAndRestore` that resumes mid-epoch at the exact step and backs up before stopping.
 
     Keras restores the weights, the optimizer and the epoch, then reruns that
@@ -183,18 +185,18 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
-        self.model._initial_epoch = int(data["epoch"])
+        set_resume_epoch(self.model, int(data["epoch"]))
         # (a MirroredVariable under multi_worker: int() of it fails)
         self._step = int(self.model.optimizer.iterations.value.read_value())
-        epoch = self.model._initial_epoch or 0
+        epoch = resume_epoch(self.model) or 0
         epoch_done, steps_done = divmod(self._step, self.steps_per_epoch)
         if epoch_done == epoch + 1 and not steps_done:  # killed between last step and epoch end
-            self.model._initial_epoch = epoch_done
+            set_resume_epoch(self.model, epoch_done)
         elif epoch_done == epoch and steps_done:
             self._steps_left = self.steps_per_epoch - steps_done
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._current_epoch = epoch  # Keras counts from 0 again after a restore
+        self.backup_epoch = epoch  # Keras counts from 0 again after a restore
         self._stop_if_asked()
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -234,8 +236,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self.model.stop_training = False
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
-            self._batches_seen_since_last_saving = 0
-            self._save_model()
+            self.reset_batch_count()
+            self.save_backup()
 
     def on_train_end(self, logs=None):
         self._stop_if_asked(at_end=True)
@@ -243,12 +245,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self.peers.close()
         super().on_train_end(logs)
 
-    def _save_model(self):
+    def save_backup(self):
         """Writes the backup under temporary names, keeps the previous one, then renames."""
         os.makedirs(self.backup_dir, exist_ok=True)
         self.model.save_weights(self._path(INCOMING_WEIGHTS), overwrite=True)
         with open(self._path(INCOMING_METADATA), "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+            json.dump({"epoch": self.backup_epoch, "batch": self.backup_batch,
                        "step": self._step}, f)
         if os.path.exists(self._path(WEIGHTS)) and os.path.exists(self._path(METADATA)):
             os.replace(self._path(WEIGHTS), self._path(PREVIOUS_WEIGHTS))
@@ -274,7 +276,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if number is None:
             return
         if self._unsaved_steps:
-            self._save_model()
+            self.save_backup()
         if self.peers is not None:
             self._deadline.cancel()
             self._leave_together()

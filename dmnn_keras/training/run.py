@@ -9,6 +9,7 @@ import keras
 
 from dmnn_keras.data import get_dataset_info, load_dataset
 from dmnn_keras.gates import bound_gate_logits
+from dmnn_keras.keras_compat import nested_layers
 from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
@@ -44,7 +45,7 @@ def add_l2(model, weight_decay):
     """
     regularizer = keras.regularizers.L2(weight_decay / 2.0)
     count = 0
-    for layer in model._flatten_layers(include_self=False):
+    for layer in nested_layers(model):
         if isinstance(layer, L2_LAYERS) and getattr(layer, "kernel", None) is not None:
             layer.kernel.regularizer = regularizer
             count += 1

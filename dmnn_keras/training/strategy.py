@@ -26,6 +26,7 @@ import threading
 
 import tensorflow as tf
 
+from dmnn_keras.keras_compat import replace_symbolic_build, symbolic_build
 from dmnn_keras.training.presets import PEER_TIMEOUT, STRATEGIES
 
 KEY_PREFIX = "dmnn_keras/"  # of this package's keys in the coordination service
@@ -223,9 +224,9 @@ def patch_multi_worker_build(model, strategy):
                 )
                 break
         with strategy.scope():
-            model._symbolic_build(data_batch=data_batch)
+            symbolic_build(model, data_batch)
 
-    model._maybe_symbolic_build = build
+    replace_symbolic_build(model, build)
     for step in ("train_step", "test_step"):
         setattr(model, step, _with_leading_axis(getattr(model, step)))
     return model

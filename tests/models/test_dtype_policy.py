@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import dmnn_keras as dk
+from dmnn_keras import keras_compat
 
 POLICY = "mixed_bfloat16"
 CIFAR_MOBILENET = dict(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
@@ -31,13 +32,13 @@ def images(n):
 
 
 def nested_layers(model):
-    return [layer for layer in model._flatten_layers(include_self=False)
+    return [layer for layer in keras_compat.nested_layers(model)
             if not isinstance(layer, keras.layers.InputLayer)]
 
 
 def block_conv(model, block_name, conv_name):
     block = model.get_layer(block_name)
-    return next(layer for layer in block._flatten_layers() if layer.name == conv_name)
+    return next(layer for layer in keras_compat.nested_layers(block) if layer.name == conv_name)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -1,0 +1,151 @@
+"""Every private Keras attribute dmnn_keras relies on, behind one small named function each.
+
+Keras 3 has no public API for these jobs (walking nested layers, reading a
+functional graph's nodes, the resume epoch of `fit`, the per-replica scaling
+of an extra loss, the symbolic build before `fit`, `BackupAndRestore`'s save
+hook and counters). Each function below was checked against Keras 3.15, the
+version the package pins (`keras>=3.15,<3.16` in setup.cfg); before moving the
+pin, run tests/test_keras_compat.py, which lists every attribute missing from
+the installed Keras (`missing_private_attributes`).
+"""
+
+import keras
+
+CHECKED_KERAS = "3.15"  # the pin in setup.cfg: keras>=3.15,<3.16
+
+
+def nested_layers(layer, include_self=False):
+    """Every layer inside `layer` (nested layers and models included), each once.
+
+    `Layer._flatten_layers` (checked against Keras 3.15): breadth-first from
+    `layer`'s direct sublayers, depth-first below them.
+    """
+    return layer._flatten_layers(include_self=include_self)
+
+
+def producing_layer(tensor):
+    """The layer (or `InputLayer`) whose call made the symbolic `tensor`.
+
+    `KerasTensor._keras_history[0]` (checked against Keras 3.15).
+    """
+    return tensor._keras_history[0]
+
+
+def layer_calls(layer):
+    """`[(input tensors, output tensors)]`: one pair per symbolic call of `layer`, in call order.
+
+    The tensors are lists of `KerasTensor`s. `Operation._inbound_nodes` and its
+    nodes' `input_tensors`/`output_tensors` (checked against Keras 3.15).
+    """
+    return [(node.input_tensors, node.output_tensors) for node in layer._inbound_nodes]
+
+
+def scale_additional_loss(model, loss):
+    """`loss` summed to a float scalar as `fit` treats an `add_loss` term.
+
+    Under `tf.distribute` Keras also divides it by the number of replicas, as
+    it does every `add_loss` term. `Trainer._aggregate_additional_loss`
+    (checked against Keras 3.15).
+    """
+    return model._aggregate_additional_loss(loss)
+
+
+def resume_epoch(model):
+    """The epoch the next `fit` of `model` starts from when set by a restore, else None.
+
+    `Trainer._initial_epoch` (checked against Keras 3.15): `fit` starts from it
+    instead of its `initial_epoch` argument when it is set.
+    """
+    return model._initial_epoch
+
+
+def set_resume_epoch(model, epoch):
+    """Makes the running `fit` of `model` start from `epoch` (call it in `on_train_begin`).
+
+    `Trainer._initial_epoch` (checked against Keras 3.15).
+    """
+    model._initial_epoch = epoch
+
+
+def symbolic_build(model, data_batch):
+    """Builds `model`, its metrics and optimizer from one `(x, y, sample_weight)` batch.
+
+    `Trainer._symbolic_build` (checked against Keras 3.15).
+    """
+    model._symbolic_build(data_batch=data_batch)
+
+
+def replace_symbolic_build(model, build):
+    """Makes `model.fit`/`evaluate` build the model with `build(iterator=None, data_batch=None)`.
+
+    Instance-level override of the TF trainer's `_maybe_symbolic_build`
+    (checked against Keras 3.15), which `fit`, `evaluate` and the
+    `*_on_batch` methods call before their first step.
+    """
+    model._maybe_symbolic_build = build
+
+
+class BackupAndRestoreHooks(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` with its private save hook and counters named.
+
+    Keras calls `_save_model()` whenever a backup is due (at an epoch end, or
+    every `save_freq` batches); here that calls `save_backup()`, which a
+    subclass overrides. `backup_epoch`, `backup_batch` and
+    `reset_batch_count()` read and write the position Keras keeps for the
+    backup. `BackupAndRestore._save_model`, `_current_epoch`,
+    `_last_batch_seen` and `_batches_seen_since_last_saving` (checked against
+    Keras 3.15).
+    """
+
+    def _save_model(self):
+        self.save_backup()
+
+    def save_backup(self):
+        """Writes the backup (here: Keras' own)."""
+        super()._save_model()
+
+    @property
+    def backup_epoch(self):
+        """The epoch the backup records (Keras sets it to `epoch + 1` at each epoch end)."""
+        return self._current_epoch
+
+    @backup_epoch.setter
+    def backup_epoch(self, epoch):
+        self._current_epoch = epoch
+
+    @property
+    def backup_batch(self):
+        """The last batch index Keras counted in this epoch (0 after an epoch end)."""
+        return self._last_batch_seen
+
+    def reset_batch_count(self):
+        """Restarts the count of batches towards the next `save_freq` backup."""
+        self._batches_seen_since_last_saving = 0
+
+
+def missing_private_attributes():
+    """`["Owner.attribute", ...]`: the private Keras attributes above the installed Keras lacks.
+
+    Builds a one-layer functional model and a `BackupAndRestore` (nothing is
+    written) and looks each attribute up; an empty list means every function
+    of this module can work.
+    """
+    inputs = keras.Input((2,))
+    dense = keras.layers.Dense(1)
+    outputs = dense(inputs)
+    model = keras.Model(inputs, outputs)
+    backup = keras.callbacks.BackupAndRestore("unused_backup_dir")
+    owners = {
+        "KerasTensor": (outputs, ["_keras_history"]),
+        "Layer": (dense, ["_flatten_layers", "_inbound_nodes"]),
+        "Model": (model, ["_aggregate_additional_loss", "_initial_epoch", "_symbolic_build",
+                          "_maybe_symbolic_build"]),
+        "BackupAndRestore": (backup, ["_save_model", "_current_epoch", "_last_batch_seen",
+                                      "_batches_seen_since_last_saving"]),
+    }
+    missing = [f"{owner}.{name}" for owner, (instance, names) in owners.items()
+               for name in names if not hasattr(instance, name)]
+    nodes = getattr(dense, "_inbound_nodes", [])
+    missing += [f"Node.{name}" for name in ("input_tensors", "output_tensors")
+                if nodes and not hasattr(nodes[0], name)]
+    return missing
