@@ -21,8 +21,23 @@ def check_rate(name, value):
         raise ValueError(f"{name} must be None or a number in [0, 1]. Received: {name}={value!r}")
 
 
+class GatesAndValuesOutput:
+    """Output shapes of a controller layer returning `(gates, values)`, both `[batch, groups]`.
+
+    Mixed into `AIGController` and `LCController` (before `keras.layers.Layer`),
+    whose `groups` attribute is the number of gates. Both outputs are float32
+    whatever the dtype policy (see `GumbelGate`).
+    """
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.groups), (input_shape[0], self.groups)
+
+    def compute_output_spec(self, inputs, training=None):
+        return tuple(gate_spec(s) for s in self.compute_output_shape(inputs.shape))
+
+
 @keras.saving.register_keras_serializable(package="dmnn_keras")
-class AIGController(keras.layers.Layer):
+class AIGController(GatesAndValuesOutput, keras.layers.Layer):
     """Per-sample on/off decisions from a tiny network: GAP -> Dense -> BN -> ReLU -> Dense(2 per gate).
 
     ConvNet-AIG's gate: the block input is average-pooled, passed through
@@ -221,13 +236,6 @@ class AIGController(keras.layers.Layer):
         if not self.dependent:
             return 0
         return self.input_channels * self.hidden_units + self.hidden_units * 2 * self.groups
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.groups), (input_shape[0], self.groups)
-
-    def compute_output_spec(self, inputs, training=None):
-        # Gates and values are float32 whatever the dtype policy (see `GumbelGate`).
-        return tuple(gate_spec(s) for s in self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()

@@ -44,12 +44,12 @@ import keras
 from keras import layers, ops
 
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.aig_controller import AIGController, check_rate
-from dmnn_keras.layers.gumbel_gate import GATE_DTYPE, gate_spec
+from dmnn_keras.layers.aig_controller import AIGController, GatesAndValuesOutput, check_rate
+from dmnn_keras.layers.gumbel_gate import GATE_DTYPE
 
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
-class LCController(keras.layers.Layer):
+class LCController(GatesAndValuesOutput, keras.layers.Layer):
     """L-Net (layer skip + scale) and C-Net (channel-group skip + scale) of one block.
 
     Args:
@@ -146,12 +146,6 @@ class LCController(keras.layers.Layer):
             self.l_net.compute_flops() + self.c_net.compute_flops()
             + self.hidden_units * (1 + sum(self.gate_groups))
         )
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.groups), (input_shape[0], self.groups)
-
-    def compute_output_spec(self, inputs, training=None):
-        return tuple(gate_spec(s) for s in self.compute_output_shape(inputs.shape))
 
     def get_config(self):
         config = super().get_config()
