@@ -26,11 +26,8 @@ class BatchActivationLoss(ResourceLoss):
             as `ResourceLoss` (`flops_target` is t).
         one_sided: bool.
 
-    Call args:
-        inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`.
-
     Returns:
-        `outputs`, unchanged.
+        `outputs`, unchanged: the call, inputs included, is `ResourceLoss`'s.
 
     Example:
     ```python

@@ -21,11 +21,8 @@ class TargetRateLoss(ResourceLoss):
             `ResourceLoss`.
         rate_targets: None, or one target in [0, 1] per gated block.
 
-    Call args:
-        inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`.
-
     Returns:
-        `outputs`, unchanged.
+        `outputs`, unchanged: the call, inputs included, is `ResourceLoss`'s.
 
     Example:
     ```python
