@@ -54,6 +54,9 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     whole-block gates in the two high-resolution stages keep their full 3x3
     and save `IF`s (benchmarks/partition_layouts.py); seed 1 not run, as it
     lost 2.7 points to the uniform layout on seed 0.
+  * `dmnn_gaterange_t060_s0`: dmnn_bound_t060 with `rate_loss="bounded"`:
+    every sub-block's batch rate kept in [0.1, 0.9], against gates that are
+    constant over the test set (half of them in the dmnn_bound rows).
   * `static_w020_e25`, `static_w021_e25`: the static nets of equal MACs trained
     25 epochs, the images a DMNN row processes with its twin's 15 epochs
     included: the comparison at the same training budget.
@@ -119,6 +122,9 @@ ROWS = {
     "dmnn_bound_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
                                **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
     "static_w020": dict(config="cpu_static", seed=0, width_multiplier=0.20),
+    "dmnn_gaterange_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
+                                   **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
+                                      "rate_loss": "bounded"}),
     "static_w020_e25": dict(config="cpu_static", seed=0, width_multiplier=0.20, epochs=25),
     "static_w021_e25": dict(config="cpu_static", seed=0, width_multiplier=0.21, epochs=25),
     "dmnn_stage_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
