@@ -46,6 +46,12 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
         "dmnn_bound_t060_s0": _row(0.782, 0.604, latency=0.81),
     }
     assert best_dmnn(results) == ("dmnn_bound_t060", ["dmnn_bound_t060_s0"])
+    # two seeds beat one, even with a lower mean
+    two_seeds = {**results, "dmnn_bound_t060_s1": _row(0.778, 0.598),
+                 "dmnn_gaterange_t060_s0": _row(0.79, 0.599)}
+    assert best_dmnn(two_seeds)[0] == "dmnn_bound_t060"
+    del two_seeds["dmnn_bound_t060_s1"]
+    assert best_dmnn(two_seeds)[0] == "dmnn_gaterange_t060"
     lines = "\n".join(verdict(results))
     assert "(static_w020, 0.62x, 15 epochs): +0.40 points, missed" in lines
     assert "(static_w020_e25, 0.62x, 25 epochs): -0.30 points, missed" in lines
