@@ -20,8 +20,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SECTION = "Partition layouts of the warm-started CIFAR DMNN (partition_layouts)"
@@ -43,9 +41,11 @@ def parse_args(argv=None):
     return args
 
 
-def top1(model, images, labels):
-    logits = model.predict(images, batch_size=250, verbose=0)
-    return float(np.mean(np.argmax(logits, -1) == labels))
+def model_top1(model, images, labels):
+    """Top-1 of `model` on `images` `[N, 32, 32, 3]` against `labels` `[N]`."""
+    from benchmarks.make_presets import top1
+
+    return top1(model.predict(images, batch_size=250, verbose=0), labels)
 
 
 def main(argv=None):
@@ -69,16 +69,16 @@ def main(argv=None):
                         max_examples=ACCURACY_IMAGES)
     eval_images, eval_labels = next(test.as_numpy_iterator())
 
-    models, rows = [twin], [("static twin (width 0.25)", "-", 1.0, top1(twin, eval_images, eval_labels))]
+    models, rows = [twin], [("static twin (width 0.25)", "-", 1.0, model_top1(twin, eval_images, eval_labels))]
     for name in STATIC_REFERENCES:
         if os.path.exists(model_path(name)):
             static = keras.models.load_model(model_path(name))
             models.append(static)
             rows.append((name, "-", dk.profile(static)["flops"] / twin_macs,
-                         top1(static, eval_images, eval_labels)))
+                         model_top1(static, eval_images, eval_labels)))
     for groups in LAYOUTS:
         dmnn = dk.from_static(twin, groups=groups)
-        all_on = top1(dk.force_gates(dmnn, 1.0), eval_images, eval_labels)
+        all_on = model_top1(dk.force_gates(dmnn, 1.0), eval_images, eval_labels)
         for rate in RATES:
             pattern = pattern_model(dmnn, rate)
             macs = dk.profile(pattern, images)["executed_flops_mean"] / twin_macs
