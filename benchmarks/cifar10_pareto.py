@@ -63,6 +63,15 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
   * `dmnn_bounded_t050_s0`: dmnn_t050 with `rate_loss="bounded"` (every
     sub-block's batch rate kept in [0.1, 0.9]), the lever for gates that
     depend on the image.
+  * A deeper family with the twin's MACs: `static_d2_s0`, `static_d2_s1`, stack
+    (2, 2, 2, 2) at width 0.2 (7.26 M MACs, 0.99x static_s0): 8 blocks instead
+    of 4 give the controllers more to choose between, and a block can be left
+    out whole. `dmnn_d2_block_t060_s0`, `dmnn_d2_block_t060_s1`: the dmnn_bound
+    recipe on it with whole-block gates (`groups=1`: every gate skips one
+    residual branch; with every gate on the DMNN *is* the twin, and each `IF`
+    runs a full-width block, the fastest per MAC in XNNPACK), at 0.6x its
+    twin's MACs. Their ratios are taken against static_d2_s0; the latency
+    also against static_s0, the reference of the statics of equal MACs.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -91,6 +100,8 @@ LATENCY_IMAGES = 200
 # Whole-block gates in the two 32x32/16x16 stages, 2 sub-blocks in the last two: fewer IFs
 # and the full 3x3 kept where feature maps are large (benchmarks/partition_layouts.py).
 STAGE_GROUPS = (1, 1, 2, 2)
+# The deeper model of the twin's MACs: 8 blocks (stack (2, 2, 2, 2)) at width 0.2, 7.26 M MACs.
+DEEP = dict(stack_sizes=(2, 2, 2, 2), width_multiplier=0.2)
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a
 # share of the twin's: flops_target = share * twin MACs / DMNN full MACs (computed at run time).
 ROWS = {
@@ -131,7 +142,19 @@ ROWS = {
                                **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
                                   "groups": STAGE_GROUPS}),
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
+    "static_d2_s0": dict(config="cpu_static", seed=0, **DEEP),
+    "static_d2_s1": dict(config="cpu_static", seed=1, **DEEP),
+    "dmnn_d2_block_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0", twin_share=0.6,
+                                  **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
+                                     "groups": 1}),
+    "dmnn_d2_block_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_d2_s1", twin_share=0.6,
+                                  **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
+                                     "groups": 1}),
 }
+# The twins whose MACs, latency and training step every row is measured against: the
+# default model's, and the deeper family's (rows built from static_d2_* or of stack DEEP).
+MAIN_TWINS = ("static_s0", "static_s1")
+DEEP_TWINS = ("static_d2_s0", "static_d2_s1")
 
 
 def parse_args(argv=None):
@@ -151,6 +174,19 @@ def model_path(row):
     return os.path.join(RUNS, row, "model.keras")
 
 
+def twins_of(row):
+    """The two seeds of the static twin `row` is measured against (MAIN_TWINS or DEEP_TWINS)."""
+    spec = ROWS.get(row, {})
+    if spec.get("twin"):
+        return twins_of(spec["twin"])
+    return DEEP_TWINS if spec.get("stack_sizes") == DEEP["stack_sizes"] else MAIN_TWINS
+
+
+def reference(row):
+    """The twin `row`'s MACs, latency and step-time ratios are taken against (its family's seed 0)."""
+    return twins_of(row)[0]
+
+
 def train_row(row):
     """Trains (or resumes, or finds) one row; returns its report."""
     from dmnn_keras.training import run_training
@@ -167,36 +203,44 @@ def train_row(row):
         if not os.path.exists(model_path(twin)):
             raise SystemExit(f"row {row} needs its twin: run --only {twin} first")
         spec.update(init_from=model_path(twin), teacher=model_path(twin),
-                    flops_target=round(flops_target_for(share, spec["groups"]), 4))
+                    flops_target=round(flops_target_for(share, spec["groups"], twin), 4))
     return run_training(preset, output_dir=output_dir, **{**BASE, **spec})
 
 
-def flops_target_for(share, groups):
+def flops_target_for(share, groups, twin_row="static_s0"):
     """The flops_target of the partition DMNN with `groups` whose executed MACs are `share` of the twin's."""
     import dmnn_keras as dk
 
-    twin = dk.profile(dk.ResNet())["flops"]
-    full = dk.profile(dk.DMNNResNet(groups=groups, split="partition"))["flops"]
+    model = {k: v for k, v in ROWS[twin_row].items() if k in DEEP}
+    twin = dk.profile(dk.ResNet(**model))["flops"]
+    full = dk.profile(dk.DMNNResNet(groups=groups, split="partition", **model))["flops"]
     target = share * twin / full
     if not 0 < target <= 1:
         raise ValueError(f"share {share} of the twin is out of the DMNN's reach (target {target})")
     return target
 
 
-def latency_ratio(row, images, rounds=5):
-    """TFLite batch-1 latency of the row relative to the twin (static_s0), 1 thread, learned gates.
+def latency_ratios(row, images, rounds=5):
+    """TFLite batch-1 latency of the row, 1 thread, learned gates, relative to its twin and to static_s0.
 
-    Returns (ratio of the medians, ratio of the means) of the per-image latencies.
+    The row, its reference twin and static_s0 run interleaved in one measurement.
+    Returns {"twin": (ratio of the medians, ratio of the means), "static_s0": (...)}
+    of the per-image latencies.
     """
     import keras
 
     import dmnn_keras as dk  # noqa: F401  (registers the layers)
     from dmnn_keras.export.latency import compare_latency
 
-    twin, dynamic = compare_latency(
-        [keras.models.load_model(model_path(name)) for name in ("static_s0", row)], images,
-        threads=1, rounds=rounds)
-    return dynamic["median_ms"] / twin["median_ms"], dynamic["mean_ms"] / twin["mean_ms"]
+    names = list(dict.fromkeys(("static_s0", reference(row), row)))
+    times = dict(zip(names, compare_latency(
+        [keras.models.load_model(model_path(name)) for name in names], images,
+        threads=1, rounds=rounds)))
+
+    def ratios(to):
+        return (times[row]["median_ms"] / times[to]["median_ms"],
+                times[row]["mean_ms"] / times[to]["mean_ms"])
+    return {"twin": ratios(reference(row)), "static_s0": ratios("static_s0")}
 
 
 def step_time_ratio(row, rounds=6, steps=8, batch_size=128):
@@ -207,7 +251,7 @@ def step_time_ratio(row, rounds=6, steps=8, batch_size=128):
     x = rng.uniform(0, 255, (batch_size, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, batch_size).astype("int32")
     models = []
-    for name in ("static_s0", row):
+    for name in (reference(row), row):
         model = keras.models.load_model(model_path(name), compile=False)
         twin = ROWS[name].get("twin")
         if twin:
@@ -234,9 +278,11 @@ def test_images(count):
     return next(data.as_numpy_iterator())[0]
 
 
-def measure_row(row, report, twin_flops):
+def measure_row(row, report):
     """The row's entry of the results file."""
     dynamics = report.get("gate_dynamics") or {}
+    with open(os.path.join(RUNS, reference(row), "report.json")) as f:
+        twin_flops = json.load(f)["flops"]
     executed = report["executed_flops_mean"]
     twin_row = ROWS[row].get("twin")
     twin_report = None
@@ -244,13 +290,15 @@ def measure_row(row, report, twin_flops):
         with open(os.path.join(RUNS, twin_row, "report.json")) as f:
             twin_report = json.load(f)
     if row == "static_s0":  # the reference itself
-        median_ratio = mean_ratio = step_ratio = 1.0
+        latency = {"twin": (1.0, 1.0), "static_s0": (1.0, 1.0)}
+        step_ratio = 1.0
     else:
-        median_ratio, mean_ratio = latency_ratio(row, test_images(LATENCY_IMAGES))
-        step_ratio = step_time_ratio(row)
+        latency = latency_ratios(row, test_images(LATENCY_IMAGES))
+        step_ratio = step_time_ratio(row) if row != reference(row) else 1.0
     spread = dynamics.get("flops_ratio_std", 0.0) * report["flops"] / twin_flops
     return {
         "row": row,
+        "reference": reference(row),
         "seed": ROWS[row].get("seed", 0),
         "top1": report["top1_accuracy"],
         "macs": executed,
@@ -263,8 +311,9 @@ def measure_row(row, report, twin_flops):
         "distinct_costs": dynamics.get("distinct_costs"),
         "ratio_correct_confident": dynamics.get("flops_ratio_correct_confident"),
         "ratio_misclassified": dynamics.get("flops_ratio_misclassified"),
-        "latency_ratio_median": median_ratio,
-        "latency_ratio_mean": mean_ratio,
+        "latency_ratio_median": latency["twin"][0],
+        "latency_ratio_mean": latency["twin"][1],
+        "latency_ratio_median_to_static_s0": latency["static_s0"][0],
         "step_time_ratio": step_ratio,
         "train_images": report["steps_per_epoch"] * report["flags"]["batch_size"]
         * report["flags"]["epochs"] + (
@@ -278,10 +327,15 @@ def measure_row(row, report, twin_flops):
 
 
 def load_results():
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
-            return json.load(f)
-    return {}
+    """The results file; rows measured before the deeper family are completed (all against static_s0)."""
+    if not os.path.exists(RESULTS):
+        return {}
+    with open(RESULTS) as f:
+        results = json.load(f)
+    for result in results.values():
+        result.setdefault("reference", "static_s0")
+        result.setdefault("latency_ratio_median_to_static_s0", result["latency_ratio_median"])
+    return results
 
 
 def save_results(results):
@@ -300,8 +354,10 @@ def section(results):
     """The markdown body of the section, from every measured row."""
     lines = [
         "Small CIFAR ResNet (stack (1,1,1,1), width 0.25; the twin has 7.33 M MACs), CIFAR-10 "
-        "train 50,000 / test 10,000 images. `latency` = TFLite batch-1, 1 thread, learned gates, "
-        f"{LATENCY_IMAGES} test images, relative to the twin (median of per-image medians; mean); "
+        "train 50,000 / test 10,000 images; the `d2` rows: stack (2,2,2,2), width 0.2 (their "
+        "twin static_d2_s0 has 7.26 M MACs), their ratios taken against it. `latency` = TFLite "
+        f"batch-1, 1 thread, learned gates, {LATENCY_IMAGES} test images, relative to the twin "
+        "(median of per-image medians; mean; for d2 rows also the median x static_s0); "
         "`step` = paired training-step time relative to the twin's (teacher forward included); "
         "`cost` = training images and seconds, the teacher's epochs included. One seed per row "
         "unless the summary says two.",
@@ -321,14 +377,24 @@ def section(results):
             f"| {fmt(r['flops_target'], '.3f')} | {r['macs_ratio_std_to_twin']:.3f} "
             f"| {fmt(r['constant_gate_share'], '.2f')} | {fmt(r['distinct_costs'], 'd')} "
             f"| {fmt(r['ratio_correct_confident'], '.3f')} / {fmt(r['ratio_misclassified'], '.3f')} "
-            f"| {r['latency_ratio_median']:.2f} / {r['latency_ratio_mean']:.2f} "
+            f"| {r['latency_ratio_median']:.2f} / {r['latency_ratio_mean']:.2f}"
+            f"{_to_main(r)} "
             f"| {r['step_time_ratio']:.2f} | {r['train_images'] / 1e6:.2f} M, "
             f"{r['train_seconds'] / 60:.0f} min |"
         )
     for row in earlier:
         lines.append(f"\n`{row}`: an earlier variant, not rerun: {results[row].get('note', '')}.")
     lines += ["", *verdict(results)]
+    if any(row in results for row in DEEP_TWINS):
+        lines += ["", *verdict(results, DEEP_TWINS)]
     return "\n".join(lines)
+
+
+def _to_main(result):
+    """The latency cell's addition for rows measured against another twin than static_s0."""
+    if result.get("reference", "static_s0") == "static_s0":
+        return ""
+    return f" ({result['latency_ratio_median_to_static_s0']:.2f} x static_s0)"
 
 
 def _mean(results, rows, key="top1"):
@@ -341,14 +407,15 @@ def _seeds(family):
     return [row for row in ROWS if row.rsplit("_s", 1)[0] == family]
 
 
-def best_dmnn(results, max_share=0.6):
+def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS):
     """The new-recipe DMNN rows (one per seed) with the best mean top-1 aimed at <= max_share x the twin's MACs.
 
-    The targets are judged on two seeds, so a recipe measured on two seeds beats
-    one measured on one, whatever their means.
+    Only recipes built from `twins` compete. The targets are judged on two
+    seeds, so a recipe measured on two seeds beats one measured on one,
+    whatever their means.
     """
     families = {row.rsplit("_s", 1)[0] for row in ROWS
-                if "twin" in ROWS[row] and ROWS[row]["twin_share"] <= max_share}
+                if ROWS[row].get("twin") in twins and ROWS[row]["twin_share"] <= max_share}
     measured = []
     for family in sorted(families):
         rows = [row for row in _seeds(family) if row in results]
@@ -357,13 +424,14 @@ def best_dmnn(results, max_share=0.6):
     return max(measured)[2:] if measured else (None, [])
 
 
-def verdict(results):
-    """The issue's targets, checked on the rows measured so far."""
-    twin, twin_seeds = _mean(results, ["static_s0", "static_s1"])
-    family, rows = best_dmnn(results)
+def verdict(results, twins=MAIN_TWINS):
+    """The issue's targets, checked on the rows measured so far, for the DMNNs built from `twins`."""
+    twin, twin_seeds = _mean(results, list(twins))
+    family, rows = best_dmnn(results, twins=twins)
     if twin is None or family is None:
-        return ["Targets: not measured yet (the twin and a DMNN row at <= 0.6x its MACs)"]
-    lines = [f"Targets (best DMNN at <= 0.6x the twin's MACs: {family}, mean over its "
+        return [f"Targets ({twins[0]}): not measured yet (the twin and a DMNN row at <= 0.6x its "
+                "MACs)"]
+    lines = [f"Targets (best DMNN at <= 0.6x the MACs of {twins[0]}: {family}, mean over its "
              f"{len(rows)} measured seed(s); the twin over {twin_seeds}):"]
 
     def mean(key):
@@ -372,15 +440,20 @@ def verdict(results):
     best = mean("top1")
     lines.append(f"- within 0.5 point of the twin: DMNN {100 * best:.2f}% vs twin {100 * twin:.2f}%: "
                  f"{100 * (best - twin):+.2f} points, {'met' if best >= twin - 0.005 else 'missed'}")
-    statics = [r for r in results if r.startswith("static_w")]
+    statics = [r for r in results if r.startswith("static_w")]  # measured against static_s0
     if statics:  # the static networks nearest in MACs: 15 epochs, and the DMNN's budget in images
-        nearest = min(statics, key=lambda r: abs(results[r]["macs_ratio_to_twin"]
-                                                 - mean("macs_ratio_to_twin")))
+
+        def share(r):  # of this family's twin
+            return results[r]["macs"] / results[twins[0]]["macs"]
+        nearest = min(statics, key=lambda r: abs(share(r) - mean("macs_ratio_to_twin")))
+        dmnn_latency = mean("latency_ratio_median_to_static_s0")
         for equal in sorted(r for r in statics if r.startswith(nearest.split("_e")[0])):
             gap = best - results[equal]["top1"]
             lines.append(f"- >= 1 point above the static net of equal MACs ({equal}, "
-                         f"{results[equal]['macs_ratio_to_twin']:.2f}x, {results[equal]['epochs']} "
-                         f"epochs): {100 * gap:+.2f} points, {'met' if gap >= 0.01 else 'missed'}")
+                         f"{share(equal):.2f}x, {results[equal]['epochs']} "
+                         f"epochs): {100 * gap:+.2f} points, {'met' if gap >= 0.01 else 'missed'}; "
+                         f"latency median x static_s0: DMNN {dmnn_latency:.2f}, static "
+                         f"{results[equal]['latency_ratio_median']:.2f}")
     macs = mean("macs_ratio_to_twin")
     lines.append(f"- MACs <= 0.6x the twin: {macs:.3f}x, {'met' if macs <= 0.6 else 'missed'}")
     lines.append(f"- learned-gate TFLite latency <= 0.8x (judged on the median: the mean of per-image "
@@ -406,14 +479,11 @@ def main(argv=None):
         return
     from benchmarks.report import write_section
 
-    import dmnn_keras as dk
-
-    twin_flops = dk.profile(dk.ResNet())["flops"]
     import fcntl
 
     for row in args.only:
         report = train_row(row)
-        measured = measure_row(row, report, twin_flops)
+        measured = measure_row(row, report)
         os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
         with open(RESULTS + ".lock", "w") as lock:  # parts may run side by side
             fcntl.flock(lock, fcntl.LOCK_EX)

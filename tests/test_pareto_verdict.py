@@ -6,14 +6,15 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.cifar10_pareto import best_dmnn, verdict  # noqa: E402
+from benchmarks.cifar10_pareto import DEEP_TWINS, best_dmnn, reference, verdict  # noqa: E402
 
 
 def _row(top1, macs, flops_ratio=0.6, target=0.594, constant=0.5, std=0.05, latency=0.7,
          epochs=15):
-    return dict(top1=top1, macs_ratio_to_twin=macs, flops_ratio=flops_ratio, flops_target=target,
-                constant_gate_share=constant, macs_ratio_std_to_twin=std,
-                latency_ratio_median=latency, latency_ratio_mean=latency, epochs=epochs)
+    return dict(top1=top1, macs=macs * 7.33e6, macs_ratio_to_twin=macs, flops_ratio=flops_ratio,
+                flops_target=target, constant_gate_share=constant, macs_ratio_std_to_twin=std,
+                latency_ratio_median=latency, latency_ratio_mean=latency,
+                latency_ratio_median_to_static_s0=latency, epochs=epochs)
 
 
 def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
@@ -57,6 +58,27 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
     assert "(static_w020_e25, 0.62x, 25 epochs): -0.30 points, missed" in lines
     assert "MACs <= 0.6x the twin: 0.604x, missed" in lines
     assert "median 0.81x, mean 0.81x, missed" in lines
+
+
+def test_deeper_family_is_judged_against_its_own_twin():
+    """d2 DMNNs compete only with each other, against static_d2_*; statics of equal MACs by absolute MACs."""
+    results = {
+        "static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
+        "static_w020": _row(0.778, 0.62, latency=0.77),
+        "static_d2_s0": _row(0.82, 0.99), "static_d2_s1": _row(0.81, 0.99),
+        "dmnn_bound_t060_s0": _row(0.782, 0.60),
+        "dmnn_d2_block_t060_s0": _row(0.815, 0.60, latency=0.7),
+    }
+    results["dmnn_d2_block_t060_s0"]["latency_ratio_median_to_static_s0"] = 0.68
+    assert best_dmnn(results)[0] == "dmnn_bound_t060"
+    assert best_dmnn(results, twins=DEEP_TWINS)[0] == "dmnn_d2_block_t060"
+    lines = "\n".join(verdict(results, DEEP_TWINS))
+    assert "DMNN 81.50% vs twin 81.50%: +0.00 points, met" in lines
+    # 0.62 x static_s0's MACs is 0.63 x static_d2_s0's; both latencies x static_s0
+    assert "(static_w020, 0.63x, 15 epochs): +3.70 points, met; latency median x static_s0: " \
+        "DMNN 0.68, static 0.77" in lines
+    assert reference("dmnn_d2_block_t060_s1") == "static_d2_s0"
+    assert reference("static_w020") == "static_s0"
 
 
 def test_no_verdict_without_the_twin_or_a_dmnn_in_budget():
