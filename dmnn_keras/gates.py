@@ -133,7 +133,10 @@ def force_gates(model, rate):
     with per-stage groups, blocks of one sub-block alternate on and off, so
     the share of sub-blocks on stays `rate` (`dmnn_keras.gate_decisions`).
     ConvNet-AIG blocks (one gate each) are forced the same way; channel gates
-    are forced per convolution, round(rate * size) of each. Halves round up.
+    are forced per convolution, round(rate * size) of each. LC-Net forces its
+    channel gates the same way and keeps every layer gate on at any rate > 0,
+    so its share of gates on stays about `rate` (a carried layer gate on top
+    would run about rate**2 of them). Halves round up.
     Weights are copied; the original model is unchanged.
 
     Args:

@@ -37,7 +37,9 @@ detail below is our choice:
    the library's `ResourceLoss` on the effective gates (execution rate of
    every block and FLOPs ratio pulled to the target), the same loss as DMNN.
 7. Forced gates (`force_gates`): the layer gate is on when `forced_rate > 0`,
-   channel gates are forced per convolution as in channel gating.
+   channel gates are forced per convolution as in channel gating, so the
+   FLOPs ratio is about channel gating's at the same rate (forcing the layer
+   gates at `rate` as well would multiply it by about `rate` once more).
 """
 
 import keras

@@ -57,10 +57,17 @@ def test_resource_loss_moves_rates_toward_the_target(make_images, toy_fit):
 
 def test_profile_force_gates_and_round_trip(tmp_path, make_images):
     model = LCNetResNet(seed=0)
-    x = make_images(8)
+    x = make_images(2)
     assert dk.profile(model, x)["flops_ratio"] == 1.0
     off = dk.profile(dk.force_gates(model, 0.0), x)
     assert off["flops_ratio"] == pytest.approx(off["always_on_flops"] / off["flops"])
+    # Any rate > 0 keeps every layer gate on and forces the channel gates as channel
+    # gating does (2 of 8, 1 of 4 at 0.25), so the share of gates on stays ~rate.
+    # (Rounding the layer gates per block would turn them all off at 0.25; carrying
+    # them from block to block would run [0, 1, 0, 0] of the layers, ~rate^2 in all.)
+    quarter = dk.predict_gates(dk.force_gates(model, 0.25), x[:1])
+    assert len(quarter) == 4 and {name: g[0].tolist() for name, g in quarter.items()} == {
+        name: [1.0] + [1.0] * 2 + [0.0] * 6 + [1.0] + [0.0] * 3 for name in quarter}
     path = str(tmp_path / "lcnet.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
