@@ -145,7 +145,7 @@ class ResumableBackup(BackupAndRestoreHooks):
         super().__init__(backup_dir, save_freq=save_freq)
         self.steps_per_epoch = steps_per_epoch
         self.peers = peers
-        self.stop_signal = None
+        self._stop_signal = None  # one process: the signal of a pending stop (multi-worker: peers)
         self._steps_left = None  # in the resumed epoch
         self._unsaved_steps = False
         self._step = 0  # optimizer steps made
@@ -217,8 +217,9 @@ class ResumableBackup(BackupAndRestoreHooks):
 
     def request_stop(self, signal_number):
         """Stop at the next step boundary (multi-worker: at the step every worker is told)."""
-        self.stop_signal = signal_number
-        if self.peers is not None:
+        if self.peers is None:
+            self._stop_signal = signal_number
+        else:  # the first request of any worker wins: `peers.stop_request`
             self.peers.request_stop(signal_number, self._step + STOP_MARGIN)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -261,7 +262,7 @@ class ResumableBackup(BackupAndRestoreHooks):
 
     def _stop_if_asked(self, at_end=False):
         if self.peers is None:
-            number = self.stop_signal
+            number = self._stop_signal
         else:  # every worker stops after the step of the first request
             request = self.peers.stop_request
             if request is None:
