@@ -62,7 +62,7 @@ class Interrupted(Exception):
         )
 
 
-def read_backup(weights, metadata):
+def _read_backup(weights, metadata):
     """The metadata dict of a complete backup `(weights, metadata)`, None when a file is missing.
 
     Raises `BackupError` (naming the file) for a truncated or corrupt one.
@@ -159,11 +159,11 @@ class ResumableBackup(BackupAndRestoreHooks):
         latest = (self._path(WEIGHTS), self._path(METADATA))
         previous = (self._path(PREVIOUS_WEIGHTS), self._path(PREVIOUS_METADATA))
         try:
-            kept = read_backup(*previous)
+            kept = _read_backup(*previous)
         except BackupError:
             kept = None
         try:
-            data = read_backup(*latest)
+            data = _read_backup(*latest)
         except BackupError as error:
             choice = (f"resume from the previous backup ({_position(kept)}) by deleting "
                       f"{latest[0]} and {latest[1]}, or " if kept else "no earlier backup is kept: ")
