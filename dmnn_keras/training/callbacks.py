@@ -148,7 +148,7 @@ class ResumableBackup(BackupAndRestoreHooks):
         self._stop_signal = None  # one process: the signal of a pending stop (multi-worker: peers)
         self._steps_left = None  # in the resumed epoch
         self._unsaved_steps = False
-        self._step = 0  # optimizer steps made
+        self._optimizer_steps = 0  # made so far: `optimizer.iterations`, counted here step by step
         self._deadline = None  # multi-worker: exits if the stop step is not reached in time
 
     def _path(self, name):
@@ -187,9 +187,9 @@ class ResumableBackup(BackupAndRestoreHooks):
         self.model.load_weights(weights)
         set_resume_epoch(self.model, int(data["epoch"]))
         # (a MirroredVariable under multi_worker: int() of it fails)
-        self._step = int(self.model.optimizer.iterations.value.read_value())
+        self._optimizer_steps = int(self.model.optimizer.iterations.value.read_value())
         epoch = resume_epoch(self.model) or 0
-        epoch_done, steps_done = divmod(self._step, self.steps_per_epoch)
+        epoch_done, steps_done = divmod(self._optimizer_steps, self.steps_per_epoch)
         if epoch_done == epoch + 1 and not steps_done:  # killed between last step and epoch end
             set_resume_epoch(self.model, epoch_done)
         elif epoch_done == epoch and steps_done:
@@ -220,11 +220,11 @@ class ResumableBackup(BackupAndRestoreHooks):
         if self.peers is None:
             self._stop_signal = signal_number
         else:  # the first request of any worker wins: `peers.stop_request`
-            self.peers.request_stop(signal_number, self._step + STOP_MARGIN)
+            self.peers.request_stop(signal_number, self._optimizer_steps + STOP_MARGIN)
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
-        self._step += 1
+        self._optimizer_steps += 1
         self._unsaved_steps = True
         if self._steps_left is not None:
             self._steps_left -= 1
@@ -252,7 +252,7 @@ class ResumableBackup(BackupAndRestoreHooks):
         self.model.save_weights(self._path(INCOMING_WEIGHTS), overwrite=True)
         with open(self._path(INCOMING_METADATA), "w") as f:
             json.dump({"epoch": self.backup_epoch, "batch": self.backup_batch,
-                       "step": self._step}, f)
+                       "step": self._optimizer_steps}, f)
         if os.path.exists(self._path(WEIGHTS)) and os.path.exists(self._path(METADATA)):
             os.replace(self._path(WEIGHTS), self._path(PREVIOUS_WEIGHTS))
             os.replace(self._path(METADATA), self._path(PREVIOUS_METADATA))
@@ -272,7 +272,7 @@ class ResumableBackup(BackupAndRestoreHooks):
                 self._deadline = threading.Timer(self.peers.timeout, self._give_up, (number,))
                 self._deadline.daemon = True
                 self._deadline.start()
-            if self._step < step and not at_end:
+            if self._optimizer_steps < step and not at_end:
                 return
         if number is None:
             return
