@@ -30,6 +30,7 @@ from dmnn_keras.keras_compat import replace_symbolic_build, symbolic_build
 from dmnn_keras.training.presets import PEER_TIMEOUT, STRATEGIES
 
 KEY_PREFIX = "dmnn_keras/"  # of this package's keys in the coordination service
+WORKER_JOBS = ("chief", "worker")  # the jobs of a cluster whose tasks train
 
 
 class ClusterError(RuntimeError):
@@ -85,8 +86,8 @@ def _multi_worker_strategy(peer_timeout):
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     spec = resolver.cluster_spec()
     if spec.jobs and context.context().coordination_service is None:
-        jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
-                for job in ("chief", "worker") if job in spec.jobs]
+        jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=tasks)
+                for job, tasks in _training_tasks(spec).items()]
         context.context().configure_coordination_service(
             service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
             cluster_register_timeout_in_ms=int(peer_timeout * 1000),
@@ -117,10 +118,8 @@ class Peers:
     def __init__(self, strategy, run_key, timeout=PEER_TIMEOUT):
         from tensorflow.python.eager import context
 
-        resolver = strategy.cluster_resolver
         self.index = worker_index()
-        self.num_workers = sum(resolver.cluster_spec().num_tasks(job)
-                               for job in ("chief", "worker") if job in resolver.cluster_spec().jobs)
+        self.num_workers = sum(_training_tasks(strategy.cluster_resolver.cluster_spec()).values())
         self.timeout = timeout
         self._context = context.context()
         self._prefix = f"{KEY_PREFIX}{run_key}/"
@@ -175,11 +174,19 @@ class Peers:
             self._watcher.join()
 
 
+def _training_tasks(spec):
+    """`{job: number of tasks}` of the jobs of `spec` (a `tf.train.ClusterSpec`) that train.
+
+    Example: `{"worker": 2}` for TF_CONFIG's `{"cluster": {"worker": [a, b]}}`.
+    """
+    return {job: spec.num_tasks(job) for job in WORKER_JOBS if job in spec.jobs}
+
+
 def worker_index():
     """This process's worker index from `TF_CONFIG` (0 without a cluster)."""
     config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
     task = config.get("task", {})
-    return int(task.get("index", 0)) if task.get("type", "worker") in ("worker", "chief") else 0
+    return int(task.get("index", 0)) if task.get("type", "worker") in WORKER_JOBS else 0
 
 
 def is_chief(strategy):
