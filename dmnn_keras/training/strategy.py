@@ -5,12 +5,18 @@
   device when there is no GPU and more than one CPU device (tests split the
   CPU with `tf.config.set_logical_device_configuration`).
 * "multi_worker": `MultiWorkerMirroredStrategy`; the cluster comes from the
-  `TF_CONFIG` environment variable (`{"cluster": {"worker": [host:port, ...]},
-  "task": {"type": "worker", "index": i}}`), one process per worker, every
-  worker running the same command. Worker 0 is the chief. A worker waits at
-  most `peer_timeout` seconds (`--peer_timeout`, default `PEER_TIMEOUT`) for
-  the others to start, then raises `ClusterError`; the workers agree on when
-  to stop through `Peers` (TensorFlow's coordination-service key-value store).
+  `TF_CONFIG` environment variable, one process per task, every task running
+  the same command. Two layouts: workers only (`{"cluster": {"worker":
+  [host:port, ...]}, "task": {"type": "worker", "index": i}}`; worker 0 is
+  the chief), or a chief and workers (`{"cluster": {"chief": [host:port],
+  "worker": [...]}, "task": {"type": "chief", "index": 0}}` on the chief).
+  Every task trains; a worker's position in the cluster (`worker_position`:
+  the chief 0, then the workers) names it in messages, in `Peers` and in its
+  output directory. Other jobs ("ps", "evaluator") raise `ClusterError`. A
+  worker waits at most `peer_timeout` seconds (`--peer_timeout`, default
+  `PEER_TIMEOUT`) for the others to start, then raises `ClusterError`; the
+  workers agree on when to stop through `Peers` (TensorFlow's
+  coordination-service key-value store).
 * "tpu": `TPUClusterResolver(tpu=address)` (address "" = the local TPU VM or
   the `TPU_NAME` environment variable), `experimental_connect_to_cluster`,
   `initialize_tpu_system`, then `TPUStrategy`. Not tested here (no TPU).
@@ -30,7 +36,7 @@ from dmnn_keras.keras_compat import replace_symbolic_build, symbolic_build
 from dmnn_keras.training.presets import PEER_TIMEOUT, STRATEGIES
 
 KEY_PREFIX = "dmnn_keras/"  # of this package's keys in the coordination service
-WORKER_JOBS = ("chief", "worker")  # the jobs of a cluster whose tasks train
+WORKER_JOBS = ("chief", "worker")  # the jobs of a cluster whose tasks train, in position order
 
 
 class ClusterError(RuntimeError):
@@ -83,6 +89,7 @@ def _multi_worker_strategy(peer_timeout):
     from tensorflow.python.distribute import multi_worker_util
     from tensorflow.python.eager import context
 
+    _tf_config_task()  # a clear error for a TF_CONFIG TensorFlow would misread
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     spec = resolver.cluster_spec()
     if spec.jobs and context.context().coordination_service is None:
@@ -113,13 +120,18 @@ class Peers:
         strategy: the run's `MultiWorkerMirroredStrategy`.
         run_key: a name of the run, the same on every worker (e.g. its output directory).
         timeout: seconds to wait for a value another worker must publish.
+
+    `index` is this worker's position (`worker_position`, 0 = the chief) and
+    `num_workers` the number of workers; keys per worker are named by position.
     """
 
     def __init__(self, strategy, run_key, timeout=PEER_TIMEOUT):
         from tensorflow.python.eager import context
 
-        self.index = worker_index()
-        self.num_workers = sum(_training_tasks(strategy.cluster_resolver.cluster_spec()).values())
+        resolver = strategy.cluster_resolver
+        tasks = _training_tasks(resolver.cluster_spec())
+        self.index = worker_position(resolver.task_type, resolver.task_id, tasks)
+        self.num_workers = sum(tasks.values())
         self.timeout = timeout
         self._context = context.context()
         self._prefix = f"{KEY_PREFIX}{run_key}/"
@@ -177,28 +189,81 @@ class Peers:
 def _training_tasks(spec):
     """`{job: number of tasks}` of the jobs of `spec` (a `tf.train.ClusterSpec`) that train.
 
-    Example: `{"worker": 2}` for TF_CONFIG's `{"cluster": {"worker": [a, b]}}`.
+    In `WORKER_JOBS` order. Example: `{"chief": 1, "worker": 2}` for TF_CONFIG's
+    `{"cluster": {"worker": [b, c], "chief": [a]}}`.
     """
     return {job: spec.num_tasks(job) for job in WORKER_JOBS if job in spec.jobs}
 
 
+def worker_position(task_type, task_id, tasks):
+    """Where task `task_id` of job `task_type` stands among the workers: 0 is the chief.
+
+    The jobs in `WORKER_JOBS` order: with a chief job the chief is 0 and
+    worker i is i + 1; without one, worker i is i. `tasks` is the cluster's
+    `{job: number of tasks}` (`_training_tasks`).
+
+    Example: `worker_position("worker", 0, {"chief": 1, "worker": 2})` is 1.
+    """
+    earlier = WORKER_JOBS[:WORKER_JOBS.index(task_type)]
+    return sum(tasks.get(job, 0) for job in earlier) + task_id
+
+
+def _tf_config_task():
+    """`(task_type, task_id, tasks)` of `TF_CONFIG`, checked; None when it names no cluster.
+
+    `tasks` is its cluster's `{job: number of tasks}` in `WORKER_JOBS` order.
+    Raises `ClusterError` naming TF_CONFIG for malformed JSON, a job other than
+    `WORKER_JOBS`, more than one chief, or a task not in the cluster.
+    """
+    text = os.environ.get("TF_CONFIG", "")
+    try:
+        config = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        config = None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster") or {}, dict):
+        raise ClusterError('TF_CONFIG must be a JSON object {"cluster": {job: [host:port, ...]}, '
+                           f'"task": {{"type": job, "index": i}}}}. Received: TF_CONFIG={text!r}')
+    cluster = config.get("cluster")
+    if not cluster:
+        return None
+    addresses_ok = all(isinstance(addresses, list) and addresses for addresses in cluster.values())
+    if set(cluster) - set(WORKER_JOBS) or not addresses_ok or len(cluster.get("chief", [0])) != 1:
+        raise ClusterError(
+            "TF_CONFIG's cluster must be {\"worker\": [host:port, ...]} or "
+            "{\"chief\": [host:port], \"worker\": [host:port, ...]} (every task trains: parameter "
+            f"servers and evaluators are not supported). Received: cluster={cluster!r}")
+    tasks = _training_tasks(tf.train.ClusterSpec(cluster))
+    task = config.get("task")
+    fields = task if isinstance(task, dict) else {}
+    task_type, task_id = fields.get("type"), fields.get("index")
+    if (task_type not in tasks or type(task_id) is not int  # (not a bool either)
+            or not 0 <= task_id < tasks[task_type]):
+        allowed = " or ".join(f'{{"type": "{job}", "index": 0{f" to {n - 1}" if n > 1 else ""}}}'
+                              for job, n in tasks.items())
+        raise ClusterError(f"TF_CONFIG's task must be one of its cluster's: {allowed}. "
+                           f"Received: task={task!r}")
+    return task_type, task_id, tasks
+
+
 def worker_index():
-    """This process's worker index from `TF_CONFIG` (0 without a cluster)."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    return int(task.get("index", 0)) if task.get("type", "worker") in WORKER_JOBS else 0
+    """This process's position among the workers of TF_CONFIG (`worker_position`; 0 without one).
+
+    Raises `ClusterError` for a TF_CONFIG that is not one of the supported layouts.
+    """
+    task = _tf_config_task()
+    return 0 if task is None else worker_position(*task)
 
 
 def is_chief(strategy):
-    """True on the process that writes the run's artefacts."""
+    """True on the process that writes the run's artefacts (position 0 of a cluster)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "cluster_spec", None):
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if not resolver.cluster_spec().as_dict():
+    spec = resolver.cluster_spec()
+    if not spec.as_dict():
         return True
-    return task_type == "chief" or (task_type == "worker" and task_id == 0
-                                    and "chief" not in resolver.cluster_spec().as_dict())
+    return resolver.task_type in WORKER_JOBS and worker_position(
+        resolver.task_type, resolver.task_id, _training_tasks(spec)) == 0
 
 
 def patch_multi_worker_build(model, strategy):
