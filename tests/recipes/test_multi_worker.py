@@ -26,14 +26,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def start_workers(flags, count=2, started=None):
-    """Starts `train.py flags` as workers `started` (default all) of a `count`-worker local cluster."""
-    workers = [f"127.0.0.1:{_free_port()}" for _ in range(count)]
+def start_workers(flags, count=2, started=None, chief=False):
+    """Starts `train.py flags` as workers `started` (positions, default all) of a `count`-worker
+    local cluster: TF_CONFIG's workers only, or a chief job and `count - 1` workers (`chief`)."""
+    addresses = [f"127.0.0.1:{_free_port()}" for _ in range(count)]
+    cluster = {"chief": addresses[:1], "worker": addresses[1:]} if chief else {"worker": addresses}
+    tasks = [(job, index) for job in cluster for index in range(len(cluster[job]))]
     processes = []
-    for index in range(count) if started is None else started:
+    for position in range(count) if started is None else started:
         environment = env()
+        job, index = tasks[position]
         environment["TF_CONFIG"] = json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+            {"cluster": cluster, "task": {"type": job, "index": index}})
         processes.append(subprocess.Popen(
             [sys.executable, TRAIN, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=environment, cwd=REPO))
@@ -66,7 +70,8 @@ def optimizer_steps(weights):
 def test_multi_worker_preemption_broken_backups_and_a_missing_peer(tmp_path):
     """Two local workers: SIGTERM to one stops both at the same step; backups that differ are
     refused; the rerun finishes with every epoch once; a lone worker gives up after --peer_timeout.
-    One setup for the four cases: every launch of two workers costs a TensorFlow start-up each."""
+    One setup for the four cases: every launch of two workers costs a TensorFlow start-up each.
+    The rerun's TF_CONFIG has a chief job: its worker 0 is position 1, as worker 1 was."""
     out = tmp_path / "run"
     # A static ResNet at 16 px a quarter wide: the workers trace and step fast.
     flags = [*TINY, "--model=resnet", "--image_size=16", "--width_multiplier=0.25", "--epochs=2",
@@ -122,7 +127,7 @@ def test_multi_worker_preemption_broken_backups_and_a_missing_peer(tmp_path):
 
     for name, content in latest.items():
         (backups[1] / name).write_bytes(content)
-    for returncode, stderr in finish(start_workers(flags), 600):
+    for returncode, stderr in finish(start_workers(flags, chief=True), 600):
         assert returncode == 0, stderr[-3000:]
     rows = list(csv.DictReader(open(out / "training_log.csv")))
     assert [int(r["epoch"]) for r in rows] == [0, 1]  # each epoch once
