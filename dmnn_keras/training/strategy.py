@@ -236,6 +236,8 @@ def _tf_config_task():
     task = config.get("task")
     fields = task if isinstance(task, dict) else {}
     task_type, task_id = fields.get("type"), fields.get("index")
+    if isinstance(task_id, str) and task_id.isdigit():  # TensorFlow reads int(index) too
+        task_id = int(task_id)
     if (task_type not in tasks or type(task_id) is not int  # (not a bool either)
             or not 0 <= task_id < tasks[task_type]):
         allowed = " or ".join(f'{{"type": "{job}", "index": 0{f" to {n - 1}" if n > 1 else ""}}}'

@@ -33,6 +33,10 @@ def test_every_worker_has_its_own_position_and_the_chief_is_0(monkeypatch):
     # chief, worker 0, worker 1: worker i is i + 1 (worker 0 is not the chief)
     assert positions(monkeypatch, CHIEF_AND_WORKERS) == [
         (0, 0, 3, True), (1, 1, 3, False), (2, 2, 3, False)]
+    # an index written as a string, as TensorFlow's resolver accepts it (int(index))
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": CHIEF_AND_WORKERS, "task": {"type": "worker", "index": "1"}}))
+    assert worker_index() == 2
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert worker_index() == 0  # no cluster: one process
 
@@ -55,8 +59,8 @@ WORKER_TASKS = ("TF_CONFIG's task must be one of its cluster's: "
      "{\"type\": \"worker\", \"index\": 0 to 1}. Received: task={'type': 'evaluator', 'index': 0}"),
     ({"cluster": WORKERS_ONLY, "task": {"type": "worker", "index": 3}},
      WORKER_TASKS + "Received: task={'type': 'worker', 'index': 3}"),
-    ({"cluster": WORKERS_ONLY, "task": {"type": "worker", "index": "1"}},
-     WORKER_TASKS + "Received: task={'type': 'worker', 'index': '1'}"),
+    ({"cluster": WORKERS_ONLY, "task": {"type": "worker", "index": "one"}},
+     WORKER_TASKS + "Received: task={'type': 'worker', 'index': 'one'}"),
     ({"cluster": WORKERS_ONLY}, WORKER_TASKS + "Received: task=None"),
     ("{'cluster': ", "TF_CONFIG must be a JSON object {\"cluster\": {job: [host:port, ...]}, "
      "\"task\": {\"type\": job, \"index\": i}}. Received: TF_CONFIG=\"{'cluster': \""),
