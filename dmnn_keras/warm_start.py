@@ -9,6 +9,7 @@ from dmnn_keras.keras_compat import nested_layers
 from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
+from dmnn_keras.methods import GatingConfig
 
 # How each sub-block layer takes its part of the static block's layer (by name suffix):
 # "out" slices output channels, "in" input channels, "in_out" both (the 3x3's diagonal block),
@@ -198,12 +199,13 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
     Args:
         static_model: a static model of this library (`gating=None`, groups 1).
         groups: sub-blocks per block, an int or one per stage.
-        flops_target: the DMNN's target FLOPs ratio.
+        flops_target: the DMNN's target FLOPs ratio (it replaces the one of
+            a `gating_config` in `kwargs`).
         calibration_images: None, or training images (array or dataset) for
             `rebalance_sub_blocks`.
         calibration_batches: batches measured by `rebalance_sub_blocks`.
         **kwargs: other arguments of the DMNN builder (e.g. `dual_step`,
-            `resource_loss_weight`, `seed`).
+            `resource_loss_weight`, `seed`, or them all as `gating_config`).
 
     Returns:
         the DMNN (`DynamicResNet` or `DynamicMobileNetV2`), same inputs
@@ -232,6 +234,9 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
         )
     config.pop("name", None)
     config.pop("trainable", None)
+    gating_config = kwargs.pop("gating_config", None)
+    if gating_config is not None:  # replaces the static model's gating fields
+        config.update(GatingConfig.coerce(gating_config).get_config())
     config.update(gating="dmnn", groups=groups, flops_target=flops_target, **kwargs)
     if isinstance(static_model, DynamicResNet):
         config["split"] = "partition"

@@ -6,13 +6,13 @@ A new method is a module defining a `GatingMethod` subclass plus one line here.
 from dmnn_keras.methods.aig import AIG
 from dmnn_keras.methods.base import (
     METHODS,
-    GatingConfig,
     GatingMethod,
     get_method,
     register_export_converters,
     register_method,
 )
 from dmnn_keras.methods.channel import ChannelGating
+from dmnn_keras.methods.config import GatingConfig, with_gating_keywords
 from dmnn_keras.methods.dmnn import DMNN
 from dmnn_keras.methods.lcnet import LCNet
 

@@ -1,4 +1,4 @@
-"""The gating-method interface (`GatingMethod`), the config it reads and the registry of methods.
+"""The gating-method interface (`GatingMethod`) and the registry of methods.
 
 A gating method is one object: how it gates a block (its controller and its
 block layer), its resource loss, what it supports, its export converters and
@@ -6,44 +6,7 @@ its pruning rule. Models look it up by their `gating=` name; adding a method
 is one module plus one `register_method` line in `dmnn_keras/methods/__init__.py`.
 """
 
-import dataclasses
-from typing import Any, Optional
-
 from dmnn_keras.layers.resource_loss import ResourceLoss
-
-
-@dataclasses.dataclass(frozen=True)
-class GatingConfig:
-    """The gating arguments of a model constructor, handed to its `GatingMethod` as one object.
-
-    Every field is the constructor argument of the same name of
-    `DynamicResNet` / `DynamicMobileNetV2` (documented there).
-    """
-
-    gating: Optional[str]
-    flops_target: float
-    resource_loss_weight: float
-    dual_step: float
-    rate_loss: str
-    num_categories: int
-    category_loss_weight: float
-    use_previous_state: bool
-    controller_units: int
-    temperature: float
-    forced_gate_rate: Optional[float]
-    seed: Optional[int]
-    dependent: bool
-    stochastic_inference: bool
-    one_sided: bool
-
-    @classmethod
-    def from_arguments(cls, arguments):
-        """The config of a constructor's arguments (a dict with at least every field, e.g. `locals()`)."""
-        return cls(**{field.name: arguments[field.name] for field in dataclasses.fields(cls)})
-
-    def as_dict(self):
-        """`{field: value}`, for the model's `get_config`."""
-        return dataclasses.asdict(self)
 
 
 class GatingMethod:

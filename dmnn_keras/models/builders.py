@@ -13,6 +13,7 @@ import inspect
 import re
 import textwrap
 
+from dmnn_keras.methods import GatingConfig
 from dmnn_keras.models.dynamic_model import small_input_shape
 
 SMALL_DEFAULTS = ("with small CIFAR defaults (`input_shape` (32, 32, 3) unless `input_tensor` is "
@@ -35,6 +36,11 @@ def make_builder(name, module, model_class, parameters, fixed, doc, defaults=Non
             `controller_units`) that callers may override.
         small: a CIFAR-sized builder: `input_shape=None` means (32, 32, 3)
             unless `input_tensor` is given.
+
+    A caller's `gating_config=` holds every `GatingConfig` field: the
+    builder's defaults of them (`parameters`, `defaults`) then do not apply,
+    its fixed ones (e.g. `gating`) must agree with it, and keywords the
+    caller gives still replace its fields.
 
     Returns:
         The builder function; `help()` and `inspect.signature` show its
@@ -63,9 +69,16 @@ def make_builder(name, module, model_class, parameters, fixed, doc, defaults=Non
             arguments = signature.bind(*args, **kwargs)
         except TypeError as error:
             raise TypeError(f"{name}() {error}") from None
+        given = set(arguments.arguments)
         arguments.apply_defaults()
         own = dict(arguments.arguments)
-        others = {**(defaults or {}), **own.pop("kwargs")}
+        passed = own.pop("kwargs")
+        others = {**(defaults or {}), **passed}
+        if passed.get("gating_config") is not None:
+            _check_fixed_fields(name, fixed, passed["gating_config"])
+            unset = set(GatingConfig.field_names()) - given - set(passed)
+            own = {key: value for key, value in own.items() if key not in unset}
+            others = {key: value for key, value in others.items() if key not in unset}
         if small:
             own["input_shape"] = small_input_shape(own["input_shape"], others)
         return model_class(**fixed, **own, **others)
@@ -75,6 +88,25 @@ def make_builder(name, module, model_class, parameters, fixed, doc, defaults=Non
     builder.__signature__ = signature
     builder.__doc__ = doc
     return builder
+
+
+def gating_defaults(*names):
+    """`{name: GatingConfig's default}`: builder parameters named like its fields.
+
+    Example: `gating_defaults("flops_target") == {"flops_target": 0.5}`.
+    """
+    return {name: getattr(GatingConfig, name) for name in names}
+
+
+def _check_fixed_fields(name, fixed, gating_config):
+    """ValueError if a caller's `gating_config` disagrees with a field builder `name` fixes."""
+    config = GatingConfig.coerce(gating_config)
+    for key, value in fixed.items():
+        if key in GatingConfig.field_names() and getattr(config, key) != value:
+            raise ValueError(
+                f"{name} has {key}={value!r}. Received: gating_config with "
+                f"{key}={getattr(config, key)!r}"
+            )
 
 
 def builder_doc(summary, model_class, parameters, fixed, returns, example, about="",

@@ -1,6 +1,7 @@
 """Channel gating builders (Herrmann, Bowen & Zabih): gated groups of filters,
 batch activation loss, conditional (dependent=True) or pruning (dependent=False)."""
 
+from dmnn_keras.models.builders import gating_defaults
 from dmnn_keras.models.resnet import deep_resnet_builders, resnet_builder
 
 CHANNEL_GATE_UNITS = 16
@@ -14,7 +15,7 @@ _DESCRIBED = {
 
 ChannelGatedResNet = resnet_builder(
     "ChannelGatedResNet", __name__, _CHANNEL,
-    {"flops_target": 0.5, "dependent": True, "one_sided": False,
+    {**gating_defaults("flops_target", "dependent", "one_sided"),
      "controller_units": CHANNEL_GATE_UNITS},
     title="Channel-gated ResNet", described=_DESCRIBED, example_args="dependent=False",
     about="Every bottleneck is a `ChannelGatedBlock`: its first 1x1 convolution has 8 gates "
@@ -25,6 +26,6 @@ ChannelGatedResNet = resnet_builder(
     returns="; 12 channel gates `[batch, 12]` per bottleneck (8 for the first 1x1 convolution, "
             "4 for the 3x3)", gate_width=12)
 ChannelGatedResNet50, ChannelGatedResNet101 = deep_resnet_builders(
-    "ChannelGatedResNet", __name__, _CHANNEL, {"dependent": True, "flops_target": 0.5},
+    "ChannelGatedResNet", __name__, _CHANNEL, gating_defaults("dependent", "flops_target"),
     "Channel-gated ResNet", described=_DESCRIBED, defaults={"controller_units": CHANNEL_GATE_UNITS},
     example_args="dependent=False")

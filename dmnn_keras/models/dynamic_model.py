@@ -389,11 +389,17 @@ class DynamicModel(keras.Model):
             y_pred = y_pred["logits"]
         return super().compute_metrics(x, labels, y_pred, sample_weight=sample_weight)
 
-    def set_constructor_config(self, **config):
+    def set_constructor_config(self, gating_config=None, **config):
         """Records the constructor arguments (returned by `get_config`) as attributes.
 
         `input_shape` is kept as `input_shape_` (Keras models own `input_shape`).
+        `gating_config` (a `GatingConfig`) is kept as `gating_config` and its
+        fields as entries of the config, flat as the constructor's keywords
+        (the form models saved before `gating_config` existed have).
         """
+        if gating_config is not None:
+            self.gating_config = gating_config
+            config.update(gating_config.get_config())
         self._constructor_config = dict(config)
         for key, value in config.items():
             setattr(self, "input_shape_" if key == "input_shape" else key, value)

@@ -3,19 +3,18 @@
 from dmnn_keras.flops import flops_table
 from dmnn_keras.gate_decisions import carried_active
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
-from dmnn_keras.layers.resource_loss import check_flops_target
-from dmnn_keras.methods import METHODS, get_method
+from dmnn_keras.methods import METHODS, GatingConfig, get_method
 
-DEFAULT_RESOURCE_LOSS_WEIGHT = 2.0
-# Lagrange multiplier step of the resource loss (`ResourceLoss.dual_step`).
-DEFAULT_DUAL_STEP = 0.01
-# Execution rates of the DMNN resource loss: per block (paper) or per gate (`ResourceLoss`).
-DEFAULT_RATE_LOSS = "block"
+# `GatingConfig`'s defaults under their former names.
+DEFAULT_RESOURCE_LOSS_WEIGHT = GatingConfig.resource_loss_weight
+DEFAULT_DUAL_STEP = GatingConfig.dual_step
+DEFAULT_RATE_LOSS = GatingConfig.rate_loss
 
 
-def check_gating(gating, groups, flops_target, kind, model_name):
-    """Validates the gating arguments common to every builder; returns the `GatingMethod` (or None).
+def check_gating(gating, groups, kind, model_name):
+    """Checks that the model's `groups` and block `kind` suit `gating`; returns its `GatingMethod`.
 
+    `gating`: a `GatingConfig`'s (already valid) method name, or None;
     `kind` is the block kind the model gates ("bottleneck", "inverted_residual").
     """
     method = get_method(gating)
@@ -31,7 +30,6 @@ def check_gating(gating, groups, flops_target, kind, model_name):
             f"{model_name} supports gating {allowed} (gating={gating!r} gates blocks of kind "
             f"{method.block_kinds}, not {kind!r}). Received: gating={gating!r}"
         )
-    check_flops_target(flops_target)
     return method
 
 

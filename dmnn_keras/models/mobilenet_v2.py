@@ -5,15 +5,14 @@ from keras import layers
 
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import batch_norm_layer, conv_layer
-from dmnn_keras.methods import GatingConfig
-from dmnn_keras.models.builders import builder_doc, make_builder
+from dmnn_keras.methods import GatingConfig, with_gating_keywords
+from dmnn_keras.models.builders import builder_doc, gating_defaults, make_builder
 from dmnn_keras.models.dynamic_model import (
     DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
     model_inputs, normalization_layer, top_layers,
 )
 from dmnn_keras.models.gating import (
-    DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
-    check_ungated, is_ungated, stage_groups,
+    GateWiring, check_gating, check_ungated, is_ungated, stage_groups,
 )
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper.
@@ -58,8 +57,9 @@ class DynamicMobileNetV2(DynamicModel):
             channels (1 = the original block). Or one int per stage of
             `MOBILENET_V2_SPEC` (7 stages, 17 blocks), each dividing the
             expanded channels of its stage's blocks.
-        gating: None, "dmnn" or "aig" (ConvNet-AIG gates every block that has
-            an identity shortcut; blocks without one always run).
+        gating_config: as `DynamicResNet`; its `gating` may be None, "dmnn" or
+            "aig" (ConvNet-AIG gates every block that has an identity
+            shortcut; blocks without one always run).
         Others as `DynamicResNet`.
 
     Inputs: images `[batch, H, W, 3]` (`input_shape`), RGB, raw pixel values
@@ -83,15 +83,11 @@ class DynamicMobileNetV2(DynamicModel):
     ```
     """
 
+    @with_gating_keywords
     def __init__(
         self,
         alpha=1.0,
         groups=4,
-        gating="dmnn",
-        flops_target=0.5,
-        resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
-        dual_step=DEFAULT_DUAL_STEP,
-        rate_loss=DEFAULT_RATE_LOSS,
         ungated_blocks=(),
         num_classes=1000,
         input_shape=None,
@@ -101,22 +97,13 @@ class DynamicMobileNetV2(DynamicModel):
         pooling=None,
         classifier_activation=None,
         stem=None,
-        num_categories=0,
-        category_loss_weight=1e-4,
-        use_previous_state=True,
-        controller_units=32,
-        temperature=1.0,
-        forced_gate_rate=None,
-        seed=None,
-        dependent=True,
-        stochastic_inference=False,
-        one_sided=False,
+        gating_config=None,
         dtype=None,
         **kwargs,
     ):
+        gating_config, kwargs = GatingConfig.from_keywords(gating_config, kwargs)
         check_keyword_arguments(self, DynamicMobileNetV2, kwargs, MODEL_ARGUMENTS)
-        gating_config = GatingConfig.from_arguments(locals())
-        method = check_gating(gating, groups, flops_target, "inverted_residual",
+        method = check_gating(gating_config.gating, groups, "inverted_residual",
                               "DynamicMobileNetV2")
         classifier_activation = check_applications_arguments(
             include_top, weights, pooling, classifier_activation)
@@ -171,7 +158,8 @@ class DynamicMobileNetV2(DynamicModel):
         super().__init__(
             inputs=inputs,
             outputs=outputs,
-            category_loss_weights=wiring.category_loss_weights(category_loss_weight),
+            category_loss_weights=wiring.category_loss_weights(
+                gating_config.category_loss_weight),
             dtype=policy,
             **kwargs,
         )
@@ -190,7 +178,7 @@ class DynamicMobileNetV2(DynamicModel):
             pooling=pooling,
             classifier_activation=classifier_activation,
             stem=stem,
-            **gating_config.as_dict(),
+            gating_config=gating_config,
         )
 
 
@@ -224,7 +212,7 @@ def mobilenet_v2_builder(name, module, fixed, parameters, summary, gated_blocks,
 
 DMNNMobileNetV2 = mobilenet_v2_builder(
     "DMNNMobileNetV2", __name__, {"gating": "dmnn"},
-    {"alpha": 1.0, "groups": 4, "flops_target": 0.5},
+    {"alpha": 1.0, "groups": 4, **gating_defaults("flops_target")},
     "DMNN-MobileNetV2 (224x224x3, 1000 classes by default).", gated_blocks=17)
 MobileNetV2 = mobilenet_v2_builder(
     "MobileNetV2", __name__, {"groups": 1, "gating": None}, {"alpha": 1.0},

@@ -7,15 +7,14 @@ from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_argument
 from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer, bottleneck_path_width, conv_layer,
 )
-from dmnn_keras.methods import GatingConfig
-from dmnn_keras.models.builders import builder_doc, make_builder
+from dmnn_keras.methods import GatingConfig, with_gating_keywords
+from dmnn_keras.models.builders import builder_doc, gating_defaults, make_builder
 from dmnn_keras.models.dynamic_model import (
     DynamicModel, check_applications_arguments, load_builder_weights, model_dtype_policy,
     model_inputs, normalization_layer, top_layers,
 )
 from dmnn_keras.models.gating import (
-    DEFAULT_DUAL_STEP, DEFAULT_RATE_LOSS, DEFAULT_RESOURCE_LOSS_WEIGHT, GateWiring, check_gating,
-    check_ungated, is_ungated, stage_groups,
+    GateWiring, check_gating, check_ungated, is_ungated, stage_groups,
 )
 
 RESNET_STACKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -51,24 +50,11 @@ class DynamicResNet(DynamicModel):
             int per stage, e.g. `(1, 1, 4, 4)`: whole-block gates in the two
             high-resolution stages, where narrow sub-blocks are slow per MAC in
             XNNPACK (BENCHMARKS.md, tflite_block_cost and tflite_latency).
-        gating: None (static), "dmnn" (multi-path blocks), "aig" (ConvNet-AIG:
-            a gate per whole block), "channel" (channel gating of the two
-            inner convolutions, batch activation loss) or "lcnet" (LC-Net:
-            layer and channel-group skip + scale). "aig", "channel" and
-            "lcnet" need groups=1; their gate networks use
-            `controller_units` hidden units (the presets pass 16). Each is a
-            `GatingMethod` of `dmnn_keras.methods`, where more can be registered.
+            Gatings other than "dmnn" need groups=1.
         split: "preserve" or "partition" (see above; DMNN only).
         ungated_blocks: blocks that always run whole (one path, no
             controller): a tuple of block names, e.g. `("conv2_block1",)`, or
             "first_of_stage" (ConvNet-AIG keeps the downsampling blocks on).
-        flops_target: target FLOPs ratio / execution rate in (0, 1].
-        resource_loss_weight: lambda of the resource loss.
-        dual_step: step of the resource loss's Lagrange multiplier per
-            training step (see `ResourceLoss`); 0 = the paper's penalty only.
-        rate_loss: "block", "gate" or "bounded": the resource loss's execution
-            rates per block (paper), per sub-block, or per block with every
-            sub-block's rate kept in [0.1, 0.9] (see `ResourceLoss`; DMNN only).
         num_classes: classes of the top (`keras.applications` calls it
             `classes`; here it is `num_classes`, as it always was).
         input_shape: None ((224, 224, 3), or the shape of `input_tensor`) or
@@ -87,27 +73,17 @@ class DynamicResNet(DynamicModel):
             the default, unlike `keras.applications`), or e.g. "softmax";
             only with the top. Bad values or combinations raise ValueError.
         stem: None, "imagenet" or "cifar".
-        num_categories: 0, or the number of coarse categories predicted by
-            every controller (category supervision).
-        category_loss_weight: weight of stage 0's category losses; each later
-            stage multiplies it by 10.
-        use_previous_state, controller_units, temperature: controller options.
-        forced_gate_rate: None, or run a fixed share `rate` of the sub-blocks
-            for every image: in each block the first k, k = round(rate * groups)
-            with the rounding error carried from block to block (DMNN and
-            ConvNet-AIG; see `dmnn_keras.force_gates`).
-        seed: None or int, seed of the gate noise.
-        dependent: "aig"/"channel": True for input-dependent gates, False for
-            one learned logit pair per gate shared by all inputs (pruning
-            mode; see `dmnn_keras.prune`).
-        stochastic_inference: "aig"/"channel"/"lcnet": keep the Gumbel noise
-            in inference (the original ConvNet-AIG); default deterministic.
-        one_sided: "channel": penalise only a batch activation above target.
+        gating_config: None (the defaults: "dmnn" gating), a `GatingConfig`
+            or a dict of its fields: the gating method and its controller and
+            loss options, documented there.
         dtype: None (the global policy, `keras.mixed_precision.set_global_policy`),
             or a dtype policy for every layer of this model: a name such as
             "mixed_bfloat16" or a `keras.DTypePolicy`. Convolutions then
             compute in bfloat16 with float32 weights; the gates, the
             resource loss and its metrics stay float32.
+        **kwargs: each field of `GatingConfig` as a keyword argument (`gating`,
+            `flops_target`, `seed`, ...; it replaces that field of
+            `gating_config`), and Keras' `name` and `trainable`.
 
     Inputs: images `[batch, H, W, 3]` (`input_shape`), RGB, raw pixel values
         in [0, 255], any real dtype (cast to float32). The graph checks
@@ -135,17 +111,13 @@ class DynamicResNet(DynamicModel):
     ```
     """
 
+    @with_gating_keywords
     def __init__(
         self,
         stack_sizes=(3, 4, 6, 3),
         width_multiplier=1.0,
         groups=4,
-        gating="dmnn",
-        flops_target=0.5,
-        resource_loss_weight=DEFAULT_RESOURCE_LOSS_WEIGHT,
         split="preserve",
-        dual_step=DEFAULT_DUAL_STEP,
-        rate_loss=DEFAULT_RATE_LOSS,
         ungated_blocks=(),
         num_classes=1000,
         input_shape=None,
@@ -155,22 +127,13 @@ class DynamicResNet(DynamicModel):
         pooling=None,
         classifier_activation=None,
         stem=None,
-        num_categories=0,
-        category_loss_weight=1e-4,
-        use_previous_state=True,
-        controller_units=32,
-        temperature=1.0,
-        forced_gate_rate=None,
-        seed=None,
-        dependent=True,
-        stochastic_inference=False,
-        one_sided=False,
+        gating_config=None,
         dtype=None,
         **kwargs,
     ):
+        gating_config, kwargs = GatingConfig.from_keywords(gating_config, kwargs)
         check_keyword_arguments(self, DynamicResNet, kwargs, MODEL_ARGUMENTS)
-        gating_config = GatingConfig.from_arguments(locals())
-        method = check_gating(gating, groups, flops_target, "bottleneck", "DynamicResNet")
+        method = check_gating(gating_config.gating, groups, "bottleneck", "DynamicResNet")
         classifier_activation = check_applications_arguments(
             include_top, weights, pooling, classifier_activation)
         inputs, input_shape = model_inputs(input_tensor, input_shape)
@@ -233,7 +196,8 @@ class DynamicResNet(DynamicModel):
         super().__init__(
             inputs=inputs,
             outputs=outputs,
-            category_loss_weights=wiring.category_loss_weights(category_loss_weight),
+            category_loss_weights=wiring.category_loss_weights(
+                gating_config.category_loss_weight),
             dtype=policy,
             **kwargs,
         )
@@ -254,7 +218,7 @@ class DynamicResNet(DynamicModel):
             pooling=pooling,
             classifier_activation=classifier_activation,
             stem=stem,
-            **gating_config.as_dict(),
+            gating_config=gating_config,
         )
 
 
@@ -328,7 +292,7 @@ def deep_resnet_builders(prefix, module, fixed, parameters, title, returns=None,
 
 _DMNN = {"gating": "dmnn"}
 DMNNResNet = resnet_builder(
-    "DMNNResNet", __name__, _DMNN, {"groups": 4, "flops_target": 0.5},
+    "DMNNResNet", __name__, _DMNN, {"groups": 4, **gating_defaults("flops_target")},
     title="DMNN ResNet",
     returns="; 542,410 trainable parameters, 4 gated blocks of 4 sub-blocks: gates `[batch, 4]` "
             "per block", gate_width=4)
@@ -336,7 +300,7 @@ ResNet = resnet_builder("ResNet", __name__, {"gating": None}, {"groups": 1}, tit
                         about="The static twin of `DMNNResNet`: same code, gating off.",
                         returns="; no gates")
 DMNNResNet50, DMNNResNet101 = deep_resnet_builders(
-    "DMNNResNet", __name__, _DMNN, {"groups": 4, "flops_target": 0.5}, "DMNN-ResNet",
+    "DMNNResNet", __name__, _DMNN, {"groups": 4, **gating_defaults("flops_target")}, "DMNN-ResNet",
     kwargs_examples=("input_shape", "num_classes", "num_categories"))
 ResNet50, ResNet101 = deep_resnet_builders(
     "ResNet", __name__, {"groups": 1, "gating": None}, {}, "Static ResNet",
