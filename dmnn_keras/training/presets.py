@@ -28,7 +28,7 @@ Presets:
     CIFAR-10 training images (lr 0.2 x 128/256 cosine, 0.5-epoch warmup,
     coupled L2 5e-4); then the DMNN (`dmnn_resnet`, 2 sub-blocks per block
     partitioning the twin's, `from_static`) is warm-started from it and trained
-    4 epochs (lr 0.04 x 128/256) with distillation from it, the FLOPs target
+    4 epochs (lr 0.1 x 128/256) with distillation from it, the FLOPs target
     annealed from 1.0 to 0.71 over 1.5 epochs (0.71 of the DMNN's own MACs,
     0.6 of the twin's: the share where the benchmark's DMNN stopped losing to
     the static net of equal MACs, `benchmarks/cifar10_pareto.py`) with per-block rates (`rate_loss="block"`) and a Lagrange
@@ -157,7 +157,7 @@ PRESETS = {
     "cpu": dict(
         model="dmnn_resnet", dataset="cifar10", groups=2, block_split="partition",
         flops_target=0.71, teacher_epochs=6, teacher_learning_rate=0.2, epochs=4,
-        batch_size=128, learning_rate=0.04, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+        batch_size=128, learning_rate=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
         schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
         rate_loss="block", dual_step=0.5, target_schedule_epochs=1.5,
         target_correction_batches=10, noise_off_epochs=1, calibrate_flops_batches=20,
