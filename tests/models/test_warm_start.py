@@ -60,6 +60,17 @@ def test_dense_3x3_loses_its_off_diagonal_blocks():
     assert not _close(static.predict(x, verbose=0), dk.force_gates(model, 1.0).predict(x, verbose=0))
 
 
+def test_whole_block_gates_all_on_are_exactly_the_dense_static_network():
+    """groups=1: each gate skips a whole residual branch, so nothing of the 3x3 is dropped."""
+    static = dk.ResNet()
+    _randomise_batch_norms(static, seed=3)
+    model = dk.from_static(static, groups=1)
+    x = _images()
+    expected = static.predict(x, verbose=0)
+    assert _close(expected, dk.force_gates(model, 1.0).predict(x, verbose=0))
+    assert not _close(expected, dk.force_gates(model, 0.5).predict(x, verbose=0))
+
+
 def test_mobilenet_v2_all_on_is_exactly_the_static_network():
     static = dk.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
     _randomise_batch_norms(static, seed=2)
