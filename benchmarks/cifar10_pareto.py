@@ -79,6 +79,14 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     their last epoch (0.68 to 0.79 over 10, the twin ended at 0.80), as they
     recover from the 3x3 blocks the split drops. `dmnn_lr10_t070_s0`: the same
     at 0.7x the twin's MACs.
+  * `dmnn_allon_s0`, `dmnn_allon_s1`: the partition DMNN (2 sub-blocks per
+    block) trained from scratch with every gate on (`forced_gate_rate=1.0`),
+    the twin's recipe and 15 epochs: a static network whose 3x3 convolutions
+    are block-diagonal (0.84x the twin's MACs). `dmnn_pre_t060_s0`,
+    `dmnn_pre_t060_s1`: the dmnn_lr10_t060 fine-tune started from it and
+    distilled from it instead of the twin: nothing of the network is dropped
+    when its gates start to learn, and the 15 epochs before are its own.
+    Charged 25 epochs like the other fine-tunes; ratios against static_s0.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -109,6 +117,10 @@ LATENCY_IMAGES = 200
 STAGE_GROUPS = (1, 1, 2, 2)
 # The deeper model of the twin's MACs: 8 blocks (stack (2, 2, 2, 2)) at width 0.2, 7.26 M MACs.
 DEEP = dict(stack_sizes=(2, 2, 2, 2), width_multiplier=0.2)
+# The partition DMNN pre-trained with every gate on (the twin's recipe otherwise): the start
+# of the dmnn_pre rows, in place of the twin.
+ALL_ON = dict(model="dmnn_resnet", groups=2, block_split="partition", flops_target=1.0,
+              forced_gate_rate=1.0)
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a
 # share of the twin's: flops_target = share * twin MACs / DMNN full MACs (computed at run time).
 ROWS = {
@@ -166,6 +178,14 @@ ROWS = {
     "dmnn_lr10_t070_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.7,
                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
                                  "learning_rate": 0.1}),
+    "dmnn_allon_s0": dict(config="cpu_scratch", seed=0, **ALL_ON),
+    "dmnn_allon_s1": dict(config="cpu_scratch", seed=1, **ALL_ON),
+    "dmnn_pre_t060_s0": dict(config="cpu_scratch", seed=0, twin="dmnn_allon_s0", twin_share=0.6,
+                             **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
+                                "learning_rate": 0.1}),
+    "dmnn_pre_t060_s1": dict(config="cpu_scratch", seed=1, twin="dmnn_allon_s1", twin_share=0.6,
+                             **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
+                                "learning_rate": 0.1}),
 }
 # The twins whose MACs, latency and training step every row is measured against: the
 # default model's, and the deeper family's (rows built from static_d2_* or of stack DEEP).
@@ -426,12 +446,14 @@ def _seeds(family):
 def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS):
     """The new-recipe DMNN rows (one per seed) with the best mean top-1 aimed at <= max_share x the twin's MACs.
 
-    Only recipes built from `twins` compete. The targets are judged on two
+    Only fine-tuned recipes measured against `twins` compete (built from
+    them, or from a network pre-trained in their place). The targets are judged on two
     seeds, so a recipe measured on two seeds beats one measured on one,
     whatever their means.
     """
     families = {row.rsplit("_s", 1)[0] for row in ROWS
-                if ROWS[row].get("twin") in twins and ROWS[row]["twin_share"] <= max_share}
+                if ROWS[row].get("twin") and twins_of(row) == twins
+                and ROWS[row]["twin_share"] <= max_share}
     measured = []
     for family in sorted(families):
         rows = [row for row in _seeds(family) if row in results]

@@ -98,6 +98,8 @@ flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: exe
 flags.DEFINE_float("gate_logit_bound", None, "In training, penalise gate logits beyond "
                    "+-this value (mean squared excess) so the gates' straight-through gradient "
                    "does not vanish (default: none).")
+flags.DEFINE_float("forced_gate_rate", None, "Train with this share of sub-blocks on for every "
+                   "image (1.0: the all-on DMNN, pre-trained before --init_from gates it).")
 flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many epochs first (in "
                      "<output_dir>/teacher), warm-start the DMNN from it and distil from it.")
 flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of 256) of the "

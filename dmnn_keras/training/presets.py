@@ -64,7 +64,7 @@ BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
 PEER_TIMEOUT = 300.0  # seconds a multi-worker run waits for another worker (--peer_timeout)
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
-GATE_FIELDS = ("gate_logit_bound", "target_schedule_epochs", "target_correction_batches",
+GATE_FIELDS = ("forced_gate_rate", "gate_logit_bound", "target_schedule_epochs", "target_correction_batches",
                "correction_shifts_gates", "noise_off_epochs",
                "start_temperature", "end_temperature", "recalibrate_batches",
                "calibrate_flops_batches")
@@ -119,6 +119,9 @@ class TrainConfig:
     dual_step: Optional[float] = None
     rate_loss: Optional[str] = None  # "block" / "gate" / "bounded" (DMNN; None: the builder's)
     gate_logit_bound: Optional[float] = None  # training penalty on |gate logits| above it
+    # Train with this share of sub-blocks on for every image (1.0: the all-on network, the
+    # pre-training of a partition DMNN before it learns its gates from init_from).
+    forced_gate_rate: Optional[float] = None
     teacher_epochs: int = 0
     teacher_learning_rate: Optional[float] = None  # the twin's (None: learning_rate)
     init_from: Optional[str] = None
@@ -301,6 +304,14 @@ def check_dynamic_recipe(config, entry):
     if (config.start_temperature is None) != (config.end_temperature is None):
         _fail("end_temperature", config.end_temperature,
               "given together with start_temperature (both or neither)")
+    if config.forced_gate_rate is not None and not (
+        isinstance(config.forced_gate_rate, (int, float))
+        and not isinstance(config.forced_gate_rate, bool) and 0 <= config.forced_gate_rate <= 1
+    ):
+        _fail("forced_gate_rate", config.forced_gate_rate, "None or a number in [0, 1]")
+    if config.forced_gate_rate is not None and not dmnn:
+        _fail("forced_gate_rate", config.forced_gate_rate,
+              f"None for model={config.model!r} (DMNN gate controllers only)")
     for name in ("gate_logit_bound", "start_temperature", "end_temperature"):
         value = getattr(config, name)
         if value is not None and not value > 0:

@@ -50,7 +50,8 @@ def build_model(config, num_classes, input_shape, num_categories=0):
 
     Args:
         config: a `TrainConfig` (reads model, groups, flops_target,
-            resource_loss_weight, stack_sizes, width_multiplier, seed).
+            forced_gate_rate, resource_loss_weight, stack_sizes,
+            width_multiplier, seed).
         num_classes: int.
         input_shape: `(H, W, 3)`.
         num_categories: 0, or the category count for category supervision
@@ -61,7 +62,8 @@ def build_model(config, num_classes, input_shape, num_categories=0):
     if entry.gated:
         kwargs.update(flops_target=config.flops_target, seed=config.seed)
         if entry.multi_path:
-            kwargs.update(groups=config.groups, num_categories=num_categories)
+            kwargs.update(groups=config.groups, num_categories=num_categories,
+                          forced_gate_rate=config.forced_gate_rate)
             if entry.family == "resnet":
                 kwargs["split"] = config.block_split
         kwargs.update(resource_loss_kwargs(config, entry.multi_path))

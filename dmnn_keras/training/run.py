@@ -253,8 +253,9 @@ def _run(config, wall_start, strategy=None):
         if init_from:
             from dmnn_keras.warm_start import start_from
 
+            # forced_gate_rate is the run's own: a DMNN pre-trained all-on learns its gates.
             kwargs = dict(seed=config.seed, num_categories=num_categories,
-                          **resource_loss_kwargs(config))
+                          forced_gate_rate=config.forced_gate_rate, **resource_loss_kwargs(config))
             model, replaced = start_from(
                 load_model_or_preset(init_from, "init_from"), info.num_classes, (size, size, 3),
                 groups=config.groups, flops_target=config.flops_target, calibration_images=train,
