@@ -167,6 +167,20 @@ def test_start_from_a_dmnn_keeps_backbone_gates_and_controllers():
     np.testing.assert_allclose(model(x, training=False), dmnn(x, training=False), atol=1e-5)
 
 
+def test_a_dmnn_pre_trained_all_on_starts_gating_where_it_ended():
+    """forced_gate_rate=1.0 trains the all-on partition net; start_from(forced_gate_rate=None) gates it."""
+    all_on = dk.DMNNResNet(num_classes=10, groups=2, split="partition", flops_target=1.0,
+                           forced_gate_rate=1.0)
+    _randomise_batch_norms(all_on, seed=5)
+    model, _ = start_from(all_on, 10, (32, 32, 3), flops_target=0.7, forced_gate_rate=None)
+    assert model.get_config()["forced_gate_rate"] is None
+    x = _images()
+    expected = all_on.predict(x, verbose=0)
+    assert _close(expected, dk.force_gates(model, 1.0).predict(x, verbose=0))
+    # Its gates now decide: half of them off is another function.
+    assert not _close(expected, dk.force_gates(model, 0.5).predict(x, verbose=0))
+
+
 def test_start_from_needs_a_classification_head():
     with pytest.raises(ValueError, match="init_from must be a model of this library with its "
                                          "classification head .* without one"):

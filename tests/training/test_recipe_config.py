@@ -27,6 +27,10 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(correction_shifts_gates="yes"), "correction_shifts_gates"),
     (dict(gate_logit_bound=0.0), "gate_logit_bound"),
     (dict(model="resnet", gate_logit_bound=4.0), "gate_logit_bound"),
+    (dict(forced_gate_rate=1.5), "forced_gate_rate"),
+    (dict(forced_gate_rate=True), "forced_gate_rate"),
+    (dict(model="resnet", forced_gate_rate=1.0), "forced_gate_rate"),
+    (dict(model="aig_resnet", forced_gate_rate=1.0), "forced_gate_rate"),
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
