@@ -265,7 +265,9 @@ def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
     its architecture, gates and controllers (and category heads), takes
     `flops_target` and `kwargs` (e.g. `resource_loss_weight`, `seed`), and
     starts its run state over (resource-loss target and multiplier, gate
-    temperature and noise scale).
+    temperature and noise scale). A DMNN trained with forced gates that
+    `kwargs` free (`forced_gate_rate=None`, e.g. pre-trained all-on) starts
+    its controllers fresh too: they never took part in training.
 
     Args:
         init_from: a trained `DynamicResNet` / `DynamicMobileNetV2` with its
@@ -297,29 +299,37 @@ def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
             f"({HEAD_LAYER!r}) to fine-tune on {num_classes} classes. Received: "
             f"{type(init_from).__name__} {init_from.name!r} without one"
         )
-    static = init_from.get_config().get("gating") is None
+    config = init_from.get_config()
+    static = config.get("gating") is None
     changes = dict(num_classes=int(num_classes), input_shape=tuple(input_shape))
     if not static:
         kwargs.pop("num_categories", None)
         changes.update(flops_target=flops_target, **kwargs)
-    model, replaced = _rebuild(init_from, changes)
+    # Controllers trained under forced gates never decided anything (weight decay only shrank
+    # them): a run that frees the gates starts them fresh, as from a static model.
+    freed = (config.get("forced_gate_rate") is not None and "forced_gate_rate" in changes
+             and changes["forced_gate_rate"] is None)
+    model, replaced = _rebuild(init_from, changes, fresh_controllers=freed)
     if static:
         model = from_static(model, groups, flops_target, calibration_images, calibration_batches,
                             **kwargs)
     return model, replaced
 
 
-def _rebuild(model, changes):
+def _rebuild(model, changes, fresh_controllers=False):
     """`model` built from its config with `changes`; copies every weight that still fits.
 
-    Returns `(new_model, {layer name: "old shapes -> new shapes"})`; a layer
-    other than the head whose weights do not fit is a ValueError.
+    With `fresh_controllers`, the gate controllers keep their initial
+    weights. Returns `(new_model, {layer name: "old shapes -> new shapes"})`;
+    a layer other than the head whose weights do not fit is a ValueError.
     """
     config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
     new = type(model)(**{**config, **changes})
     old = {v.path: v for v in model.weights}
     run_state = {id(v) for layer in nested_layers(new) if isinstance(layer, RUN_STATE_LAYERS)
                  for v in layer.weights}
+    if fresh_controllers:
+        run_state |= {id(v) for layer in new.controllers for v in layer.weights}
     shapes = {}
     for variable in new.weights:
         if id(variable) in run_state:

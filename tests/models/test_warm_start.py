@@ -172,6 +172,10 @@ def test_a_dmnn_pre_trained_all_on_starts_gating_where_it_ended():
     all_on = dk.DMNNResNet(num_classes=10, groups=2, split="partition", flops_target=1.0,
                            forced_gate_rate=1.0)
     _randomise_batch_norms(all_on, seed=5)
+    controller = all_on.get_layer("conv3_block1_gate")
+    learned = [v for v in controller.weights if "kernel" in v.path]
+    for v in learned:
+        v.assign(v * 0.01)  # as weight decay leaves them
     model, _ = start_from(all_on, 10, (32, 32, 3), flops_target=0.7, forced_gate_rate=None)
     assert model.get_config()["forced_gate_rate"] is None
     x = _images()
@@ -179,6 +183,15 @@ def test_a_dmnn_pre_trained_all_on_starts_gating_where_it_ended():
     assert _close(expected, dk.force_gates(model, 1.0).predict(x, verbose=0))
     # Its gates now decide: half of them off is another function.
     assert not _close(expected, dk.force_gates(model, 0.5).predict(x, verbose=0))
+    # The controllers, which only decayed while forced, start fresh (as from a static model);
+    # a run that keeps the gates forced keeps them.
+    def kernels(m):
+        return {v.path: v.numpy() for v in m.get_layer("conv3_block1_gate").weights
+                if "kernel" in v.path}
+    assert learned and not any(np.array_equal(v.numpy(), kernels(model)[v.path]) for v in learned)
+    forced, _ = start_from(all_on, 10, (32, 32, 3), flops_target=0.7)
+    assert forced.get_config()["forced_gate_rate"] == 1.0
+    assert all(np.array_equal(v.numpy(), kernels(forced)[v.path]) for v in learned)
 
 
 def test_start_from_needs_a_classification_head():
