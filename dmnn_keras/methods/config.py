@@ -166,7 +166,13 @@ class GatingConfig:
             return gating_config
         if isinstance(gating_config, dict):
             if "class_name" in gating_config:
-                return keras.saving.deserialize_keras_object(gating_config)
+                config = keras.saving.deserialize_keras_object(gating_config)
+                if not isinstance(config, cls):
+                    raise ValueError(
+                        f"gating_config must deserialize to a {cls.__name__}. Received: a "
+                        f"serialized {type(config).__name__} ({gating_config.get('class_name')!r})"
+                    )
+                return config
             unknown = sorted(set(gating_config) - set(cls.field_names()))
             if unknown:
                 raise ValueError(

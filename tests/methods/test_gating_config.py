@@ -88,3 +88,7 @@ def test_bad_gating_configs_say_what_is_allowed():
                                          r"or a dict of its fields\. Received: gating_config of "
                                          r"type float"):
         dk.DynamicResNet(gating_config=0.3, **TINY)
+    serialized_other = keras.saving.serialize_keras_object(keras.layers.Dense(2))
+    with pytest.raises(ValueError, match=r"gating_config must deserialize to a GatingConfig\. "
+                                         r"Received: a serialized Dense \('Dense'\)"):
+        dk.DynamicResNet(gating_config=serialized_other, **TINY)
