@@ -494,7 +494,9 @@ def verdict(results, twins=MAIN_TWINS):
             return results[r]["macs"] / results[twins[0]]["macs"]
         nearest = min(statics, key=lambda r: abs(share(r) - mean("macs_ratio_to_twin")))
         dmnn_latency = mean("latency_ratio_median_to_static_s0")
-        for equal in sorted(r for r in statics if r.startswith(nearest.split("_e")[0])):
+        budget = results[rows[0]]["epochs"] + results[rows[0]]["twin_epochs"]
+        for equal in sorted(r for r in statics if r.startswith(nearest.split("_e")[0])
+                            and results[r]["epochs"] <= budget):  # trained as long or less
             gap = best - results[equal]["top1"]
             lines.append(f"- >= 1 point above the static net of equal MACs ({equal}, "
                          f"{share(equal):.2f}x, {results[equal]['epochs']} "

@@ -10,11 +10,12 @@ from benchmarks.cifar10_pareto import DEEP_TWINS, best_dmnn, reference, verdict 
 
 
 def _row(top1, macs, flops_ratio=0.6, target=0.594, constant=0.5, std=0.05, latency=0.7,
-         epochs=15):
+         epochs=15, twin_epochs=15):
     return dict(top1=top1, macs=macs * 7.33e6, macs_ratio_to_twin=macs, flops_ratio=flops_ratio,
                 flops_target=target, constant_gate_share=constant, macs_ratio_std_to_twin=std,
                 latency_ratio_median=latency, latency_ratio_mean=latency,
-                latency_ratio_median_to_static_s0=latency, epochs=epochs)
+                latency_ratio_median_to_static_s0=latency, epochs=epochs,
+                twin_epochs=twin_epochs)
 
 
 def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
@@ -44,7 +45,8 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
     results = {
         "static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
         "static_w020": _row(0.778, 0.62), "static_w020_e25": _row(0.785, 0.62, epochs=25),
-        "dmnn_bound_t060_s0": _row(0.782, 0.604, latency=0.81),
+        "dmnn_bound_t060_s0": _row(0.782, 0.604, latency=0.81, epochs=10),
+        "static_w020_e35": _row(0.80, 0.62, epochs=35),  # longer than the DMNN's 25 epochs
     }
     assert best_dmnn(results) == ("dmnn_bound_t060", ["dmnn_bound_t060_s0"])
     # two seeds beat one, even with a lower mean
@@ -56,6 +58,7 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
     lines = "\n".join(verdict(results))
     assert "(static_w020, 0.62x, 15 epochs): +0.40 points, missed" in lines
     assert "(static_w020_e25, 0.62x, 25 epochs): -0.30 points, missed" in lines
+    assert "static_w020_e35" not in lines  # compared at the DMNN's budget, not beyond
     assert "MACs <= 0.6x the twin: 0.604x, missed" in lines
     assert "median 0.81x, mean 0.81x, missed" in lines
 
