@@ -107,7 +107,7 @@ def _multi_worker_strategy(peer_timeout):
     except tf.errors.DeadlineExceededError:
         addresses = [a for job in spec.jobs for a in spec.job_tasks(job)]
         raise ClusterError(
-            f"worker {worker_index()}: not every worker of TF_CONFIG ({', '.join(addresses)}) "
+            f"{task_name()}: not every worker of TF_CONFIG ({', '.join(addresses)}) "
             f"started within peer_timeout={peer_timeout:g} s: start the same command on each "
             "of them, or raise --peer_timeout"
         ) from None
@@ -254,6 +254,12 @@ def worker_index():
     """
     task = _tf_config_task()
     return 0 if task is None else worker_position(*task)
+
+
+def task_name():
+    """This process's task as TF_CONFIG names it (`"worker 1"`, `"chief 0"`; "this process" without one)."""
+    task = _tf_config_task()
+    return "this process" if task is None else f"{task[0]} {task[1]}"
 
 
 def is_chief(strategy):

@@ -6,7 +6,9 @@ import types
 import pytest
 import tensorflow as tf
 
-from dmnn_keras.training.strategy import ClusterError, Peers, is_chief, worker_index
+from dmnn_keras.training.strategy import (
+    ClusterError, Peers, is_chief, task_name, worker_index,
+)
 
 WORKERS_ONLY = {"worker": ["h0:1", "h1:1", "h2:1"]}
 CHIEF_AND_WORKERS = {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"]}
@@ -37,8 +39,10 @@ def test_every_worker_has_its_own_position_and_the_chief_is_0(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps(
         {"cluster": CHIEF_AND_WORKERS, "task": {"type": "worker", "index": "1"}}))
     assert worker_index() == 2
+    assert task_name() == "worker 1"  # messages name the task as TF_CONFIG does, not its position
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert worker_index() == 0  # no cluster: one process
+    assert task_name() == "this process"
 
 
 LAYOUTS = ("TF_CONFIG's cluster must be {\"worker\": [host:port, ...]} or {\"chief\": [host:port], "
