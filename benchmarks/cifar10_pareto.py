@@ -196,10 +196,11 @@ ROWS = {
                              **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
                                 "learning_rate": 0.1}),
 }
-# The twins whose MACs, latency and training step every row is measured against: the
-# default model's, and the deeper family's (rows built from static_d2_* or of stack DEEP).
+# The model families, by stack sizes (None: the default model's): the twins whose MACs,
+# latency and training step their rows are measured against, and judged by (one verdict each).
 MAIN_TWINS = ("static_s0", "static_s1")
 DEEP_TWINS = ("static_d2_s0", "static_d2_s1")
+FAMILY_TWINS = {None: MAIN_TWINS, DEEP["stack_sizes"]: DEEP_TWINS}
 
 
 def parse_args(argv=None):
@@ -220,11 +221,11 @@ def model_path(row):
 
 
 def twins_of(row):
-    """The two seeds of the static twin `row` is measured against (MAIN_TWINS or DEEP_TWINS)."""
+    """The two seeds of the static twin `row` is measured against (its family's, FAMILY_TWINS)."""
     spec = ROWS.get(row, {})
     if spec.get("twin"):
         return twins_of(spec["twin"])
-    return DEEP_TWINS if spec.get("stack_sizes") == DEEP["stack_sizes"] else MAIN_TWINS
+    return FAMILY_TWINS[spec.get("stack_sizes")]
 
 
 def reference(row):
@@ -430,8 +431,9 @@ def section(results):
     for row in earlier:
         lines.append(f"\n`{row}`: an earlier variant, not rerun: {results[row].get('note', '')}.")
     lines += ["", *verdict(results)]
-    if any(row in results for row in DEEP_TWINS):
-        lines += ["", *verdict(results, DEEP_TWINS)]
+    for twins in FAMILY_TWINS.values():
+        if twins != MAIN_TWINS and any(row in results for row in twins):
+            lines += ["", *verdict(results, twins)]
     return "\n".join(lines)
 
 
