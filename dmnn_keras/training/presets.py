@@ -64,8 +64,8 @@ BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
 PEER_TIMEOUT = 300.0  # seconds a multi-worker run waits for another worker (--peer_timeout)
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
-GATE_FIELDS = ("forced_gate_rate", "gate_logit_bound", "target_schedule_epochs", "target_correction_batches",
-               "correction_shifts_gates", "noise_off_epochs",
+GATE_FIELDS = ("forced_gate_rate", "gate_logit_bound", "target_schedule_epochs",
+               "target_correction_batches", "correction_shifts_gates", "noise_off_epochs",
                "start_temperature", "end_temperature", "recalibrate_batches",
                "calibrate_flops_batches")
 

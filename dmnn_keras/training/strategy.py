@@ -257,7 +257,7 @@ def worker_index():
 
 
 def task_name():
-    """This process's task as TF_CONFIG names it (`"worker 1"`, `"chief 0"`; "this process" without one)."""
+    """This process's task as TF_CONFIG names it: "worker 1", "chief 0" ("this process" without one)."""
     task = _tf_config_task()
     return "this process" if task is None else f"{task[0]} {task[1]}"
 
