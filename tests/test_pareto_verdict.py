@@ -6,7 +6,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.cifar10_pareto import DEEP_TWINS, best_dmnn, reference, verdict  # noqa: E402
+from benchmarks.cifar10_pareto import (  # noqa: E402
+    DEEP_TWINS, LONG_TWINS, best_dmnn, reference, section, verdict,
+)
 
 
 def _row(top1, macs, flops_ratio=0.6, target=0.594, constant=0.5, std=0.05, latency=0.7,
@@ -91,3 +93,20 @@ def test_no_verdict_without_the_twin_or_a_dmnn_in_budget():
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+def test_the_section_has_one_verdict_per_family_measured():
+    results = {"static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
+               "static_w020": _row(0.778, 0.62),
+               "dmnn_lr10_t060_s0": _row(0.785, 0.596, epochs=10)}
+    for row, result in results.items():
+        result.update(row=row, distinct_costs=5, ratio_correct_confident=0.7,
+                      ratio_misclassified=0.7, step_time_ratio=1.5, train_images=1e6,
+                      train_seconds=600.0)
+    text = section(results)
+    assert text.count("Targets (") == 1 and "| static_e25_s0 | not run yet |" in text
+    results.update({row: {**results["static_s0"], "row": row, "epochs": 25} for row in LONG_TWINS})
+    results["dmnn_e25_t060_s0"] = {**results["dmnn_lr10_t060_s0"], "twin_epochs": 25}
+    text = section(results)
+    assert text.count("Targets (") == 2
+    assert "MACs of static_e25_s0: dmnn_e25_t060" in text
