@@ -260,6 +260,7 @@ def check_dynamic_recipe(config, entry):
     """Validates the warm-start, distillation and gate-schedule fields."""
     from dmnn_keras.layers.multi_path_block import SPLITS
     from dmnn_keras.layers.resource_loss import RATE_LOSSES
+    from dmnn_keras.methods import GatingConfig
 
     if config.block_split not in SPLITS:
         _fail("block_split", config.block_split, f"one of {SPLITS}")
@@ -304,11 +305,7 @@ def check_dynamic_recipe(config, entry):
     if (config.start_temperature is None) != (config.end_temperature is None):
         _fail("end_temperature", config.end_temperature,
               "given together with start_temperature (both or neither)")
-    if config.forced_gate_rate is not None and not (
-        isinstance(config.forced_gate_rate, (int, float))
-        and not isinstance(config.forced_gate_rate, bool) and 0 <= config.forced_gate_rate <= 1
-    ):
-        _fail("forced_gate_rate", config.forced_gate_rate, "None or a number in [0, 1]")
+    GatingConfig(forced_gate_rate=config.forced_gate_rate)  # the model's own check of it
     if config.forced_gate_rate is not None and not dmnn:
         _fail("forced_gate_rate", config.forced_gate_rate,
               f"None for model={config.model!r} (DMNN gate controllers only)")
