@@ -122,6 +122,8 @@ LATENCY_IMAGES = 200
 STAGE_GROUPS = (1, 1, 2, 2)
 # The deeper model of the twin's MACs: 8 blocks (stack (2, 2, 2, 2)) at width 0.2, 7.26 M MACs.
 DEEP = dict(stack_sizes=(2, 2, 2, 2), width_multiplier=0.2)
+# The best fine-tune (dmnn_lr10_t060): dual step 0.5, gate logits bounded at +-4, lr 0.1.
+LR10 = {**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0, "learning_rate": 0.1}
 # The partition DMNN pre-trained with every gate on (the twin's recipe otherwise): the start
 # of the dmnn_pre rows, in place of the twin.
 ALL_ON = dict(model="dmnn_resnet", groups=2, block_split="partition", flops_target=1.0,
@@ -175,31 +177,24 @@ ROWS = {
                                   **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
                                      "groups": 1}),
     "dmnn_lr10_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                              **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                 "learning_rate": 0.1}),
+                              **LR10),
     "dmnn_lr10_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
-                              **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                 "learning_rate": 0.1}),
+                              **LR10),
     "dmnn_lr10_t070_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.7,
-                              **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                 "learning_rate": 0.1}),
+                              **LR10),
     "dmnn_allon_s0": dict(config="cpu_scratch", seed=0, **ALL_ON),
     "dmnn_allon_s1": dict(config="cpu_scratch", seed=1, **ALL_ON),
     "dmnn_pre_t060_s0": dict(config="cpu_scratch", seed=0, twin="dmnn_allon_s0", twin_share=0.6,
-                             **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                "learning_rate": 0.1}),
+                             **LR10),
     "dmnn_pre_t060_s1": dict(config="cpu_scratch", seed=1, twin="dmnn_allon_s1", twin_share=0.6,
-                             **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                "learning_rate": 0.1}),
+                             **LR10),
     "static_e25_s0": dict(config="cpu_static", seed=0, epochs=25),
     "static_w020_e35": dict(config="cpu_static", seed=0, width_multiplier=0.20, epochs=35),
     "dmnn_e25_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_e25_s0", twin_share=0.6,
-                             **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                "learning_rate": 0.1}),
+                             **LR10),
     "static_e25_s1": dict(config="cpu_static", seed=1, epochs=25),
     "dmnn_e25_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_e25_s1", twin_share=0.6,
-                             **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                "learning_rate": 0.1}),
+                             **LR10),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
