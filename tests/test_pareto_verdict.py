@@ -91,10 +91,6 @@ def test_no_verdict_without_the_twin_or_a_dmnn_in_budget():
     assert best_dmnn({"dmnn_t070_s0": _row(0.8, 0.7)}) == (None, [])
 
 
-if __name__ == "__main__":
-    pytest.main([__file__])
-
-
 def test_the_section_has_one_verdict_per_family_measured():
     results = {"static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
                "static_w020": _row(0.778, 0.62),
@@ -110,3 +106,7 @@ def test_the_section_has_one_verdict_per_family_measured():
     text = section(results)
     assert text.count("Targets (") == 2
     assert "MACs of static_e25_s0: dmnn_e25_t060" in text
+
+
+if __name__ == "__main__":
+    pytest.main([__file__])
