@@ -92,6 +92,12 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     its own; `dmnn_e25_t060_s0`, `dmnn_e25_t060_s1`, the dmnn_lr10_t060
     fine-tune from it (charged 35 epochs); `static_w020_e35`, the static net
     of equal MACs trained those 35 epochs.
+  * `dmnn_unc_t060_s0`, `dmnn_unc_t060_s1`: dmnn_lr10_t060 with per-image
+    FLOPs targets raised by the image's own uncertainty (`uncertainty_spread
+    = 1`: target t + (u_i - mean u), u_i the normalised entropy of its
+    prediction): the lever for gates that spend more on hard images, where
+    every row before gave the confidently correct and the misclassified
+    images the same MACs.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -128,6 +134,8 @@ LR10 = {**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0, "learning_rate":
 # of the dmnn_pre rows, in place of the twin.
 ALL_ON = dict(model="dmnn_resnet", groups=2, block_split="partition", flops_target=1.0,
               forced_gate_rate=1.0)
+# The best fine-tune with per-image targets raised by the image's uncertainty (ResourceLoss).
+UNCERTAIN = {**LR10, "uncertainty_spread": 1.0}
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a
 # share of the twin's: flops_target = share * twin MACs / DMNN full MACs (computed at run time).
 ROWS = {
@@ -195,6 +203,10 @@ ROWS = {
     "static_e25_s1": dict(config="cpu_static", seed=1, epochs=25),
     "dmnn_e25_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_e25_s1", twin_share=0.6,
                              **LR10),
+    "dmnn_unc_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
+                             **UNCERTAIN),
+    "dmnn_unc_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
+                             **UNCERTAIN),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;

@@ -95,6 +95,9 @@ flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange mult
 flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: execution "
                   "rates per block (paper: block), per sub-block (gate), or per block with every "
                   "sub-block's rate kept in [0.1, 0.9] (bounded).")
+flags.DEFINE_float("uncertainty_spread", None, "DMNN resource loss: per-image FLOPs targets "
+                   "raised by this times the image's prediction entropy (normalised, minus the "
+                   "batch mean), so that hard images run more sub-blocks (default: 0, none).")
 flags.DEFINE_float("gate_logit_bound", None, "In training, penalise gate logits beyond "
                    "+-this value (mean squared excess) so the gates' straight-through gradient "
                    "does not vanish (default: none).")

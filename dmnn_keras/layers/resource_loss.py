@@ -1,5 +1,7 @@
 """The resource loss over all gates of a network, and its metrics."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -62,6 +64,17 @@ class ResourceLoss(keras.layers.Layer):
     The current target is the non-trainable weight `target` (starts at
     `flops_target`; `dmnn_keras.training.FlopsTargetSchedule` anneals it).
 
+    Per-image targets (`uncertainty_spread = s > 0`): the terms above only
+    fix the batch mean, and the gates settled on one cost for every image
+    (5-6 distinct costs, most gates constant: BENCHMARKS.md,
+    cifar10_pareto). This adds `mean_i (ratio_i - t_i)^2` with
+    `t_i = clip(t + s * (u_i - mean_j u_j), min_ratio, 1)`: image i's own
+    FLOPs ratio is pulled toward a target raised by its uncertainty
+    `u_i = entropy(softmax(logits_i)) / log(classes)` (in [0, 1], no
+    gradient), so images the network is unsure of get more sub-blocks and
+    confident ones fewer, with the batch mean still at t. `min_ratio` is the
+    always-on share. The first input must then be the logits.
+
     Args:
         flops_target: float in (0, 1].
         path_flops: list over gated blocks of lists of per-sub-block MACs.
@@ -75,6 +88,7 @@ class ResourceLoss(keras.layers.Layer):
         rate_loss: "block" (the paper's per-block rates), "gate" (per gate) or
             "bounded" (per block, and every gate's rate inside `gate_rate_bounds`).
         gate_rate_bounds: `(low, high)`, 0 <= low < high <= 1, for "bounded".
+        uncertainty_spread: float >= 0, `s` of the per-image targets (0: none).
 
     Subclasses change only the loss (`resource_loss`): they share the FLOPs
     accounting, the metrics and the place on the main path.
@@ -104,7 +118,7 @@ class ResourceLoss(keras.layers.Layer):
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,
                  pair_flops=None, dual_step=0.0, rate_loss="block",
-                 gate_rate_bounds=GATE_RATE_BOUNDS, **kwargs):
+                 gate_rate_bounds=GATE_RATE_BOUNDS, uncertainty_spread=0.0, **kwargs):
         check_keyword_arguments(self, ResourceLoss, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         check_flops_target(flops_target)
@@ -124,6 +138,10 @@ class ResourceLoss(keras.layers.Layer):
         if not isinstance(dual_step, (int, float)) or dual_step < 0:
             raise ValueError(f"dual_step must be a number >= 0. Received: dual_step={dual_step!r}")
         self.dual_step = float(dual_step)
+        if not isinstance(uncertainty_spread, (int, float)) or not uncertainty_spread >= 0:
+            raise ValueError("uncertainty_spread must be a number >= 0. Received: "
+                             f"uncertainty_spread={uncertainty_spread!r}")
+        self.uncertainty_spread = float(uncertainty_spread)
         self.flops_target = float(flops_target)
         self.path_flops = [[float(f) for f in block] for block in path_flops]
         self.always_on_flops = float(always_on_flops)
@@ -147,6 +165,11 @@ class ResourceLoss(keras.layers.Layer):
         self.execution_rate_tracker = keras.metrics.Mean(name="execution_rate")
 
     def build(self, input_shape):
+        if self.uncertainty_spread and len(input_shape[0]) != 2:
+            raise ValueError(
+                "uncertainty_spread > 0 needs the logits [batch, classes] as the first input. "
+                f"Received: a first input of shape {tuple(input_shape[0])}"
+            )
         self.target = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.flops_target),
             trainable=False, dtype="float32", autocast=False, name="target",
@@ -174,6 +197,21 @@ class ResourceLoss(keras.layers.Layer):
         t = ops.convert_to_tensor(self.target)
         return ops.mean(ops.square(rates - self.rate_target())) + ops.square(ratio - t)
 
+    def image_targets_loss(self, executed, logits):
+        """`mean_i (ratio_i - t_i)^2`, the per-image targets raised by uncertainty (see above).
+
+        Args:
+            executed: executed MACs per image `[batch]`.
+            logits: `[batch, classes]`; only their softmax entropy is read (no gradient).
+        """
+        logits = ops.stop_gradient(ops.cast(logits, "float32"))
+        log_p = ops.log_softmax(logits, axis=-1)
+        uncertainty = -ops.sum(ops.exp(log_p) * log_p, axis=-1) / math.log(logits.shape[-1])
+        t = ops.convert_to_tensor(self.target)
+        targets = ops.clip(t + self.uncertainty_spread * (uncertainty - ops.mean(uncertainty)),
+                           self.always_on_flops / self.full_flops, 1.0)
+        return ops.mean(ops.square(executed / self.full_flops - targets))
+
     def bounds_loss(self, gate_rates):
         """`mean_g (relu(low - rate_g)^2 + relu(rate_g - high)^2)` over gate rates `[G]`."""
         low, high = self.gate_rate_bounds
@@ -193,6 +231,8 @@ class ResourceLoss(keras.layers.Layer):
         loss = self.loss_weight * self.resource_loss(executed, loss_rates)
         if self.rate_loss == "bounded":
             loss = loss + self.loss_weight * self.bounds_loss(gate_rates)
+        if self.uncertainty_spread:
+            loss = loss + self.loss_weight * self.image_targets_loss(executed, outputs)
         if self.dual_step:
             violation = ratio - ops.convert_to_tensor(self.target)
             loss = loss + ops.stop_gradient(ops.convert_to_tensor(self.multiplier)) * violation
@@ -213,6 +253,7 @@ class ResourceLoss(keras.layers.Layer):
             always_on_flops=self.always_on_flops, loss_weight=self.loss_weight,
             pair_flops=self.pair_flops, dual_step=self.dual_step, rate_loss=self.rate_loss,
             gate_rate_bounds=list(self.gate_rate_bounds),
+            uncertainty_spread=self.uncertainty_spread,
         )
         return config
 

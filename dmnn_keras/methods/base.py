@@ -41,7 +41,8 @@ class GatingMethod:
 
     def loss_layer(self, config, **loss_kwargs):
         """The resource-loss layer over the gates (`loss_kwargs`: FLOPs tables, weight, name, dtype)."""
-        return ResourceLoss(config.flops_target, rate_loss=config.rate_loss, **loss_kwargs)
+        return ResourceLoss(config.flops_target, rate_loss=config.rate_loss,
+                            uncertainty_spread=config.uncertainty_spread, **loss_kwargs)
 
     def export_converters(self):
         """`{layer class: converter}` for the layers it adds (see `dmnn_keras.export.register_converter`)."""

@@ -35,6 +35,7 @@ _ALLOWED = {
     "resource_loss_weight": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "dual_step": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "rate_loss": (lambda v: v in RATE_LOSSES, f"one of {RATE_LOSSES}"),
+    "uncertainty_spread": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "num_categories": (lambda v: _integer(v) and v >= 0, "an int >= 0"),
     "category_loss_weight": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "use_previous_state": (_boolean, "True or False"),
@@ -73,6 +74,11 @@ class GatingConfig:
         rate_loss: "block", "gate" or "bounded": the resource loss's execution
             rates per block (paper), per sub-block, or per block with every
             sub-block's rate kept in [0.1, 0.9] (see `ResourceLoss`; DMNN only).
+        uncertainty_spread: >= 0; > 0 adds per-image FLOPs targets raised by
+            the uncertainty of the image's own prediction, so that hard images
+            get more sub-blocks and easy ones fewer (see `ResourceLoss`; DMNN
+            and LC-Net, with the logits as output: `include_top=True`,
+            `classifier_activation=None`). 0: the batch mean only.
         num_categories: 0, or the number of coarse categories predicted by
             every controller (category supervision; DMNN only).
         category_loss_weight: weight of stage 0's category losses; each later
@@ -113,6 +119,7 @@ class GatingConfig:
     resource_loss_weight: float = 2.0
     dual_step: float = 0.01
     rate_loss: str = "block"
+    uncertainty_spread: float = 0.0
     num_categories: int = 0
     category_loss_weight: float = 1e-4
     use_previous_state: bool = True

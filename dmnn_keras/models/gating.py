@@ -153,8 +153,18 @@ class GateWiring:
         active, self.forced_carry = carried_active(rate, groups, min_active, self.forced_carry)
         return active / groups
 
-    def outputs(self, inputs, outputs):
-        """Adds the resource loss; returns the model outputs (a dict with category heads)."""
+    def outputs(self, inputs, outputs, logits=True):
+        """Adds the resource loss; returns the model outputs (a dict with category heads).
+
+        `logits`: whether `outputs` are the logits (not features or
+        probabilities); `uncertainty_spread > 0` needs them.
+        """
+        spread = self.config.uncertainty_spread
+        if spread and not logits:
+            raise ValueError(
+                "uncertainty_spread > 0 reads the model's logits: it needs include_top=True and "
+                f"classifier_activation=None. Received: uncertainty_spread={spread!r} with a "
+                "model that outputs features or probabilities")
         if self.gates:
             table = flops_table(inputs, outputs)
             kwargs = dict(
@@ -168,6 +178,11 @@ class GateWiring:
             if any("pairs" in b for b in table["blocks"]):
                 kwargs["pair_flops"] = [b.get("pairs", []) for b in table["blocks"]]
             loss_layer = self.method.loss_layer(self.config, **kwargs)
+            if spread and getattr(loss_layer, "uncertainty_spread", 0.0) != spread:
+                raise ValueError(
+                    f"uncertainty_spread applies to the gatings whose loss is a ResourceLoss "
+                    f"(dmnn, lcnet). Received: uncertainty_spread={spread!r} with "
+                    f"gating={self.config.gating!r}")
             outputs = loss_layer([outputs] + self.gates)
         if self.category_logits:
             named = {"logits": outputs}

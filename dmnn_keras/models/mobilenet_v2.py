@@ -154,7 +154,8 @@ class DynamicMobileNetV2(DynamicModel):
         x = batch_norm_layer("head_bn", policy)(x)
         x = layers.ReLU(6.0, name="head_relu", dtype=policy)(x)
         x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
-        outputs = wiring.outputs(inputs, x)
+        outputs = wiring.outputs(
+            inputs, x, logits=include_top and classifier_activation is None)
         super().__init__(
             inputs=inputs,
             outputs=outputs,

@@ -192,7 +192,8 @@ class DynamicResNet(DynamicModel):
                 )
         check_ungated(ungated_blocks, names)
         x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
-        outputs = wiring.outputs(inputs, x)
+        outputs = wiring.outputs(
+            inputs, x, logits=include_top and classifier_activation is None)
         super().__init__(
             inputs=inputs,
             outputs=outputs,

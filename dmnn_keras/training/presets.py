@@ -64,9 +64,9 @@ BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
 PEER_TIMEOUT = 300.0  # seconds a multi-worker run waits for another worker (--peer_timeout)
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
-GATE_FIELDS = ("forced_gate_rate", "gate_logit_bound", "target_schedule_epochs",
-               "target_correction_batches", "correction_shifts_gates", "noise_off_epochs",
-               "start_temperature", "end_temperature", "recalibrate_batches",
+GATE_FIELDS = ("forced_gate_rate", "uncertainty_spread", "gate_logit_bound",
+               "target_schedule_epochs", "target_correction_batches", "correction_shifts_gates",
+               "noise_off_epochs", "start_temperature", "end_temperature", "recalibrate_batches",
                "calibrate_flops_batches")
 
 
@@ -118,6 +118,8 @@ class TrainConfig:
     block_split: str = "preserve"  # DMNN ResNets' `split`
     dual_step: Optional[float] = None
     rate_loss: Optional[str] = None  # "block" / "gate" / "bounded" (DMNN; None: the builder's)
+    # Per-image FLOPs targets raised by the image's own uncertainty (DMNN; None: the builder's, 0).
+    uncertainty_spread: Optional[float] = None
     gate_logit_bound: Optional[float] = None  # training penalty on |gate logits| above it
     # Train with this share of sub-blocks on for every image (1.0: the all-on network, the
     # pre-training of a partition DMNN before it learns its gates from init_from).
@@ -309,6 +311,11 @@ def check_dynamic_recipe(config, entry):
     if config.forced_gate_rate is not None and not dmnn:
         _fail("forced_gate_rate", config.forced_gate_rate,
               f"None for model={config.model!r} (DMNN gate controllers only)")
+    if config.uncertainty_spread is not None:
+        GatingConfig(uncertainty_spread=config.uncertainty_spread)
+        if not dmnn:
+            _fail("uncertainty_spread", config.uncertainty_spread,
+                  f"None for model={config.model!r} (the DMNN resource loss only)")
     for name in ("gate_logit_bound", "start_temperature", "end_temperature"):
         value = getattr(config, name)
         if value is not None and not value > 0:
