@@ -200,6 +200,49 @@ def test_lagrange_multiplier_rises_while_the_ratio_is_above_target():
         dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, dual_step=-1)
 
 
+def test_uncertain_images_are_pulled_toward_more_macs_and_confident_ones_toward_fewer():
+    import tensorflow as tf
+
+    # Half of the MACs always run (min ratio 0.5). Image 0 is confident (u = 0), image 1
+    # uniform (u = 1): with spread 1 their targets are clip(0.75 -/+ 0.5, 0.5, 1) = 0.5, 1.
+    kwargs = dict(path_flops=[[100, 100]], always_on_flops=200)
+    logits = np.array([[50.0] + [0.0] * 9, [0.0] * 10], "float32")
+    gates = tf.Variable(np.array([[1, 0], [1, 0]], "float32"))  # both at ratio 0.75
+    plain = dk.ResourceLoss(0.75, **kwargs)
+    spread = dk.ResourceLoss(0.75, uncertainty_spread=1.0, **kwargs)
+    plain([logits, gates])
+    with tf.GradientTape() as tape:
+        spread([logits, gates])
+        loss = spread.losses[-1]
+    # (0.75 - 0.5)^2 and (0.75 - 1)^2, averaged: 0.0625 on top of the batch terms.
+    assert float(loss) - float(plain.losses[-1]) == pytest.approx(0.0625, abs=1e-6)
+    grad = tape.gradient(loss, gates).numpy()
+    assert (grad[0] > 0).all() and (grad[1] < 0).all()  # fewer MACs for 0, more for 1
+    # Uncertainty only sets the targets: no gradient reaches the logits.
+    logits_variable = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        spread([logits_variable, gates])
+    assert tape.gradient(spread.losses[-1], logits_variable) is None
+    assert dk.ResourceLoss.from_config(spread.get_config()).uncertainty_spread == 1.0
+    with pytest.raises(ValueError, match="uncertainty_spread must be a number >= 0"):
+        dk.ResourceLoss(0.5, uncertainty_spread=-1.0, **kwargs)
+    with pytest.raises(ValueError, match=r"logits \[batch, classes\].*\(2, 4, 4, 8\)"):
+        dk.ResourceLoss(0.5, uncertainty_spread=1.0, **kwargs)(
+            [np.zeros((2, 4, 4, 8), "float32"), gates])
+
+
+def test_uncertainty_spread_needs_logits_and_the_dmnn_loss():
+    tiny = dict(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125, input_shape=(32, 32, 3),
+                num_classes=10)
+    model = dk.DynamicResNet(uncertainty_spread=0.5, **tiny)
+    assert model.resource_loss.uncertainty_spread == 0.5
+    for bad in (dict(include_top=False, pooling="avg"), dict(classifier_activation="softmax")):
+        with pytest.raises(ValueError, match="uncertainty_spread > 0 reads the model's logits"):
+            dk.DynamicResNet(uncertainty_spread=0.5, **tiny, **bad)
+    with pytest.raises(ValueError, match="gating='aig'"):
+        dk.DynamicResNet(uncertainty_spread=0.5, gating="aig", groups=1, **tiny)
+
+
 def test_rate_terms_use_the_rate_that_meets_the_flops_target():
     # Half of the MACs always run: t = 0.75 needs r = (0.75 * 400 - 200) / 200 = 0.5.
     layer = dk.ResourceLoss(0.75, path_flops=[[100, 100]], always_on_flops=200)

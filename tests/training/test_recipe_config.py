@@ -31,6 +31,9 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(forced_gate_rate=True), "forced_gate_rate"),
     (dict(model="resnet", forced_gate_rate=1.0), "forced_gate_rate"),
     (dict(model="aig_resnet", forced_gate_rate=1.0), "forced_gate_rate"),
+    (dict(uncertainty_spread=-0.5), "uncertainty_spread"),
+    (dict(model="resnet", uncertainty_spread=1.0), "uncertainty_spread"),
+    (dict(model="aig_resnet", uncertainty_spread=1.0), "uncertainty_spread"),
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
