@@ -102,6 +102,10 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     confident ones, and the spread of per-image MACs was unchanged);
     `dmnn_unc6_t060_s1`, and `dmnn_unc12_t060_s0` at spread 12 (top-1 rose
     with the spread on seed 0: 78.51, 78.60, 78.84% at 1, 3, 6).
+    `dmnn_d2_unc6_t060_s0`, `dmnn_d2_unc6_t060_s1`: the deeper family's
+    whole-block DMNN (`dmnn_d2_block_t060`) with spread 6: its gates do
+    depend on the image, but the wrong way (per-image MACs ratio 0.63 on
+    the most confident quarter of the test images, 0.57 on the least).
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -219,6 +223,14 @@ ROWS = {
                               **{**UNCERTAIN, "uncertainty_spread": 6.0}),
     "dmnn_unc12_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
                                **{**UNCERTAIN, "uncertainty_spread": 12.0}),
+    "dmnn_d2_unc6_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0",
+                                 twin_share=0.6, **{**FINE_TUNE, "dual_step": 0.5,
+                                                    "gate_logit_bound": 4.0, "groups": 1,
+                                                    "uncertainty_spread": 6.0}),
+    "dmnn_d2_unc6_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_d2_s1",
+                                 twin_share=0.6, **{**FINE_TUNE, "dual_step": 0.5,
+                                                    "gate_logit_bound": 4.0, "groups": 1,
+                                                    "uncertainty_spread": 6.0}),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
