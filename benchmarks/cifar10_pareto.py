@@ -106,6 +106,10 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     whole-block DMNN (`dmnn_d2_block_t060`) with spread 6: its gates do
     depend on the image, but the wrong way (per-image MACs ratio 0.63 on
     the most confident quarter of the test images, 0.57 on the least).
+    `dmnn_unc6w10_t060_s0`, `dmnn_unc6w30_t060_s0`: dmnn_unc6_t060 with the
+    resource-loss weight lambda 10 and 30 instead of 2 (the per-image term
+    is weighted by lambda): whether the per-image spread is held back by
+    the term's weight.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -223,6 +227,12 @@ ROWS = {
                               **{**UNCERTAIN, "uncertainty_spread": 6.0}),
     "dmnn_unc12_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
                                **{**UNCERTAIN, "uncertainty_spread": 12.0}),
+    "dmnn_unc6w10_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
+                                 **{**UNCERTAIN, "uncertainty_spread": 6.0,
+                                    "resource_loss_weight": 10.0}),
+    "dmnn_unc6w30_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
+                                 **{**UNCERTAIN, "uncertainty_spread": 6.0,
+                                    "resource_loss_weight": 30.0}),
     "dmnn_d2_unc6_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0",
                                  twin_share=0.6, **{**FINE_TUNE, "dual_step": 0.5,
                                                     "gate_logit_bound": 4.0, "groups": 1,
