@@ -204,9 +204,7 @@ class ResourceLoss(keras.layers.Layer):
             executed: executed MACs per image `[batch]`.
             logits: `[batch, classes]`; only their softmax entropy is read (no gradient).
         """
-        logits = ops.stop_gradient(ops.cast(logits, "float32"))
-        log_p = ops.log_softmax(logits, axis=-1)
-        uncertainty = -ops.sum(ops.exp(log_p) * log_p, axis=-1) / math.log(logits.shape[-1])
+        uncertainty = prediction_uncertainty(ops.stop_gradient(logits))
         t = ops.convert_to_tensor(self.target)
         targets = ops.clip(t + self.uncertainty_spread * (uncertainty - ops.mean(uncertainty)),
                            self.always_on_flops / self.full_flops, 1.0)
@@ -256,6 +254,13 @@ class ResourceLoss(keras.layers.Layer):
             uncertainty_spread=self.uncertainty_spread,
         )
         return config
+
+
+def prediction_uncertainty(logits):
+    """`entropy(softmax(logits)) / log(classes)` per image: `[batch, classes]` -> `[batch]` in [0, 1]."""
+    logits = ops.cast(logits, "float32")
+    log_p = ops.log_softmax(logits, axis=-1)
+    return -ops.sum(ops.exp(log_p) * log_p, axis=-1) / math.log(logits.shape[-1])
 
 
 def check_flops_target(flops_target):
