@@ -24,7 +24,8 @@ from benchmarks.cifar10_pareto import ROWS, model_path  # noqa: E402
 
 SECTION = "Accuracy by uncertainty quarter (accuracy_by_uncertainty)"
 DEFAULT_ROWS = ("dmnn_lr10_t060_s0", "dmnn_lr10_t060_s1", "dmnn_unc6_t060_s0", "dmnn_unc6_t060_s1",
-                "dmnn_d2_block_t060_s0", "dmnn_d2_unc6_t060_s0")
+                "dmnn_unc6w10_t060_s0", "dmnn_unc6w30_t060_s0", "dmnn_d2_block_t060_s0",
+                "dmnn_d2_unc6_t060_s0")
 QUARTERS = 4
 
 
