@@ -146,6 +146,8 @@ LR10 = {**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0, "learning_rate":
 # of the dmnn_pre rows, in place of the twin.
 ALL_ON = dict(model="dmnn_resnet", groups=2, block_split="partition", flops_target=1.0,
               forced_gate_rate=1.0)
+# The dmnn_bound fine-tune with whole-block gates (groups=1): the deeper family's DMNN.
+D2_BLOCK = {**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0, "groups": 1}
 # The best fine-tune with per-image targets raised by the image's uncertainty (ResourceLoss).
 UNCERTAIN = {**LR10, "uncertainty_spread": 1.0}
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a
@@ -190,12 +192,10 @@ ROWS = {
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
     "static_d2_s0": dict(config="cpu_static", seed=0, **DEEP),
     "static_d2_s1": dict(config="cpu_static", seed=1, **DEEP),
-    "dmnn_d2_block_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0", twin_share=0.6,
-                                  **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                     "groups": 1}),
-    "dmnn_d2_block_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_d2_s1", twin_share=0.6,
-                                  **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                     "groups": 1}),
+    "dmnn_d2_block_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0",
+                                  twin_share=0.6, **D2_BLOCK),
+    "dmnn_d2_block_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_d2_s1",
+                                  twin_share=0.6, **D2_BLOCK),
     "dmnn_lr10_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
                               **LR10),
     "dmnn_lr10_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
@@ -234,13 +234,9 @@ ROWS = {
                                  **{**UNCERTAIN, "uncertainty_spread": 6.0,
                                     "resource_loss_weight": 30.0}),
     "dmnn_d2_unc6_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0",
-                                 twin_share=0.6, **{**FINE_TUNE, "dual_step": 0.5,
-                                                    "gate_logit_bound": 4.0, "groups": 1,
-                                                    "uncertainty_spread": 6.0}),
+                                 twin_share=0.6, **{**D2_BLOCK, "uncertainty_spread": 6.0}),
     "dmnn_d2_unc6_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_d2_s1",
-                                 twin_share=0.6, **{**FINE_TUNE, "dual_step": 0.5,
-                                                    "gate_logit_bound": 4.0, "groups": 1,
-                                                    "uncertainty_spread": 6.0}),
+                                 twin_share=0.6, **{**D2_BLOCK, "uncertainty_spread": 6.0}),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
