@@ -105,8 +105,8 @@ def main(argv=None):
         results[row] = measure(row, images, np.asarray(labels))
         print(row, results[row], flush=True)
     write_section(SECTION, section(results, len(labels)),
-                  command="TFDS_DATA_DIR=../shared/tfds python -m benchmarks.accuracy_by_uncertainty "
-                          f"--rows {','.join(args.rows)}")
+                  command="TFDS_DATA_DIR=../shared/tfds python -m "
+                          f"benchmarks.accuracy_by_uncertainty --rows {','.join(args.rows)}")
 
 
 if __name__ == "__main__":

@@ -140,103 +140,81 @@ LATENCY_IMAGES = 200
 STAGE_GROUPS = (1, 1, 2, 2)
 # The deeper model of the twin's MACs: 8 blocks (stack (2, 2, 2, 2)) at width 0.2, 7.26 M MACs.
 DEEP = dict(stack_sizes=(2, 2, 2, 2), width_multiplier=0.2)
-# The best fine-tune (dmnn_lr10_t060): dual step 0.5, gate logits bounded at +-4, lr 0.1.
-LR10 = {**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0, "learning_rate": 0.1}
+# The dmnn_bound fine-tune: dual step 0.5, gate logits bounded at +-4.
+BOUND = {**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}
+# The best fine-tune (dmnn_lr10_t060): dmnn_bound at lr 0.1.
+LR10 = {**BOUND, "learning_rate": 0.1}
 # The partition DMNN pre-trained with every gate on (the twin's recipe otherwise): the start
 # of the dmnn_pre rows, in place of the twin.
 ALL_ON = dict(model="dmnn_resnet", groups=2, block_split="partition", flops_target=1.0,
               forced_gate_rate=1.0)
 # The dmnn_bound fine-tune with whole-block gates (groups=1): the deeper family's DMNN.
-D2_BLOCK = {**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0, "groups": 1}
-# The best fine-tune with per-image targets raised by the image's uncertainty (ResourceLoss).
-UNCERTAIN = {**LR10, "uncertainty_spread": 1.0}
+D2_BLOCK = {**BOUND, "groups": 1}
+
+
+def fine_tune(seed, share, recipe, twin="static", **changes):
+    """A DMNN row: `recipe` with `changes`, fine-tuned from `<twin>_s<seed>`.
+
+    It aims at `share` x the twin's MACs, and is charged the twin's epochs.
+    """
+    return dict(config="cpu_scratch", seed=seed, twin=f"{twin}_s{seed}", twin_share=share,
+                **{**recipe, **changes})
+
+
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a
 # share of the twin's: flops_target = share * twin MACs / DMNN full MACs (computed at run time).
 ROWS = {
     "static_s0": dict(config="cpu_static", seed=0),
-    "dmnn_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5, **FINE_TUNE),
+    "dmnn_t050_s0": fine_tune(0, 0.5, FINE_TUNE),
     "static_w018": dict(config="cpu_static", seed=0, width_multiplier=0.18),
-    "dmnn_t070_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.7, **FINE_TUNE),
+    "dmnn_t070_s0": fine_tune(0, 0.7, FINE_TUNE),
     "static_s1": dict(config="cpu_static", seed=1),
-    "dmnn_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5, **FINE_TUNE),
-    "dmnn_bounded_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
-                                 **{**FINE_TUNE, "rate_loss": "bounded"}),
-    "dmnn_shift_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
-                               **{**FINE_TUNE, "correction_shifts_gates": True}),
-    "dmnn_dual05_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
-                                **{**FINE_TUNE, "dual_step": 0.5}),
-    "dmnn_dual05_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5,
-                                **{**FINE_TUNE, "dual_step": 0.5}),
-    "dmnn_bound_t050_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.5,
-                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
-    "dmnn_bound_t050_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.5,
-                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
-    "dmnn_bound_t070_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.7,
-                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
+    "dmnn_t050_s1": fine_tune(1, 0.5, FINE_TUNE),
+    "dmnn_bounded_t050_s0": fine_tune(0, 0.5, FINE_TUNE, rate_loss="bounded"),
+    "dmnn_shift_t050_s0": fine_tune(0, 0.5, FINE_TUNE, correction_shifts_gates=True),
+    "dmnn_dual05_t050_s0": fine_tune(0, 0.5, FINE_TUNE, dual_step=0.5),
+    "dmnn_dual05_t050_s1": fine_tune(1, 0.5, FINE_TUNE, dual_step=0.5),
+    "dmnn_bound_t050_s0": fine_tune(0, 0.5, BOUND),
+    "dmnn_bound_t050_s1": fine_tune(1, 0.5, BOUND),
+    "dmnn_bound_t070_s0": fine_tune(0, 0.7, BOUND),
     "static_w021": dict(config="cpu_static", seed=0, width_multiplier=0.21),
-    "dmnn_bound_t070_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.7,
-                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
-    "dmnn_bound_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
-    "dmnn_bound_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
-                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0}),
+    "dmnn_bound_t070_s1": fine_tune(1, 0.7, BOUND),
+    "dmnn_bound_t060_s0": fine_tune(0, 0.6, BOUND),
+    "dmnn_bound_t060_s1": fine_tune(1, 0.6, BOUND),
     "static_w020": dict(config="cpu_static", seed=0, width_multiplier=0.20),
-    "dmnn_gaterange_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                                   **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                      "rate_loss": "bounded"}),
+    "dmnn_gaterange_t060_s0": fine_tune(0, 0.6, BOUND, rate_loss="bounded"),
     "static_w020_e25": dict(config="cpu_static", seed=0, width_multiplier=0.20, epochs=25),
     "static_w021_e25": dict(config="cpu_static", seed=0, width_multiplier=0.21, epochs=25),
-    "dmnn_stage_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                               **{**FINE_TUNE, "dual_step": 0.5, "gate_logit_bound": 4.0,
-                                  "groups": STAGE_GROUPS}),
+    "dmnn_stage_t060_s0": fine_tune(0, 0.6, BOUND, groups=STAGE_GROUPS),
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
     "static_d2_s0": dict(config="cpu_static", seed=0, **DEEP),
     "static_d2_s1": dict(config="cpu_static", seed=1, **DEEP),
-    "dmnn_d2_block_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0",
-                                  twin_share=0.6, **D2_BLOCK),
-    "dmnn_d2_block_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_d2_s1",
-                                  twin_share=0.6, **D2_BLOCK),
-    "dmnn_lr10_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                              **LR10),
-    "dmnn_lr10_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
-                              **LR10),
-    "dmnn_lr10_t070_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.7,
-                              **LR10),
+    "dmnn_d2_block_t060_s0": fine_tune(0, 0.6, D2_BLOCK, twin="static_d2"),
+    "dmnn_d2_block_t060_s1": fine_tune(1, 0.6, D2_BLOCK, twin="static_d2"),
+    "dmnn_lr10_t060_s0": fine_tune(0, 0.6, LR10),
+    "dmnn_lr10_t060_s1": fine_tune(1, 0.6, LR10),
+    "dmnn_lr10_t070_s0": fine_tune(0, 0.7, LR10),
     "dmnn_allon_s0": dict(config="cpu_scratch", seed=0, **ALL_ON),
     "dmnn_allon_s1": dict(config="cpu_scratch", seed=1, **ALL_ON),
-    "dmnn_pre_t060_s0": dict(config="cpu_scratch", seed=0, twin="dmnn_allon_s0", twin_share=0.6,
-                             **LR10),
-    "dmnn_pre_t060_s1": dict(config="cpu_scratch", seed=1, twin="dmnn_allon_s1", twin_share=0.6,
-                             **LR10),
+    "dmnn_pre_t060_s0": fine_tune(0, 0.6, LR10, twin="dmnn_allon"),
+    "dmnn_pre_t060_s1": fine_tune(1, 0.6, LR10, twin="dmnn_allon"),
     "static_e25_s0": dict(config="cpu_static", seed=0, epochs=25),
     "static_w020_e35": dict(config="cpu_static", seed=0, width_multiplier=0.20, epochs=35),
-    "dmnn_e25_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_e25_s0", twin_share=0.6,
-                             **LR10),
+    "dmnn_e25_t060_s0": fine_tune(0, 0.6, LR10, twin="static_e25"),
     "static_e25_s1": dict(config="cpu_static", seed=1, epochs=25),
-    "dmnn_e25_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_e25_s1", twin_share=0.6,
-                             **LR10),
-    "dmnn_unc_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                             **UNCERTAIN),
-    "dmnn_unc_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
-                             **UNCERTAIN),
-    "dmnn_unc3_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                              **{**UNCERTAIN, "uncertainty_spread": 3.0}),
-    "dmnn_unc6_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                              **{**UNCERTAIN, "uncertainty_spread": 6.0}),
-    "dmnn_unc6_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_s1", twin_share=0.6,
-                              **{**UNCERTAIN, "uncertainty_spread": 6.0}),
-    "dmnn_unc12_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                               **{**UNCERTAIN, "uncertainty_spread": 12.0}),
-    "dmnn_unc6w10_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                                 **{**UNCERTAIN, "uncertainty_spread": 6.0,
-                                    "resource_loss_weight": 10.0}),
-    "dmnn_unc6w30_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_s0", twin_share=0.6,
-                                 **{**UNCERTAIN, "uncertainty_spread": 6.0,
-                                    "resource_loss_weight": 30.0}),
-    "dmnn_d2_unc6_t060_s0": dict(config="cpu_scratch", seed=0, twin="static_d2_s0",
-                                 twin_share=0.6, **{**D2_BLOCK, "uncertainty_spread": 6.0}),
-    "dmnn_d2_unc6_t060_s1": dict(config="cpu_scratch", seed=1, twin="static_d2_s1",
-                                 twin_share=0.6, **{**D2_BLOCK, "uncertainty_spread": 6.0}),
+    "dmnn_e25_t060_s1": fine_tune(1, 0.6, LR10, twin="static_e25"),
+    "dmnn_unc_t060_s0": fine_tune(0, 0.6, LR10, uncertainty_spread=1.0),
+    "dmnn_unc_t060_s1": fine_tune(1, 0.6, LR10, uncertainty_spread=1.0),
+    "dmnn_unc3_t060_s0": fine_tune(0, 0.6, LR10, uncertainty_spread=3.0),
+    "dmnn_unc6_t060_s0": fine_tune(0, 0.6, LR10, uncertainty_spread=6.0),
+    "dmnn_unc6_t060_s1": fine_tune(1, 0.6, LR10, uncertainty_spread=6.0),
+    "dmnn_unc12_t060_s0": fine_tune(0, 0.6, LR10, uncertainty_spread=12.0),
+    "dmnn_unc6w10_t060_s0": fine_tune(0, 0.6, LR10, uncertainty_spread=6.0,
+                                      resource_loss_weight=10.0),
+    "dmnn_unc6w30_t060_s0": fine_tune(0, 0.6, LR10, uncertainty_spread=6.0,
+                                      resource_loss_weight=30.0),
+    "dmnn_d2_unc6_t060_s0": fine_tune(0, 0.6, D2_BLOCK, twin="static_d2", uncertainty_spread=6.0),
+    "dmnn_d2_unc6_t060_s1": fine_tune(1, 0.6, D2_BLOCK, twin="static_d2", uncertainty_spread=6.0),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
