@@ -138,7 +138,8 @@ class ResourceLoss(keras.layers.Layer):
         if not isinstance(dual_step, (int, float)) or dual_step < 0:
             raise ValueError(f"dual_step must be a number >= 0. Received: dual_step={dual_step!r}")
         self.dual_step = float(dual_step)
-        if not isinstance(uncertainty_spread, (int, float)) or not uncertainty_spread >= 0:
+        if isinstance(uncertainty_spread, bool) or not isinstance(
+                uncertainty_spread, (int, float)) or not uncertainty_spread >= 0:
             raise ValueError("uncertainty_spread must be a number >= 0. Received: "
                              f"uncertainty_spread={uncertainty_spread!r}")
         self.uncertainty_spread = float(uncertainty_spread)

@@ -224,8 +224,9 @@ def test_uncertain_images_are_pulled_toward_more_macs_and_confident_ones_toward_
         spread([logits_variable, gates])
     assert tape.gradient(spread.losses[-1], logits_variable) is None
     assert dk.ResourceLoss.from_config(spread.get_config()).uncertainty_spread == 1.0
-    with pytest.raises(ValueError, match="uncertainty_spread must be a number >= 0"):
-        dk.ResourceLoss(0.5, uncertainty_spread=-1.0, **kwargs)
+    for bad in (-1.0, True, float("nan")):
+        with pytest.raises(ValueError, match="uncertainty_spread must be a number >= 0"):
+            dk.ResourceLoss(0.5, uncertainty_spread=bad, **kwargs)
     with pytest.raises(ValueError, match=r"logits \[batch, classes\].*\(2, 4, 4, 8\)"):
         dk.ResourceLoss(0.5, uncertainty_spread=1.0, **kwargs)(
             [np.zeros((2, 4, 4, 8), "float32"), gates])
@@ -234,8 +235,9 @@ def test_uncertain_images_are_pulled_toward_more_macs_and_confident_ones_toward_
 def test_uncertainty_spread_needs_logits_and_the_dmnn_loss():
     tiny = dict(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125, input_shape=(32, 32, 3),
                 num_classes=10)
-    model = dk.DynamicResNet(uncertainty_spread=0.5, **tiny)
-    assert model.resource_loss.uncertainty_spread == 0.5
+    for gating in (dict(), dict(gating="lcnet", groups=1)):  # the ResourceLoss gatings
+        model = dk.DynamicResNet(uncertainty_spread=0.5, **tiny, **gating)
+        assert model.resource_loss.uncertainty_spread == 0.5
     for bad in (dict(include_top=False, pooling="avg"), dict(classifier_activation="softmax")):
         with pytest.raises(ValueError, match="uncertainty_spread > 0 reads the model's logits"):
             dk.DynamicResNet(uncertainty_spread=0.5, **tiny, **bad)
