@@ -152,13 +152,21 @@ ALL_ON = dict(model="dmnn_resnet", groups=2, block_split="partition", flops_targ
 D2_BLOCK = {**BOUND, "groups": 1}
 
 
+# Early exits on the twin (an EarlyExitModel: 2x2-pooled linear heads after stages 2 and 3 of
+# the four), fine-tuned whole with every exit distilled from the twin, as the dmnn_lr10 rows
+# (10 epochs at lr 0.1); the confidence threshold then set on 20 clean training batches.
+EXITS = dict(config="cpu_static", model="resnet", early_exits=("conv3_block1", "conv4_block1"),
+             epochs=10, learning_rate=0.1, warmup_epochs=0.0, distill_weight=1.0,
+             distill_temperature=4.0, calibrate_flops_batches=20)
+
+
 def fine_tune(seed, share, recipe, twin="static", **changes):
-    """A DMNN row: `recipe` with `changes`, fine-tuned from `<twin>_s<seed>`.
+    """A dynamic row: `recipe` with `changes`, fine-tuned from `<twin>_s<seed>`.
 
     It aims at `share` x the twin's MACs, and is charged the twin's epochs.
     """
-    return dict(config="cpu_scratch", seed=seed, twin=f"{twin}_s{seed}", twin_share=share,
-                **{**recipe, **changes})
+    return {"config": "cpu_scratch", "seed": seed, "twin": f"{twin}_s{seed}",
+            "twin_share": share, **recipe, **changes}
 
 
 # Executed MACs of the partition DMNN are a share of its own full MACs; these rows aim at a
@@ -215,6 +223,8 @@ ROWS = {
                                       resource_loss_weight=30.0),
     "dmnn_d2_unc6_t060_s0": fine_tune(0, 0.6, D2_BLOCK, twin="static_d2", uncertainty_spread=6.0),
     "dmnn_d2_unc6_t060_s1": fine_tune(1, 0.6, D2_BLOCK, twin="static_d2", uncertainty_spread=6.0),
+    "exits_t060_s0": fine_tune(0, 0.6, EXITS),
+    "exits_t060_s1": fine_tune(1, 0.6, EXITS),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
@@ -272,8 +282,10 @@ def train_row(row):
     if twin:
         if not os.path.exists(model_path(twin)):
             raise SystemExit(f"row {row} needs its twin: run --only {twin} first")
+        target = exits_flops_target(share, spec["early_exits"], twin) if spec.get(
+            "early_exits") else flops_target_for(share, spec["groups"], twin)
         spec.update(init_from=model_path(twin), teacher=model_path(twin),
-                    flops_target=round(flops_target_for(share, spec["groups"], twin), 4))
+                    flops_target=round(target, 4))
     return run_training(preset, output_dir=output_dir, **{**BASE, **spec})
 
 
@@ -288,6 +300,16 @@ def flops_target_for(share, groups, twin_row="static_s0"):
     if not 0 < target <= 1:
         raise ValueError(f"share {share} of the twin is out of the DMNN's reach (target {target})")
     return target
+
+
+def exits_flops_target(share, exits, twin_row="static_s0"):
+    """The flops_target of the twin with `exits` whose executed MACs are `share` of the twin's."""
+    import dmnn_keras as dk
+
+    model = {k: v for k, v in ROWS[twin_row].items() if k in DEEP}
+    twin = dk.ResNet(**model)
+    full = dk.profile(dk.EarlyExitModel(twin, exits=exits))["flops"]
+    return share * dk.profile(twin)["flops"] / full
 
 
 def latency_ratios(row, images, rounds=5):
@@ -374,7 +396,7 @@ def measure_row(row, report):
         "macs": executed,
         "macs_ratio_to_twin": executed / twin_flops,
         "flops_target": report["flags"].get("flops_target") if report["flags"].get(
-            "model", "").startswith("dmnn") else None,
+            "model", "").startswith("dmnn") or report["flags"].get("early_exits") else None,
         "flops_ratio": report["flops_ratio"],
         "macs_ratio_std_to_twin": spread,
         "constant_gate_share": dynamics.get("constant_gate_share"),
@@ -455,6 +477,8 @@ def section(results):
     for row in earlier:
         lines.append(f"\n`{row}`: an earlier variant, not rerun: {results[row].get('note', '')}.")
     lines += ["", *verdict(results)]
+    if any(KINDS["early-exit network"](ROWS.get(row, {})) for row in results):
+        lines += ["", *verdict(results, kind="early-exit network")]
     for twins in FAMILY_TWINS:
         if twins != MAIN_TWINS and any(row in results for row in twins):
             lines += ["", *verdict(results, twins)]
@@ -478,8 +502,13 @@ def _seeds(family):
     return [row for row in ROWS if row.rsplit("_s", 1)[0] == family]
 
 
-def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS):
-    """The new-recipe DMNN rows (one per seed) with the best mean top-1 aimed at <= max_share x the twin's MACs.
+# The kinds of dynamic network judged apart: the DMNNs (multi-path gates) and early exits.
+KINDS = {"DMNN": lambda spec: not spec.get("early_exits"),
+         "early-exit network": lambda spec: bool(spec.get("early_exits"))}
+
+
+def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS, kind="DMNN"):
+    """The new-recipe rows of `kind` (one per seed) with the best mean top-1 aimed at <= max_share x the twin's MACs.
 
     Only fine-tuned recipes measured against `twins` compete (built from
     them, or from a network pre-trained in their place). The targets are judged on two
@@ -488,7 +517,7 @@ def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS):
     """
     families = {row.rsplit("_s", 1)[0] for row in ROWS
                 if ROWS[row].get("twin") and twins_of(row) == twins
-                and ROWS[row]["twin_share"] <= max_share}
+                and ROWS[row]["twin_share"] <= max_share and KINDS[kind](ROWS[row])}
     measured = []
     for family in sorted(families):
         rows = [row for row in _seeds(family) if row in results]
@@ -497,21 +526,21 @@ def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS):
     return max(measured)[2:] if measured else (None, [])
 
 
-def verdict(results, twins=MAIN_TWINS):
-    """The issue's targets, checked on the rows measured so far, for the DMNNs built from `twins`."""
+def verdict(results, twins=MAIN_TWINS, kind="DMNN"):
+    """The issue's targets, checked on the rows measured so far, for the networks of `kind` built from `twins`."""
     twin, twin_seeds = _mean(results, list(twins))
-    family, rows = best_dmnn(results, twins=twins)
+    family, rows = best_dmnn(results, twins=twins, kind=kind)
     if twin is None or family is None:
-        return [f"Targets ({twins[0]}): not measured yet (the twin and a DMNN row at <= 0.6x its "
-                "MACs)"]
-    lines = [f"Targets (best DMNN at <= 0.6x the MACs of {twins[0]}: {family}, mean over its "
+        return [f"Targets ({twins[0]}): not measured yet (the twin and a {kind} row at <= 0.6x "
+                "its MACs)"]
+    lines = [f"Targets (best {kind} at <= 0.6x the MACs of {twins[0]}: {family}, mean over its "
              f"{len(rows)} measured seed(s); the twin over {twin_seeds}):"]
 
     def mean(key):
         return _mean(results, rows, key)[0]
 
     best = mean("top1")
-    lines.append(f"- within 0.5 point of the twin: DMNN {100 * best:.2f}% vs twin {100 * twin:.2f}%: "
+    lines.append(f"- within 0.5 point of the twin: {kind} {100 * best:.2f}% vs twin {100 * twin:.2f}%: "
                  f"{100 * (best - twin):+.2f} points, {'met' if best >= twin - 0.005 else 'missed'}")
     statics = [r for r in results if r.startswith("static_w")]  # measured against static_s0
     if statics:  # the static networks nearest in MACs: 15 epochs, and the DMNN's budget in images
@@ -527,7 +556,7 @@ def verdict(results, twins=MAIN_TWINS):
             lines.append(f"- >= 1 point above the static net of equal MACs ({equal}, "
                          f"{share(equal):.2f}x, {results[equal]['epochs']} "
                          f"epochs): {100 * gap:+.2f} points, {'met' if gap >= 0.01 else 'missed'}; "
-                         f"latency median x static_s0: DMNN {dmnn_latency:.2f}, static "
+                         f"latency median x static_s0: {kind} {dmnn_latency:.2f}, static "
                          f"{results[equal]['latency_ratio_median']:.2f}")
     macs = mean("macs_ratio_to_twin")
     lines.append(f"- MACs <= 0.6x the twin: {macs:.3f}x, {'met' if macs <= 0.6 else 'missed'}")

@@ -108,7 +108,8 @@ def model_flops_table(model):
     """
     table = _TABLES.get(model)
     if table is None:
-        table = _TABLES[model] = _layers_flops_table(model.layers)
+        build = getattr(model, "build_flops_table", None)  # a model that knows its own (exits)
+        table = _TABLES[model] = build() if build else _layers_flops_table(model.layers)
     return table
 
 

@@ -85,6 +85,29 @@ def shift_gate_thresholds(model, meter, target, tolerance=0.005, steps=24):
     return _bisect(meter, _controllers(model), float(target), tolerance, steps)
 
 
+def set_exit_threshold(model, meter, target, tolerance=0.005, steps=30):
+    """Bisects an `EarlyExitModel`'s confidence threshold in [0, 1] so `meter()` meets `target`.
+
+    A higher threshold sends fewer images out early, so the ratio rises with it.
+    Returns `(threshold, ratio after it)`.
+    """
+    cascade = model.exit_cascade
+    low, high = 0.0, 1.0
+    threshold = float(cascade.confidence_threshold.numpy())
+    ratio = meter()
+    for _ in range(steps):
+        if abs(ratio - target) <= tolerance:
+            break
+        if ratio > target:
+            high = threshold
+        else:
+            low = threshold
+        threshold = (low + high) / 2.0
+        cascade.set_threshold(threshold)
+        ratio = meter()
+    return threshold, ratio
+
+
 def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tolerance=0.005,
                     steps=24, recalibrate_bn=True, bn_images=None):
     """Shifts every controller's gate logits by one constant so the FLOPs ratio meets `target`.
@@ -104,11 +127,15 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
     re-estimated on clean images they cost the CIFAR-10 benchmark rows 3.0 and 3.6
     points, `benchmarks/calibration_sensitivity.py`).
 
+    An `EarlyExitModel` has no gates to shift: its confidence threshold is
+    bisected instead (`set_exit_threshold`), and nothing else changes (every
+    image runs the same layers up to its exit, so BatchNorm is left alone).
+
     Args:
-        model: a DMNN (`GateController`s).
+        model: a DMNN (`GateController`s) or an `EarlyExitModel`.
         images: calibration images (array, or dataset of images or
             `(images, labels)`), e.g. training images.
-        target: the FLOPs ratio; None: the model's `flops_target`.
+        target: the FLOPs ratio; None: the model's `flops_target` (a DMNN's).
         batches: batches of `images` used.
         batch_size: batch size for arrays.
         tolerance: acceptable |ratio - target| on the calibration images.
@@ -118,7 +145,8 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
             None: `images`.
 
     Returns:
-        dict `delta` (the shift applied), `flops_ratio` (on the calibration
+        dict `delta` (the shift applied; for an early-exit model
+        `confidence_threshold` instead), `flops_ratio` (on the calibration
         images after it), `images` (how many).
 
     Example:
@@ -131,11 +159,25 @@ def calibrate_flops(model, images, target=None, batches=20, batch_size=128, tole
     abs(result["flops_ratio"] - 0.6) < 0.05  # True
     ```
     """
-    _controllers(model)  # a DMNN, before the images are read
+    exits = bool(getattr(model, "exit_names", None))
+    if not exits:
+        _controllers(model)  # a DMNN, before the images are read
+    if target is None and exits:
+        raise ValueError("target is needed for an early-exit model (it has no flops_target). "
+                         "Received: target=None")
     if target is None:
         target = model.resource_loss.flops_target
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise ValueError(f"target must be None or a number in (0, 1]. Received: target={target!r}")
+    if exits and bn_images is not None:
+        raise ValueError("bn_images is for a DMNN's BatchNorm recalibration: an early-exit model "
+                         "keeps its BatchNorm. Received: bn_images with an EarlyExitModel")
+    if exits:
+        data = calibration_array(images, batches, batch_size)
+        threshold, ratio = set_exit_threshold(
+            model, InferenceFlopsRatio(model, data, batch_size), float(target), tolerance, steps)
+        return {"confidence_threshold": float(threshold), "flops_ratio": float(ratio),
+                "images": int(len(data))}
     if bn_images is not None and not recalibrate_bn:
         raise ValueError("bn_images is for the BatchNorm recalibration. Received: bn_images with "
                          "recalibrate_bn=False")

@@ -129,9 +129,16 @@ flags.DEFINE_float("end_temperature", None, "Gumbel temperature in the last epoc
 flags.DEFINE_integer("noise_off_epochs", None, "Train the last N epochs without gate noise.")
 flags.DEFINE_integer("calibrate_flops_batches", None, "After training, shift every gate "
                      "threshold by one constant so the FLOPs ratio meets --flops_target on N "
-                     "training batches, and recalibrate BatchNorm on them (0 = off).")
+                     "training batches, and recalibrate BatchNorm on them (0 = off). With "
+                     "--early_exits: set the exits' confidence threshold instead.")
 flags.DEFINE_integer("latency_images", None, "With --teacher_epochs: measure the TFLite "
                      "latency of the DMNN and its twin on N test images (0 = off).")
+flags.DEFINE_list("early_exits", None, "Static models: exits after these blocks, e.g. "
+                  "conv3_block1,conv4_block1 (an EarlyExitModel: a confident image stops at the "
+                  "first exit; with --calibrate_flops_batches the confidence threshold meets "
+                  "--flops_target).")
+flags.DEFINE_float("exit_loss_weight", None, "With --early_exits: every exit's loss weight "
+                   "(the final classifier's is 1).")
 flags.DEFINE_integer("recalibrate_batches", None, "After training, re-estimate BatchNorm "
                      "statistics with the inference gates on N training batches (0 = off).")
 
@@ -157,6 +164,8 @@ def config_from_flags():
     if overrides["groups"] is not None:
         groups = _ints("groups", overrides["groups"])
         overrides["groups"] = groups[0] if len(groups) == 1 else groups
+    if overrides["early_exits"] is not None:
+        overrides["early_exits"] = tuple(overrides["early_exits"])
     if overrides["decay_epochs"] is not None:
         overrides["decay_epochs"] = _ints("decay_epochs", overrides["decay_epochs"])
     return presets.resolve_config(FLAGS.config, **overrides)

@@ -30,19 +30,12 @@ import tensorflow as tf
 from dmnn_keras.export import block_converters, keras_converters  # noqa: F401
 from dmnn_keras.export.batch_norm_folding import folded_batch_norms
 from dmnn_keras.export.converters import ExportContext, get_converter
+from dmnn_keras.export.exits import trace_exits
+from dmnn_keras.export.walker import walk
 from dmnn_keras.flops import executed_flops, model_flops_table
-from dmnn_keras.keras_compat import layer_calls
+from dmnn_keras.models.dynamic_model import logits_tensor
 
 MODES = ("dynamic", "static")
-
-
-def _logits_tensor(model):
-    struct = model.output  # the functional model's outputs, nested as given to it
-    if isinstance(struct, dict):
-        return struct["logits"]
-    if isinstance(struct, (list, tuple)):
-        return struct[0]
-    return struct
 
 
 def check_convertible(model):
@@ -73,17 +66,10 @@ def trace_model(model, images, mode):
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
     ctx = ExportContext(mode, folded_batch_norms(model))
     env = {id(model.inputs[0]): images}
-    for layer in model.layers:
-        for ins, outs in layer_calls(layer):
-            if not ins or any(id(t) not in env for t in ins):
-                continue
-            if all(id(t) in env for t in outs):
-                continue
-            result = get_converter(layer)(layer, [env[id(t)] for t in ins], ctx)
-            result = list(result) if isinstance(result, (list, tuple)) else [result]
-            for t, value in zip(outs, result):
-                env[id(t)] = value
-    logits = env[id(_logits_tensor(model))]
+    if getattr(model, "exit_names", None):
+        return trace_exits(model, env, ctx)
+    walk(model.layers, env, ctx)
+    logits = env[id(logits_tensor(model))]
     batch = tf.shape(images)[0]
     gates_by_block = {layer.name: gates for layer, gates in ctx.gates}
     outputs = {"logits": logits}
@@ -95,4 +81,6 @@ def trace_model(model, images, mode):
 
 def gate_layout(model):
     """`[(block name, number of gates)]` in the order of the `gates` output."""
+    if getattr(model, "exit_names", None):
+        return [(name, 1) for name in model.exit_names]
     return [(block.name, int(block.groups)) for _, block in getattr(model, "gated_blocks", [])]

@@ -12,8 +12,9 @@ QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
 
 
 def default_mode(model):
-    """"dynamic" for gated models, "static" otherwise."""
-    return "dynamic" if getattr(model, "gated_blocks", None) else "static"
+    """"dynamic" for gated and early-exit models, "static" otherwise."""
+    dynamic = getattr(model, "gated_blocks", None) or getattr(model, "exit_names", None)
+    return "dynamic" if dynamic else "static"
 
 
 def inference_module(model, mode=None):

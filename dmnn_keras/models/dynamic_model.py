@@ -189,6 +189,16 @@ def top_layers(x, include_top, pooling, num_classes, classifier_activation, dtyp
     return x
 
 
+def logits_tensor(model):
+    """The symbolic logits of a functional model: its output, or the "logits" entry of a dict."""
+    struct = model.output  # the functional model's outputs, nested as given to it
+    if isinstance(struct, dict):
+        return struct["logits"]
+    if isinstance(struct, (list, tuple)):
+        return struct[0]
+    return struct
+
+
 class Distillation:
     """What `DynamicModel.distill_from` attaches: the teacher and the loss settings.
 
@@ -201,12 +211,13 @@ class Distillation:
         self.weight = float(weight)
         self.temperature = float(temperature)
 
-    def loss(self, images, student_logits):
+    def teacher_logits(self, images):
+        """The teacher's logits `[batch, classes]` on `images` (inference mode, no gradient)."""
+        return ops.stop_gradient(ops.cast(self.teacher(images, training=False), "float32"))
+
+    def loss_from(self, teacher_logits, student_logits):
         """`T^2 * KL(softmax(teacher / T) || softmax(student / T))`, batch mean (a scalar)."""
         t = self.temperature
-        teacher_logits = ops.stop_gradient(
-            ops.cast(self.teacher(images, training=False), "float32")
-        )
         student_logits = ops.cast(student_logits, "float32")
         target = ops.softmax(teacher_logits / t, axis=-1)
         kl = ops.sum(
@@ -215,6 +226,10 @@ class Distillation:
             axis=-1,
         )
         return t * t * ops.mean(kl)
+
+    def loss(self, images, student_logits):
+        """`loss_from` with the teacher run on `images`."""
+        return self.loss_from(self.teacher_logits(images), student_logits)
 
 
 class DynamicModel(keras.Model):
@@ -292,8 +307,7 @@ class DynamicModel(keras.Model):
                 "distillation compares logits: the student must be built with "
                 f"classifier_activation=None. Received: classifier_activation={activation!r}"
             )
-        classes = self.output_shape["logits"][-1] if isinstance(
-            self.output_shape, dict) else self.output_shape[-1]
+        classes = logits_tensor(self).shape[-1]
         teacher_classes = teacher.output_shape[-1]
         if teacher_classes != classes:
             raise ValueError(

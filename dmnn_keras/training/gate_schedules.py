@@ -267,19 +267,22 @@ class FlopsCalibration(keras.callbacks.Callback):
         batches: number of batches used (for the threshold and the BatchNorm statistics).
         bn_images: None (`images`), or images for the BatchNorm statistics: the
             augmented training batches (see `calibrate_flops`).
+        target: None (a DMNN's own `flops_target`) or the FLOPs ratio to meet
+            (needed for an `EarlyExitModel`).
 
     After `fit`, `result` holds what `calibrate_flops` returned.
     """
 
-    def __init__(self, images, batches=20, bn_images=None):
+    def __init__(self, images, batches=20, bn_images=None, target=None):
         super().__init__()
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
             raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
         self.images = images
         self.bn_images = bn_images
         self.batches = batches
+        self.target = target
         self.result = None
 
     def on_train_end(self, logs=None):
-        self.result = calibrate_flops(self.model, self.images, batches=self.batches,
-                                      bn_images=self.bn_images)
+        self.result = calibrate_flops(self.model, self.images, target=self.target,
+                                      batches=self.batches, bn_images=self.bn_images)

@@ -139,6 +139,8 @@ class TrainConfig:
     recalibrate_batches: int = 0
     calibrate_flops_batches: int = 0  # threshold shift meeting the target + BN recalibration
     latency_images: int = 0  # with teacher_epochs: TFLite latency vs the twin on N test images
+    early_exits: tuple = ()  # static model: exits after these blocks (EarlyExitModel)
+    exit_loss_weight: float = 1.0  # each exit's loss against the final classifier's 1
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -279,8 +281,10 @@ def check_dynamic_recipe(config, entry):
         if path is not None and not os.path.isfile(path):
             _fail(name, path, "None or an existing .keras model file")
     dmnn = entry.gated and entry.multi_path
-    if (config.teacher_epochs or config.init_from) and not dmnn:
-        _fail("model", config.model, "a DMNN model (dmnn_*) with teacher_epochs or init_from")
+    exits = check_early_exits(config, entry)
+    if (config.teacher_epochs or config.init_from) and not (dmnn or exits):
+        _fail("model", config.model, "a DMNN model (dmnn_*), or a static one with early_exits, "
+              "with teacher_epochs or init_from")
     if config.teacher_epochs and config.strategy == "multi_worker":
         _fail("teacher_epochs", config.teacher_epochs,
               "0 under strategy='multi_worker' (train the twin first, then pass init_from and "
@@ -295,7 +299,7 @@ def check_dynamic_recipe(config, entry):
         _fail("distill_temperature", config.distill_temperature, "> 0")
     if not entry.gated:
         for name in GATE_FIELDS:
-            if getattr(config, name):
+            if getattr(config, name) and not (exits and name == "calibrate_flops_batches"):
                 _fail(name, getattr(config, name), f"unset for the static model={config.model!r}")
     if not 0 <= config.target_schedule_epochs <= config.epochs:
         _fail("target_schedule_epochs", config.target_schedule_epochs,
@@ -324,7 +328,7 @@ def check_dynamic_recipe(config, entry):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             _fail(name, value, "an int >= 0")
-        if value and not dmnn:
+        if value and not dmnn and not (exits and name == "calibrate_flops_batches"):
             _fail(name, value, f"0 for model={config.model!r} (DMNN gate controllers only)")
     if not isinstance(config.correction_shifts_gates, bool):
         _fail("correction_shifts_gates", config.correction_shifts_gates, "True or False")
@@ -344,6 +348,27 @@ def check_dynamic_recipe(config, entry):
         _fail("recalibrate_batches", config.recalibrate_batches, "an int >= 0")
 
 
+def check_early_exits(config, entry):
+    """Validates `early_exits` and `exit_loss_weight`; returns whether the run has exits."""
+    exits = config.early_exits
+    if isinstance(exits, str) or not isinstance(exits, (list, tuple)) or not all(
+            isinstance(name, str) and name for name in exits):
+        _fail("early_exits", exits, "a tuple of block names, e.g. ('conv3_block1', 'conv4_block1')")
+    weight = config.exit_loss_weight
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+        _fail("exit_loss_weight", weight, "a number >= 0")
+    if not exits:
+        return False
+    if entry.gated:
+        _fail("early_exits", tuple(exits), f"() for the gated model={config.model!r} (exits "
+              "attach to a static network: resnet, mobilenet_v2, ...)")
+    if not config.calibrate_flops_batches:
+        _fail("calibrate_flops_batches", config.calibrate_flops_batches,
+              "an int >= 1 with early_exits (the confidence threshold is set after training to "
+              "meet flops_target on that many clean training batches)")
+    return True
+
+
 def resolve_config(preset=DEFAULT_PRESET, **overrides):
     """A validated `TrainConfig`: the preset, then every override that is not None.
 
@@ -361,6 +386,8 @@ def resolve_config(preset=DEFAULT_PRESET, **overrides):
     if values.get("stack_sizes") is not None:
         values["stack_sizes"] = tuple(int(n) for n in values["stack_sizes"])
     values["decay_epochs"] = tuple(values.get("decay_epochs", ()))
+    if isinstance(values.get("early_exits"), list):
+        values["early_exits"] = tuple(values["early_exits"])
     config = TrainConfig(**values)
     check_config(config)
     if config.weight_decay is None:

@@ -105,6 +105,18 @@ def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_exam
     return report
 
 
+def exit_model(config, backbone, num_classes):
+    """`EarlyExitModel` on `backbone` with the config's exits (a ValueError if it does not fit)."""
+    from dmnn_keras.models.early_exit import EarlyExitModel
+
+    classes = int(backbone.outputs[0].shape[-1])
+    if classes != num_classes:
+        raise ValueError(f"init_from must classify the dataset's {num_classes} classes. Received: "
+                         f"a model with {classes} outputs")
+    return EarlyExitModel(backbone, exits=tuple(config.early_exits),
+                          exit_loss_weight=config.exit_loss_weight)
+
+
 def gate_schedule_callbacks(config, clean=None):
     """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for.
 
@@ -138,8 +150,9 @@ def train_static_twin(config, strategy=None):
         with open(report_path) as f:
             report = json.load(f)
     else:
+        static = config.model if config.early_exits else static_twin_name(config.model)
         twin = dataclasses.replace(
-            config, model=static_twin_name(config.model), epochs=config.teacher_epochs,
+            config, model=static, epochs=config.teacher_epochs, early_exits=(),
             output_dir=directory, teacher_epochs=0, init_from=None, teacher=None,
             learning_rate=config.teacher_learning_rate or config.learning_rate,
             figures=False, **{name: TrainConfig.__dataclass_fields__[name].default
@@ -250,7 +263,11 @@ def _run(config, wall_start, strategy=None):
     with strategy.scope():
         num_categories = info.num_categories if with_categories else 0
         replaced = None
-        if init_from:
+        if config.early_exits:
+            model = exit_model(config, load_model_or_preset(init_from, "init_from") if init_from
+                               else build_model(config, info.num_classes, (size, size, 3)),
+                               info.num_classes)
+        elif init_from:
             from dmnn_keras.warm_start import start_from
 
             # forced_gate_rate is the run's own: a DMNN pre-trained all-on learns its gates.
@@ -313,8 +330,12 @@ def _run(config, wall_start, strategy=None):
     # First in the list: they run at the end of training before BackupAndRestore deletes the
     # backup, so an interruption during them resumes at the end and calibrates again.
     calibration = None
-    if config.calibrate_flops_batches:  # includes the BatchNorm recalibration
-        calibration = FlopsCalibration(clean, config.calibrate_flops_batches, bn_images=train)
+    if config.calibrate_flops_batches:
+        # A DMNN's includes the BatchNorm recalibration; an early-exit model's sets its
+        # confidence threshold only.
+        calibration = FlopsCalibration(clean, config.calibrate_flops_batches,
+                                       **(dict(target=config.flops_target) if config.early_exits
+                                          else dict(bn_images=train)))
         callbacks.insert(0, calibration)
     elif config.recalibrate_batches:
         callbacks.insert(0, BatchNormRecalibration(train, config.recalibrate_batches))
