@@ -73,3 +73,35 @@ def test_fine_tune_a_dmnn_on_an_image_folder_with_a_new_head_and_gate_logs(tmp_p
     percentiles = report["executed_flops_percentiles"]
     assert histogram[:, 0].min() == pytest.approx(percentiles["0"] / report["flops"])
     assert histogram[:, 1].max() == pytest.approx(percentiles["100"] / report["flops"])
+
+
+def test_early_exits_fine_tune_from_a_static_model_and_meet_the_target(tmp_path):
+    root = tmp_path / "images"
+    write_image_folder(root, per_class=10)
+    keras.utils.set_random_seed(0)
+    init_path = str(tmp_path / "static.keras")
+    dk.ResNet(width_multiplier=0.125, input_shape=(32, 32, 3), num_classes=3).save(init_path)
+
+    report = run_training(
+        "cpu_static", dataset=f"folder:{root}", init_from=init_path, teacher=init_path,
+        image_size=32, batch_size=4, epochs=1, output_dir=str(tmp_path / "run"), figures=False,
+        early_exits=("conv4_block1", "conv3_block1"), calibrate_flops_batches=6,
+        flops_target=0.7, verbose=0)
+
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert isinstance(model, dk.EarlyExitModel)
+    assert model.exit_names == ("conv3_block1_exit", "conv4_block1_exit")
+    calibration = report["flops_calibration"]  # on the 24 training images
+    assert calibration["images"] == 24
+    assert float(model.exit_cascade.confidence_threshold.numpy()) == pytest.approx(
+        calibration["confidence_threshold"])
+    assert abs(calibration["flops_ratio"] - 0.7) <= 0.12  # 24 images: steps of 1/24 of an exit
+    assert set(report["path_rates"]) == {"conv3_block1_exit", "conv4_block1_exit"}
+    assert report["flops"] == dk.profile(model)["flops"]
+
+    with pytest.raises(ValueError, match="init_from must classify the dataset's 3 classes"):
+        dk.ResNet(width_multiplier=0.125, input_shape=(32, 32, 3), num_classes=5).save(
+            tmp_path / "five.keras")
+        run_training("cpu_static", dataset=f"folder:{root}", init_from=str(tmp_path / "five.keras"),
+                     image_size=32, batch_size=4, epochs=1, output_dir=str(tmp_path / "bad"),
+                     early_exits=("conv3_block1",), calibrate_flops_batches=1, verbose=0)

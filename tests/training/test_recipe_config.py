@@ -34,6 +34,13 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(uncertainty_spread=-0.5), "uncertainty_spread"),
     (dict(model="resnet", uncertainty_spread=1.0), "uncertainty_spread"),
     (dict(model="aig_resnet", uncertainty_spread=1.0), "uncertainty_spread"),
+    (dict(early_exits=("conv3_block1",), calibrate_flops_batches=2), "early_exits"),  # gated
+    (dict(model="resnet", early_exits="conv3_block1", calibrate_flops_batches=2), "early_exits"),
+    (dict(model="resnet", early_exits=("conv3_block1",)), "calibrate_flops_batches"),
+    (dict(model="resnet", early_exits=("conv3_block1",), calibrate_flops_batches=2,
+          noise_off_epochs=1), "noise_off_epochs"),
+    (dict(model="resnet", exit_loss_weight=-1.0), "exit_loss_weight"),
+    (dict(model="resnet", calibrate_flops_batches=2), "calibrate_flops_batches"),  # no exits
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
