@@ -1,15 +1,17 @@
 """to_tflite of an EarlyExitModel: nested IFs, parity with Keras per image, the static graph."""
 
-import contextlib
-import io
+import os
+import sys
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import dmnn_keras as dk
-from dmnn_keras.export import to_tflite, tflite_runner
+from dmnn_keras.export import to_tflite
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tflite_helpers import analyze, run_tflite  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +36,6 @@ def model(images):
         if 0 < past_second < past_first < 1:
             return model
     raise AssertionError("no threshold splits the images over the three classifiers")
-
-
-def run_tflite(path, images):
-    run = tflite_runner(path)
-    outputs = [run(image) for image in images]
-    return {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
-
-
-def analyze(path):
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        tf.lite.experimental.Analyzer.analyze(model_path=path, gpu_compatibility_check=False)
-    return buffer.getvalue()
 
 
 def test_each_image_runs_up_to_its_exit_as_in_keras(model, images, tmp_path):

@@ -1,17 +1,18 @@
 """to_tflite: parity with Keras on real CIFAR-10 images, IF ops, size, quantization, errors."""
 
-import contextlib
-import io
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import dmnn_keras as dk
-from dmnn_keras.export import to_tflite, tflite_runner
+from dmnn_keras.export import to_tflite
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tflite_helpers import analyze, run_tflite  # noqa: E402
 
 NUM_IMAGES = 100
 
@@ -59,19 +60,6 @@ def mobilenet():
     keras.utils.set_random_seed(0)
     model = dk.DMNNMobileNetV2(input_shape=(32, 32, 3), num_classes=10, seed=0)
     return scale_logits(varied_gates(model), 2e3)
-
-
-def run_tflite(path, images):
-    run = tflite_runner(path)
-    outputs = [run(image) for image in images]
-    return {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
-
-
-def analyze(path):
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        tf.lite.experimental.Analyzer.analyze(model_path=path, gpu_compatibility_check=False)
-    return buffer.getvalue()
 
 
 def check_parity(model, images, path):
