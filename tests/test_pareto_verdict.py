@@ -110,3 +110,28 @@ def test_the_section_has_one_verdict_per_family_measured():
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+def test_early_exit_rows_get_a_verdict_of_their_own_and_do_not_compete_with_dmnns():
+    table = dict(flops_target=None, distinct_costs=3, ratio_correct_confident=0.5,
+                 ratio_misclassified=0.7, step_time_ratio=1.1, train_images=3.2e6,
+                 train_seconds=1800.0)  # the table's other columns
+    results = {
+        "static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
+        "static_w020": _row(0.778, 0.62),
+        "dmnn_lr10_t060_s0": _row(0.785, 0.598), "dmnn_lr10_t060_s1": _row(0.784, 0.599),
+        "exits_t060_s0": _row(0.80, 0.60, target=0.599, constant=0.0, std=0.2),
+        "exits_t060_s1": _row(0.798, 0.60, target=0.599, constant=0.0, std=0.2),
+    }
+    for name, row in results.items():
+        results[name] = {**table, **row}
+    assert best_dmnn(results)[0] == "dmnn_lr10_t060"  # more accurate exits do not count here
+    assert best_dmnn(results, kind="early-exit network") == (
+        "exits_t060", ["exits_t060_s0", "exits_t060_s1"])
+    body = section(results)
+    assert "Targets (best DMNN at <= 0.6x the MACs of static_s0: dmnn_lr10_t060" in body
+    assert ("Targets (best early-exit network at <= 0.6x the MACs of static_s0: exits_t060"
+            in body)
+    assert "early-exit network 79.90% vs twin 79.50%: +0.40 points, met" in body
+    del results["exits_t060_s0"], results["exits_t060_s1"]
+    assert "early-exit network" not in section(results)

@@ -44,6 +44,7 @@ def _exit_features(backbone, exits):
     if isinstance(exits, str) or not isinstance(exits, (list, tuple)) or not exits:
         raise ValueError("exits must be a non-empty tuple of layer names of the backbone. "
                          f"Received: exits={exits!r}")
+    exits = tuple(exits)
     order = [layer.name for layer in backbone.layers]
     unknown = [name for name in exits if name not in order]
     if unknown:
@@ -140,7 +141,7 @@ class EarlyExitModel(DynamicModel):
                 exit_loss_weight, (int, float)) or not exit_loss_weight >= 0:
             raise ValueError("exit_loss_weight must be a number >= 0. "
                              f"Received: exit_loss_weight={exit_loss_weight!r}")
-        names, features = _exit_features(backbone, tuple(exits))
+        names, features = _exit_features(backbone, exits)
         final = backbone.outputs[0]
         num_classes = int(final.shape[-1])
         exit_logits = [exit_head(x, name, num_classes, grid) for name, x in zip(names, features)]

@@ -42,6 +42,12 @@ Presets:
     test images and their TFLite latency compared on 200 of them. What the
     recipe and the choice of its values measured is in the README
     ("Training", "Results") and BENCHMARKS.md, with the commands that gave it.
+  * `cpu_exits`: the main job's budget for an early-exit network
+    (`EarlyExitModel`): the same twin (6 epochs), then exits after stages 2
+    and 3 (`early_exits`), fine-tuned 4 epochs with the whole network and
+    distilled from the twin, the confidence threshold set after training so
+    that the MACs are 0.6 of the network's (`calibrate_flops`, 20 clean
+    training batches).
   * `cpu_scratch`: the DMNN recipe before warm start (paper split, 4 sub-blocks,
     from scratch, fixed-weight resource loss): 25,000 images, 4 epochs, lr 0.2.
   * `cpu_static`: `cpu_scratch` with the static twin (`resnet`).
@@ -169,6 +175,15 @@ PRESETS = {
         rate_loss="block", dual_step=0.5, target_schedule_epochs=1.5,
         target_correction_batches=10, noise_off_epochs=1, calibrate_flops_batches=20,
         latency_images=200,
+    ),
+    # The main job's budget for an early-exit network: the same twin, then exits after stages 2
+    # and 3 fine-tuned with it and distilled from it, the threshold set to 0.6 of its MACs.
+    "cpu_exits": dict(
+        model="resnet", dataset="cifar10", early_exits=("conv3_block1", "conv4_block1"),
+        flops_target=0.6, teacher_epochs=6, teacher_learning_rate=0.2, epochs=4,
+        batch_size=128, learning_rate=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+        schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
+        calibrate_flops_batches=20, latency_images=200,
     ),
     "cpu_scratch": dict(
         model="dmnn_resnet", dataset="cifar10", epochs=4, batch_size=128,
