@@ -59,3 +59,26 @@ def test_mixed_precision_snippet_runs():
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the snippet restores it
     assert namespace["model"].get_layer("conv1_conv").compute_dtype == "bfloat16"
     assert namespace["model"].get_layer("conv5_block3").paths[0][0].compute_dtype == "bfloat16"
+
+
+@pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="needs CIFAR-10 in TFDS_DATA_DIR")
+def test_early_exit_snippet_runs(tmp_path, monkeypatch):
+    snippets = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
+    code = next(code for code in snippets if "EarlyExitModel" in code)
+    shrink = {"epochs=10": "epochs=1", "training=True)": "training=True).take(2)",
+              "training=False)": "training=False).take(2)", "batches=20": "batches=2"}
+    for old, new in shrink.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, README, "exec"), namespace)
+    model, result = namespace["model"], namespace["calibration"].result
+    assert model.exit_names == ("conv3_block1_exit", "conv4_block1_exit")
+    assert float(model.exit_cascade.confidence_threshold.numpy()) == pytest.approx(
+        result["confidence_threshold"])
+    assert result["images"] == 256 and (tmp_path / "exits.tflite").exists()
+    # The teacher is a second copy: training moved the student's layers, not the teacher's.
+    teacher = model.distillation.teacher
+    assert not (teacher.get_layer("conv1_conv").kernel.numpy()
+                == model.get_layer("conv1_conv").kernel.numpy()).all()

@@ -40,6 +40,10 @@ def trace_exits(model, env, ctx):
     """
     heads = model.exit_logits_tensors()
     count = len(heads) - 1
+    images = env[id(model.inputs[0])]
+    if ctx.dynamic and images.shape[0] != 1:
+        raise ValueError("mode='dynamic' needs a batch-1 graph (each image decides where it "
+                         f"leaves). Received: images of shape {tuple(images.shape)}")
     reached = _reached_flops(model)
 
     def answer(k, logits):

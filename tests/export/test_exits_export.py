@@ -71,3 +71,12 @@ def test_the_static_graph_is_the_whole_backbone(model, images, tmp_path):
     assert np.abs(out["logits"] - final).max() <= 1e-5 * np.abs(final).max()
     np.testing.assert_array_equal(out["gates"], np.ones((8, 2)))
     assert (out["executed_flops"] == dk.profile(model)["flops"]).all()
+
+
+def test_the_dynamic_graph_refuses_a_batch(model, images):
+    import tensorflow as tf
+
+    from dmnn_keras.export.graph import trace_model
+
+    with pytest.raises(ValueError, match="needs a batch-1 graph"):
+        tf.function(lambda x: trace_model(model, x, "dynamic"))(tf.constant(images[:2]))
