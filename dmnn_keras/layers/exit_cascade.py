@@ -18,15 +18,16 @@ def top_probability(logits):
     return ops.max(ops.softmax(ops.cast(logits, "float32"), axis=-1), axis=-1)
 
 
-def continuation_gates(exit_logits, threshold):
-    """`[batch, E]` 0/1: gate k is 1 when the image goes on past exit k.
+def continuation_gates(exit_logits, threshold, dtype="float32"):
+    """`[batch, E]` 0/1 of `dtype`: gate k is 1 when the image goes on past exit k.
 
     An image leaves at the first of the E exits whose top softmax probability
     is at least `threshold`; every gate after that exit is 0 too.
     """
     going_on, gates = None, []
+    threshold = ops.cast(threshold, "float32")
     for logits in exit_logits:
-        below = ops.cast(top_probability(logits) < threshold, "float32")
+        below = ops.cast(top_probability(logits) < threshold, dtype)
         going_on = below if going_on is None else going_on * below
         gates.append(going_on)
     return ops.stack(gates, axis=-1)
@@ -53,7 +54,7 @@ class ExitCascade(keras.layers.Layer):
         inputs: `[exit_1, ..., exit_E, final]`, logits `[batch, classes]` each.
         training: bool; True returns the final logits.
 
-    Outputs: `[logits [batch, classes], gates [batch, E]]`: gate k is 1 when
+    Outputs: `(logits [batch, classes], gates [batch, E])`: gate k is 1 when
     the image goes on past exit k (`continuation_gates`): the segment after
     that exit runs, as a whole-block gate runs its block.
 
@@ -76,19 +77,19 @@ class ExitCascade(keras.layers.Layer):
         self.initial_threshold = float(confidence_threshold)
         self.confidence_threshold = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.initial_threshold),
-            trainable=False, name="confidence_threshold", dtype="float32",
+            trainable=False, name="confidence_threshold", dtype="float32", autocast=False,
         )
 
     def call(self, inputs, training=None):
         *exits, final = inputs
-        gates = continuation_gates(exits, self.confidence_threshold)
+        gates = continuation_gates(exits, self.confidence_threshold, self.compute_dtype)
         if training:
-            return [final, gates]
+            return final, gates
         chosen = final
         for k in reversed(range(len(exits))):  # the earliest confident exit wins
             here = 1.0 - gates[:, k:k + 1] if k == 0 else gates[:, k - 1:k] * (1.0 - gates[:, k:k + 1])
             chosen = ops.where(ops.cast(here, "bool"), ops.cast(exits[k], chosen.dtype), chosen)
-        return [chosen, gates]
+        return chosen, gates
 
     def set_threshold(self, value):
         """Sets the confidence threshold (a number in [0, 1])."""
@@ -96,7 +97,7 @@ class ExitCascade(keras.layers.Layer):
         self.confidence_threshold.assign(float(value))
 
     def compute_output_shape(self, input_shape):
-        return [tuple(input_shape[-1]), (input_shape[-1][0], len(input_shape) - 1)]
+        return tuple(input_shape[-1]), (input_shape[-1][0], len(input_shape) - 1)
 
     def get_config(self):
         return {**super().get_config(), "confidence_threshold": self.initial_threshold}

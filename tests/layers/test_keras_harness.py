@@ -49,6 +49,8 @@ CASES = {
         LOSS_ARGS, pair_flops=[[[0, 1, 5.0]]], one_sided=True), ((2, 5), (2, 2)), (2, 5)),
     "lc_controller": ("LCController", dict(gate_groups=(4, 2), hidden_units=4),
                       X, ((2, 7), (2, 7))),
+    "exit_cascade": ("ExitCascade", dict(confidence_threshold=0.5), ((2, 10), (2, 10), (2, 10)),
+                     ((2, 10), (2, 2))),
     "lc_gated_block": ("ChannelGatedBlock", dict(filters=8, width=4, gate_groups=(4, 2),
                                                  layer_gate=True),
                        (X, (2, 7)), X),
