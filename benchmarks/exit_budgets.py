@@ -73,7 +73,7 @@ def measure(row, shares, clean, images, labels, latency_images):
     twin_flops, full = dk.profile(twin)["flops"], dk.profile(model)["flops"]
     twin_top1 = float(np.mean(np.argmax(twin.predict(images, batch_size=250, verbose=0), -1)
                               == labels))
-    heads = keras.Model(model.inputs, model.exit_logits_tensors())
+    heads = keras.Model(model.inputs[0], model.exit_logits_tensors())
     logits = heads.predict(images, batch_size=250, verbose=0)  # every exit, then the final one
     table = model_flops_table(model)
     results = []

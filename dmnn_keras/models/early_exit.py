@@ -29,6 +29,9 @@ def _check_backbone(backbone):
     if getattr(backbone, "gated_blocks", None) or isinstance(backbone, EarlyExitModel):
         raise ValueError("backbone must be a static network (early exits stop a network that "
                          f"runs every block). Received: {backbone.name!r}, a dynamic model")
+    if len(backbone.inputs) != 1:
+        raise ValueError("backbone must take one image input. Received: "
+                         f"{len(backbone.inputs)} inputs")
     if len(backbone.outputs) != 1 or len(backbone.outputs[0].shape) != 2:
         raise ValueError("backbone must output one logits tensor [batch, classes]. Received "
                          f"outputs of shapes {[tuple(t.shape) for t in backbone.outputs]}")
@@ -150,7 +153,7 @@ class EarlyExitModel(DynamicModel):
         outputs = {"logits": logits}
         outputs.update({name + EXIT_SUFFIX: t for name, t in zip(names, exit_logits)})
         kwargs.setdefault("name", f"{backbone.name}_exits")
-        super().__init__(inputs=backbone.inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=backbone.inputs[0], outputs=outputs, **kwargs)
         self.exit_names = tuple(name + EXIT_SUFFIX for name in names)
         self.exit_loss_weight = float(exit_loss_weight)
         self.set_constructor_config(
@@ -172,7 +175,7 @@ class EarlyExitModel(DynamicModel):
         logits, gates = node.output_tensors
         columns = [layers.Lambda(lambda g, k=k: g[:, k:k + 1], name=f"{name}_gate")(gates)
                    for k, name in enumerate(self.exit_names)]
-        return keras.Model(self.inputs, [logits] + columns), list(self.exit_names)
+        return keras.Model(self.inputs[0], [logits] + columns), list(self.exit_names)
 
     def build_flops_table(self):
         """The FLOPs table: `always_on` up to the first exit's logits, one block per exit after it."""

@@ -67,7 +67,7 @@ def test_the_static_graph_is_the_whole_backbone(model, images, tmp_path):
                 for w in model.get_layer(name).weights)
     assert static["size_bytes"] < dynamic["size_bytes"] <= static["size_bytes"] + 4 * heads + 8192
     out = run_tflite(static["path"], images[:8])
-    final = keras.Model(model.inputs, model.exit_logits_tensors()[-1])(images[:8]).numpy()
+    final = keras.Model(model.inputs[0], model.exit_logits_tensors()[-1])(images[:8]).numpy()
     assert np.abs(out["logits"] - final).max() <= 1e-5 * np.abs(final).max()
     np.testing.assert_array_equal(out["gates"], np.ones((8, 2)))
     assert (out["executed_flops"] == dk.profile(model)["flops"]).all()

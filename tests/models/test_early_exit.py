@@ -31,7 +31,7 @@ def model():
 
 
 def exit_logits(model, images):
-    heads = keras.Model(model.inputs, model.exit_logits_tensors())
+    heads = keras.Model(model.inputs[0], model.exit_logits_tensors())
     return [np.asarray(t) for t in heads(images, training=False)]
 
 
@@ -57,7 +57,7 @@ def test_each_image_is_answered_by_its_first_confident_exit(model, images):
 
 
 def model_backbone_logits(model, images):
-    return keras.Model(model.inputs, model.exit_logits_tensors()[-1])(images, training=False)
+    return keras.Model(model.inputs[0], model.exit_logits_tensors()[-1])(images, training=False)
 
 
 def test_continuation_gates_stay_off_after_an_exit():
@@ -165,3 +165,7 @@ def test_bad_arguments_are_refused_by_name():
         dk.EarlyExitModel(dk.ResNet(classifier_activation="softmax"))
     with pytest.raises(ValueError, match=r"confidence_threshold must be a number in \[0, 1\]"):
         dk.EarlyExitModel(static, confidence_threshold=1.5)
+
+
+def test_the_model_has_one_image_input_like_every_builder(model):
+    assert tuple(model.input.shape) == (None, 32, 32, 3)
