@@ -2,9 +2,9 @@
 
     python -m benchmarks.make_presets ROW [--name NAME] [--twin_name NAME]
 
-ROW is a DMNN row of `benchmarks/results/cifar10_pareto.json` (e.g.
-`dmnn_t050_s0`); its static twin (the model it was warm-started from, e.g.
-`static_s0`) is written too. For each of the two: `runs/pareto/<row>/model.keras`
+ROW is a DMNN or early-exit row of `benchmarks/results/cifar10_pareto.json`
+(e.g. `dmnn_t050_s0`, `exits_t060_s0`); its static twin (the model it was
+warm-started from, e.g. `static_s0`) is written too. For each of the two: `runs/pareto/<row>/model.keras`
 becomes a preset (weights only: no optimizer state, no teacher) whose card
 gives the command and the resolved recipe (the run's `config.json`), the
 row's measured top-1, MACs per image and TFLite latency ratio, and the top-1 on

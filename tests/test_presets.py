@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from benchmarks.make_presets import CHECK_IMAGES, first_test_images, top1  # noqa: E402
 
-SHIPPED = {"dmnn_resnet_cifar10", "resnet_cifar10"}
+SHIPPED = {"dmnn_resnet_cifar10", "resnet_cifar10", "exits_resnet_cifar10"}
 
 
 @pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="needs CIFAR-10 in TFDS_DATA_DIR")
@@ -28,7 +28,9 @@ def test_shipped_presets_reach_the_top1_of_their_card():
     for name in list_presets():
         model, metadata = dk.from_preset(name), load_metadata(name)
         assert model.name == name and model.distillation is None  # no training machinery
-        assert (model.get_config()["gating"] is None) == (metadata["twin"] is None)  # DMNN: a twin
+        dynamic = model.get_config().get("gating") is not None or isinstance(
+            model, dk.EarlyExitModel)
+        assert dynamic == (metadata["twin"] is not None)  # a dynamic network names its twin
         card_top1 = metadata["metrics"]["top1_first_1000"]
         with open(os.path.join(dk.presets.PRESETS_DIR, name, "README.md")) as f:
             assert f"{100 * card_top1:.2f}%" in f.read()

@@ -159,6 +159,6 @@ def save_to_preset(model, preset, card="", metadata=None):
 def model_card(name, class_name, text):
     """The card's Markdown: front matter (as keras-hub's cards), title, loading snippet, `text`."""
     return (f"---\nlibrary_name: keras\ntags:\n- dmnn_keras\n- image-classification\n---\n"
-            f"# {name}\n\nA `{class_name}` of dmnn_keras. Load it with\n\n"
+            f"# {name}\n\nA dmnn_keras `{class_name}`. Load it with\n\n"
             f"```python\nimport dmnn_keras as dk\nmodel = dk.from_preset({name!r})  "
             f"# or the path of this directory\n```\n\n{text}").rstrip()
