@@ -1,4 +1,4 @@
-"""Where a trained DMNN loses to its twin: top-1 and MACs by quarter of the DMNN's uncertainty.
+"""Where a trained DMNN (or early-exit network) loses to its twin: top-1 and MACs by quarter of its uncertainty.
 
     python -m benchmarks.accuracy_by_uncertainty [--rows ROW[,ROW...]] [--images N]
 
@@ -9,7 +9,9 @@ entropy of its softmax over log(classes), the signal of `uncertainty_spread`),
 and per quarter the table gives the DMNN's and the twin's top-1 and the
 DMNN's mean FLOPs ratio (executed over its own full MACs). A DMNN that
 spends its MACs well runs more of them where it is unsure, and loses little
-to its twin there. Rewrites its section of BENCHMARKS.md.
+to its twin there. The early-exit rows (`exits_*`) are measured the same
+way, by the uncertainty of the exit that answered. Rewrites its section of
+BENCHMARKS.md.
 """
 
 import argparse
@@ -25,7 +27,7 @@ from benchmarks.cifar10_pareto import ROWS, model_path  # noqa: E402
 SECTION = "Accuracy by uncertainty quarter (accuracy_by_uncertainty)"
 DEFAULT_ROWS = ("dmnn_lr10_t060_s0", "dmnn_lr10_t060_s1", "dmnn_unc6_t060_s0", "dmnn_unc6_t060_s1",
                 "dmnn_unc6w10_t060_s0", "dmnn_unc6w30_t060_s0", "dmnn_d2_block_t060_s0",
-                "dmnn_d2_unc6_t060_s0")
+                "dmnn_d2_unc6_t060_s0", "exits_t060_s0", "exits_t060_s1")
 QUARTERS = 4
 
 
@@ -38,7 +40,7 @@ def parse_args(argv=None):
     args.rows = [r for r in args.rows.split(",") if r]
     bad = [r for r in args.rows if not ROWS.get(r, {}).get("twin")]
     if bad:
-        parser.error(f"--rows: {bad} are not fine-tuned DMNN rows of cifar10_pareto; allowed: "
+        parser.error(f"--rows: {bad} are not fine-tuned rows of cifar10_pareto; allowed: "
                      f"{[r for r in ROWS if ROWS[r].get('twin')]}")
     missing = [r for r in args.rows if not os.path.exists(model_path(r))]
     if missing:

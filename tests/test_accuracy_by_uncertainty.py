@@ -33,4 +33,4 @@ def test_the_table_has_one_cell_per_quarter():
 def test_rows_that_are_not_fine_tuned_dmnns_are_refused(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--rows", "static_s0"])
-    assert "--rows: ['static_s0'] are not fine-tuned DMNN rows" in capsys.readouterr().err
+    assert "--rows: ['static_s0'] are not fine-tuned rows" in capsys.readouterr().err
