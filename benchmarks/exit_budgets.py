@@ -22,7 +22,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.cifar10_pareto import LATENCY_IMAGES, ROWS, load_results, model_path  # noqa: E402
+from benchmarks.cifar10_pareto import (  # noqa: E402
+    LATENCY_IMAGES, ROWS, exits_flops_target, load_results, model_path,
+)
 
 SECTION = "Early exits at every budget (exit_budgets)"
 EXIT_ROWS = tuple(row for row, spec in ROWS.items() if spec.get("early_exits"))
@@ -70,7 +72,7 @@ def measure(row, shares, clean, images, labels, latency_images):
 
     model = load_keras_model(model_path(row))
     twin = load_keras_model(model_path(ROWS[row]["twin"]))
-    twin_flops, full = dk.profile(twin)["flops"], dk.profile(model)["flops"]
+    twin_flops = dk.profile(twin)["flops"]
     twin_top1 = float(np.mean(np.argmax(twin.predict(images, batch_size=250, verbose=0), -1)
                               == labels))
     heads = keras.Model(model.inputs[0], model.exit_logits_tensors())
@@ -78,8 +80,8 @@ def measure(row, shares, clean, images, labels, latency_images):
     table = model_flops_table(model)
     results = []
     for share in shares:
-        calibration = dk.calibrate_flops(model, clean, target=min(share * twin_flops / full, 1.0),
-                                         batches=CALIBRATION_BATCHES)
+        target = min(exits_flops_target(share, model.get_config()["exits"], ROWS[row]["twin"]), 1.0)
+        calibration = dk.calibrate_flops(model, clean, target=target, batches=CALIBRATION_BATCHES)
         chosen, gates = model.exit_cascade(logits, training=False)
         gates = keras.ops.convert_to_numpy(gates)
         executed = executed_flops_per_image(

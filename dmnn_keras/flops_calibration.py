@@ -85,12 +85,19 @@ def shift_gate_thresholds(model, meter, target, tolerance=0.005, steps=24):
     return _bisect(meter, _controllers(model), float(target), tolerance, steps)
 
 
-def set_exit_threshold(model, meter, target, tolerance=0.005, steps=30):
+def set_exit_threshold(model, meter, target, tolerance=0.005, steps=24):
     """Bisects an `EarlyExitModel`'s confidence threshold in [0, 1] so `meter()` meets `target`.
 
     A higher threshold sends fewer images out early, so the ratio rises with it.
-    Returns `(threshold, ratio after it)`.
+    A target below the share that every image leaving at the first exit runs
+    is a ValueError. Returns `(threshold, ratio after it)`.
     """
+    table = model_flops_table(model)
+    lowest = table["always_on"] / full_flops(table)
+    if target < lowest - tolerance:
+        raise ValueError(f"target must be reachable by this early-exit model: in [{lowest:.3f}, 1] "
+                         f"(every image leaving at its first exit runs {lowest:.3f} of its MACs). "
+                         f"Received: target={target!r}")
     cascade = model.exit_cascade
     low, high = 0.0, 1.0
     threshold = float(cascade.confidence_threshold.numpy())

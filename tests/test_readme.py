@@ -8,6 +8,22 @@ import pytest
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 
+def snippet(marker):
+    """The README's first Python snippet that contains `marker`."""
+    snippets = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
+    return next(code for code in snippets if marker in code)
+
+
+def run_shrunk(code, shrink):
+    """Runs `code` with each key of `shrink` (which must occur in it) replaced; its namespace."""
+    for old, new in shrink.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    namespace = {}
+    exec(compile(code, README, "exec"), namespace)
+    return namespace
+
+
 @pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="needs CIFAR-10 in TFDS_DATA_DIR")
 def test_quickstart_and_export_snippets_run(tmp_path, monkeypatch):
     snippets = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
@@ -63,20 +79,13 @@ def test_mixed_precision_snippet_runs():
 
 @pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="needs CIFAR-10 in TFDS_DATA_DIR")
 def test_early_exit_snippet_runs(tmp_path, monkeypatch):
-    snippets = re.findall(r"```python\n(.*?)```", open(README).read(), re.S)
-    code = next(code for code in snippets if "EarlyExitModel" in code)
-    shrink = {"epochs=10": "epochs=1", "training=True)": "training=True).take(2)",
-              "training=False)": "training=False).take(2)", "batches=20": "batches=2"}
-    for old, new in shrink.items():
-        assert old in code, old
-        code = code.replace(old, new)
     monkeypatch.chdir(tmp_path)
-    namespace = {}
-    exec(compile(code, README, "exec"), namespace)
+    namespace = run_shrunk(snippet("EarlyExitModel"), {
+        "epochs=10": "epochs=1", "training=True)": "training=True).take(2)",
+        "training=False)": "training=False).take(2)", "batches=20": "batches=2"})
     model, result = namespace["model"], namespace["calibration"].result
     assert model.exit_names == ("conv3_block1_exit", "conv4_block1_exit")
-    assert float(model.exit_cascade.confidence_threshold.numpy()) == pytest.approx(
-        result["confidence_threshold"])
+    assert model.confidence_threshold == pytest.approx(result["confidence_threshold"])
     assert result["images"] == 256 and (tmp_path / "exits.tflite").exists()
     # The teacher is a second copy: training moved the student's layers, not the teacher's.
     teacher = model.distillation.teacher

@@ -5,8 +5,9 @@ probability reaches the confidence threshold it answers, else (the false
 branch of a `tf.cond`) the next segment runs, and so on: an image that
 leaves early runs none of the later layers. The later segments' weights are
 created inside their branch functions (`dmnn_keras.export.graph`), so XNNPACK
-delegates them. In `mode="static"` the whole network runs and the final
-classifier answers, as with every gate on.
+delegates them. In `mode="static"` the backbone runs alone and its
+classifier answers (gates all 1, the executed MACs the backbone's: the exit
+heads are not computed).
 """
 
 import numpy as np
@@ -15,8 +16,8 @@ import tensorflow as tf
 from dmnn_keras.export.converters import register_converter
 from dmnn_keras.export.tf_ops import numpy_weight
 from dmnn_keras.export.walker import layers_for, walk
-from dmnn_keras.flops import model_flops_table
-from dmnn_keras.layers.exit_cascade import ExitCascade
+from dmnn_keras.flops import flops_table, model_flops_table
+from dmnn_keras.layers.exit_cascade import ExitCascade, top_probability
 
 
 @register_converter(ExitCascade)
@@ -51,10 +52,12 @@ def trace_exits(model, env, ctx):
         gates[0, :k] = 1.0
         return logits, tf.constant(gates), tf.constant([reached[k]], tf.float32)
 
-    if not ctx.dynamic:
+    if not ctx.dynamic:  # the backbone alone: the exit heads are not computed
         walk(layers_for(model, heads[-1:]), env, ctx)
-        logits, gates, flops = answer(count, env[id(heads[-1])])
-        return {"logits": logits, "gates": gates, "executed_flops": flops}
+        logits, gates, _ = answer(count, env[id(heads[-1])])
+        backbone = flops_table(model.inputs[0], heads[-1:])["always_on"]
+        return {"logits": logits, "gates": gates,
+                "executed_flops": tf.constant([backbone], tf.float32)}
     threshold = float(numpy_weight(model.exit_cascade.confidence_threshold))
 
     def from_exit(k, env):
@@ -63,7 +66,7 @@ def trace_exits(model, env, ctx):
         logits = env[id(heads[k])]
         if k == count:
             return answer(k, logits)
-        confident = tf.reduce_max(tf.nn.softmax(logits, axis=-1)) >= threshold
+        confident = top_probability(logits)[0] >= threshold  # the rule of ExitCascade
         return tf.cond(confident, lambda: answer(k, logits), lambda: from_exit(k + 1, env))
 
     logits, gates, flops = from_exit(0, env)

@@ -12,7 +12,7 @@ import keras
 from keras import layers, ops
 
 from dmnn_keras.flops import flops_table
-from dmnn_keras.keras_compat import scale_additional_loss
+from dmnn_keras.keras_compat import layer_calls, scale_additional_loss
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.exit_cascade import ExitCascade
 from dmnn_keras.models.dynamic_model import DynamicModel
@@ -36,10 +36,22 @@ def _check_backbone(backbone):
         raise ValueError("backbone must output one logits tensor [batch, classes]. Received "
                          f"outputs of shapes {[tuple(t.shape) for t in backbone.outputs]}")
     activation = getattr(backbone, "classifier_activation", None)
+    last = backbone.layers[-1]
+    if activation is None and (isinstance(last, (keras.layers.Softmax, keras.layers.Activation))
+                               or getattr(getattr(last, "activation", None), "__name__",
+                                          "linear") != "linear"):
+        activation = getattr(getattr(last, "activation", None), "__name__", type(last).__name__)
     if activation is not None:
         raise ValueError("backbone must output logits (classifier_activation=None): the exits "
                          f"compare softmax confidences. Received: classifier_activation={activation!r}")
     return backbone
+
+
+def _backbone_config(backbone):
+    """The backbone's serialized config, without its compile settings (the model is saved whole)."""
+    config = keras.saving.serialize_keras_object(backbone)
+    config.pop("compile_config", None)
+    return config
 
 
 def _exit_features(backbone, exits):
@@ -64,7 +76,7 @@ def _exit_features(backbone, exits):
     return names, tensors
 
 
-def exit_head(features, name, num_classes, grid):
+def exit_head(features, name, num_classes, grid, dtype=None):
     """Average-pools `features` `[batch, H, W, C]` to `grid x grid`, then a Dense: logits `[batch, classes]`.
 
     A 2x2 grid kept 9 points more top-1 than global pooling after stage 3
@@ -74,10 +86,10 @@ def exit_head(features, name, num_classes, grid):
     if height % grid or width % grid:
         raise ValueError(f"grid must divide the exit's feature map. Received: grid={grid} for "
                          f"{name!r} of {height}x{width}")
-    x = layers.AveragePooling2D((height // grid, width // grid), name=f"{name}{EXIT_SUFFIX}_pool")(
-        features)
-    x = layers.Flatten(name=f"{name}{EXIT_SUFFIX}_flatten")(x)
-    return layers.Dense(num_classes, name=f"{name}{EXIT_SUFFIX}")(x)
+    x = layers.AveragePooling2D((height // grid, width // grid), name=f"{name}{EXIT_SUFFIX}_pool",
+                                dtype=dtype)(features)
+    x = layers.Flatten(name=f"{name}{EXIT_SUFFIX}_flatten", dtype=dtype)(x)
+    return layers.Dense(num_classes, name=f"{name}{EXIT_SUFFIX}", dtype=dtype)(x)
 
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
@@ -147,8 +159,10 @@ class EarlyExitModel(DynamicModel):
         names, features = _exit_features(backbone, exits)
         final = backbone.outputs[0]
         num_classes = int(final.shape[-1])
-        exit_logits = [exit_head(x, name, num_classes, grid) for name, x in zip(names, features)]
-        cascade = ExitCascade(confidence_threshold, name="exit_cascade")
+        policy = backbone.dtype_policy  # the heads compute as the backbone does
+        exit_logits = [exit_head(x, name, num_classes, grid, policy)
+                       for name, x in zip(names, features)]
+        cascade = ExitCascade(confidence_threshold, name="exit_cascade", dtype=policy)
         logits, _ = cascade(exit_logits + [final])
         outputs = {"logits": logits}
         outputs.update({name + EXIT_SUFFIX: t for name, t in zip(names, exit_logits)})
@@ -157,7 +171,7 @@ class EarlyExitModel(DynamicModel):
         self.exit_names = tuple(name + EXIT_SUFFIX for name in names)
         self.exit_loss_weight = float(exit_loss_weight)
         self.set_constructor_config(
-            backbone=keras.saving.serialize_keras_object(backbone), exits=tuple(names), grid=grid,
+            backbone=_backbone_config(backbone), exits=tuple(names), grid=grid,
             exit_loss_weight=float(exit_loss_weight), confidence_threshold=float(confidence_threshold))
 
     @property
@@ -166,13 +180,13 @@ class EarlyExitModel(DynamicModel):
 
     def exit_logits_tensors(self):
         """The symbolic logits of every exit and then of the final classifier (the cascade's inputs)."""
-        return [t for t in self.exit_cascade._inbound_nodes[0].input_tensors]
+        [(inputs, _)] = layer_calls(self.exit_cascade)
+        return list(inputs)
 
     # === Hooks the library's gate-level tools call (see dmnn_keras.gates, .flops, .export) ===
     def build_gate_probe(self):
         """`(probe, names)`: `images -> [logits, gates_1, ..., gates_E]`, each gate `[batch, 1]`."""
-        node = self.exit_cascade._inbound_nodes[0]
-        logits, gates = node.output_tensors
+        [(_, (logits, gates))] = layer_calls(self.exit_cascade)
         columns = [layers.Lambda(lambda g, k=k: g[:, k:k + 1], name=f"{name}_gate")(gates)
                    for k, name in enumerate(self.exit_names)]
         return keras.Model(self.inputs[0], [logits] + columns), list(self.exit_names)
@@ -200,18 +214,42 @@ class EarlyExitModel(DynamicModel):
         if distill:
             extra = extra + distill.weight * distill.loss_from(teacher, y_pred)
         for logits in exits:
-            cross_entropy = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-            if sample_weight is not None:
-                weights = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-                term = ops.sum(cross_entropy * weights) / ops.maximum(ops.sum(weights), 1e-12)
-            else:
-                term = ops.mean(cross_entropy)
+            term = self.exit_task_loss(y, logits, sample_weight)
             if distill:
                 term = term + distill.weight * distill.loss_from(teacher, logits)
             extra = extra + self.exit_loss_weight * term
         if distill or exits:
             loss = loss + ops.cast(scale_additional_loss(self, extra), loss.dtype)
         return loss
+
+    def exit_task_loss(self, y, logits, sample_weight=None):
+        """The compiled loss on one exit's logits, weighted and reduced as Keras does the final one.
+
+        A `keras.losses.Loss` is called as is; a loss function (e.g. the string
+        "sparse_categorical_crossentropy") is averaged over the batch
+        ("sum_over_batch_size", `compile`'s default).
+        """
+        loss = self.loss
+        if isinstance(loss, str) or (callable(loss) and not isinstance(loss, keras.losses.Loss)):
+            function = keras.losses.get(loss)
+            values = ops.cast(function(y, logits), "float32")
+            if sample_weight is not None:
+                values = values * ops.cast(ops.reshape(sample_weight, ops.shape(values)), "float32")
+            return ops.sum(values) / ops.cast(ops.shape(values)[0], "float32")
+        if not isinstance(loss, keras.losses.Loss):
+            raise ValueError("EarlyExitModel trains every exit with the compiled loss: compile it "
+                             "with one loss (a keras.losses.Loss, a loss function or its name). "
+                             f"Received: loss={loss!r}")
+        return ops.cast(loss(y, logits, sample_weight=sample_weight), "float32")
+
+    @property
+    def confidence_threshold(self):
+        """The exits' current confidence threshold (the `ExitCascade` weight); settable."""
+        return float(keras.ops.convert_to_numpy(self.exit_cascade.confidence_threshold))
+
+    @confidence_threshold.setter
+    def confidence_threshold(self, value):
+        self.exit_cascade.set_threshold(value)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, **self._constructor_config}

@@ -377,6 +377,9 @@ def check_early_exits(config, entry):
     if entry.gated:
         _fail("early_exits", tuple(exits), f"() for the gated model={config.model!r} (exits "
               "attach to a static network: resnet, mobilenet_v2, ...)")
+    if config.category_supervision:
+        _fail("category_supervision", config.category_supervision,
+              "False with early_exits (category heads belong to DMNN gate controllers)")
     if not config.calibrate_flops_batches:
         _fail("calibrate_flops_batches", config.calibrate_flops_batches,
               "an int >= 1 with early_exits (the confidence threshold is set after training to "

@@ -109,6 +109,9 @@ def exit_model(config, backbone, num_classes):
     """`EarlyExitModel` on `backbone` with the config's exits (a ValueError if it does not fit)."""
     from dmnn_keras.models.early_exit import EarlyExitModel
 
+    if getattr(backbone, "gated_blocks", None) or getattr(backbone, "exit_names", None):
+        raise ValueError("init_from must be a static network to put early exits on. Received: "
+                         f"{backbone.name!r}, a dynamic model")
     classes = int(backbone.outputs[0].shape[-1])
     if classes != num_classes:
         raise ValueError(f"init_from must classify the dataset's {num_classes} classes. Received: "
@@ -255,6 +258,8 @@ def _run(config, wall_start, strategy=None):
             "training examples: no full batch"
         )
     size = config.image_size or info.image_size
+    if config.early_exits and config.teacher_epochs:  # the exit names, before the twin trains
+        exit_model(config, build_model(config, info.num_classes, (size, size, 3)), info.num_classes)
     twin = train_static_twin(config, strategy) if config.teacher_epochs else None
     if twin:  # the same model whether the twin was trained now or found from an earlier run
         keras.utils.set_random_seed(config.seed)

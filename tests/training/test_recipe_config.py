@@ -41,6 +41,8 @@ from dmnn_keras.training.registry import static_twin_name
           noise_off_epochs=1), "noise_off_epochs"),
     (dict(model="resnet", exit_loss_weight=-1.0), "exit_loss_weight"),
     (dict(model="resnet", calibrate_flops_batches=2), "calibrate_flops_batches"),  # no exits
+    (dict(model="resnet", early_exits=("conv3_block1",), calibrate_flops_batches=2,
+          category_supervision=True), "category_supervision"),
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
