@@ -80,7 +80,5 @@ def trace_model(model, images, mode):
 
 
 def gate_layout(model):
-    """`[(block name, number of gates)]` in the order of the `gates` output."""
-    if getattr(model, "exit_names", None):
-        return [(name, 1) for name in model.exit_names]
-    return [(block.name, int(block.groups)) for _, block in getattr(model, "gated_blocks", [])]
+    """`[(block name, number of gates)]` in the order of the `gates` output (the FLOPs table's blocks)."""
+    return [(block["name"], len(block["paths"])) for block in model_flops_table(model)["blocks"]]

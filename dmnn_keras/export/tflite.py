@@ -7,14 +7,14 @@ import tensorflow as tf
 
 from dmnn_keras.export.graph import MODES, check_convertible, gate_layout, trace_model
 from dmnn_keras.export.paths import check_output_path
+from dmnn_keras.flops import model_flops_table
 
 QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
 
 
 def default_mode(model):
-    """"dynamic" for gated and early-exit models, "static" otherwise."""
-    dynamic = getattr(model, "gated_blocks", None) or getattr(model, "exit_names", None)
-    return "dynamic" if dynamic else "static"
+    """"dynamic" for models with gated blocks in their FLOPs table (gates, exits), "static" otherwise."""
+    return "dynamic" if model_flops_table(model)["blocks"] else "static"
 
 
 def inference_module(model, mode=None):

@@ -36,11 +36,11 @@ def _check_backbone(backbone):
         raise ValueError("backbone must output one logits tensor [batch, classes]. Received "
                          f"outputs of shapes {[tuple(t.shape) for t in backbone.outputs]}")
     activation = getattr(backbone, "classifier_activation", None)
-    last = backbone.layers[-1]
-    if activation is None and (isinstance(last, (keras.layers.Softmax, keras.layers.Activation))
-                               or getattr(getattr(last, "activation", None), "__name__",
-                                          "linear") != "linear"):
-        activation = getattr(getattr(last, "activation", None), "__name__", type(last).__name__)
+    last = backbone.layers[-1]  # a plain functional model: its output layer's activation
+    if activation is None and isinstance(last, keras.layers.Softmax):
+        activation = "softmax"
+    elif activation is None and getattr(last, "activation", None) is not None:
+        activation = None if last.activation.__name__ == "linear" else last.activation.__name__
     if activation is not None:
         raise ValueError("backbone must output logits (classifier_activation=None): the exits "
                          f"compare softmax confidences. Received: classifier_activation={activation!r}")
@@ -77,11 +77,7 @@ def _exit_features(backbone, exits):
 
 
 def exit_head(features, name, num_classes, grid, dtype=None):
-    """Average-pools `features` `[batch, H, W, C]` to `grid x grid`, then a Dense: logits `[batch, classes]`.
-
-    A 2x2 grid kept 9 points more top-1 than global pooling after stage 3
-    of the small CIFAR ResNet (linear heads on the frozen twin).
-    """
+    """Average-pools `features` `[batch, H, W, C]` to `grid x grid`, then a Dense: logits `[batch, classes]`."""
     height, width = int(features.shape[1]), int(features.shape[2])
     if height % grid or width % grid:
         raise ValueError(f"grid must divide the exit's feature map. Received: grid={grid} for "
@@ -106,7 +102,7 @@ class EarlyExitModel(DynamicModel):
     an image that leaves early costs only the MACs before its exit.
 
     Training (`fit`): the loss is the compiled loss on the final logits plus
-    `exit_loss_weight` times the cross-entropy of every exit; with
+    `exit_loss_weight` times the compiled loss on every exit's logits; with
     `distill_from(teacher)` every exit and the final classifier are also
     distilled from the teacher (its logits computed once per batch). The
     confidence threshold is not trained: `dmnn_keras.calibrate_flops(model,
@@ -126,8 +122,8 @@ class EarlyExitModel(DynamicModel):
         exits: names of the backbone layers to attach exits after (outputs
             `[batch, H, W, C]`), any order.
         grid: the exit heads' pooled grid (an int dividing each map's H and W).
-        exit_loss_weight: float >= 0, the weight of every exit's
-            cross-entropy (and distillation) against the final classifier's 1.
+        exit_loss_weight: float >= 0, the weight of every exit's loss (and
+            distillation) against the final classifier's 1.
         confidence_threshold: the initial threshold, in [0, 1].
         **kwargs: `name`, `trainable`.
 
@@ -194,7 +190,7 @@ class EarlyExitModel(DynamicModel):
     def build_flops_table(self):
         """The FLOPs table: `always_on` up to the first exit's logits, one block per exit after it."""
         heads = self.exit_logits_tensors()
-        reached = [flops_table(self.inputs, heads[:k + 1])["always_on"] for k in range(len(heads))]
+        reached = [flops_table(self.inputs[0], heads[:k + 1])["always_on"] for k in range(len(heads))]
         blocks = [{"name": name, "paths": [reached[k + 1] - reached[k]]}
                   for k, name in enumerate(self.exit_names)]
         return {"always_on": reached[0], "blocks": blocks}

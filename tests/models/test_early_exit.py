@@ -189,7 +189,7 @@ def test_bad_arguments_are_refused_by_name():
     with pytest.raises(ValueError, match=r"confidence_threshold must be a number in \[0, 1\]"):
         dk.EarlyExitModel(static, confidence_threshold=1.5)
     softmax = keras.Model(static.inputs[0], keras.layers.Softmax()(static.outputs[0]))
-    with pytest.raises(ValueError, match="classifier_activation='Softmax'"):
+    with pytest.raises(ValueError, match="classifier_activation='softmax'"):
         dk.EarlyExitModel(softmax)
     from dmnn_keras.training.run import exit_model
 
