@@ -122,6 +122,11 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     `exits_e25_t060_s0`, `exits_e25_t060_s1`: the same from the 25-epoch
     twin (charged 35 epochs), against `dmnn_e25_t060`. They are judged in a
     verdict of their own.
+  * `exits_joint_t060_s0`, `exits_joint_t060_s1`: the same exits trained with
+    the network from the start (SDN's joint training: the twin's recipe for
+    25 epochs, every exit's loss added, no teacher), then calibrated to 0.6x:
+    25 epochs, the budget of the fine-tuned rows and of static_w020_e25, with
+    none of it spent on a restart.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -239,6 +244,10 @@ ROWS = {
     "exits_t060_s1": fine_tune(1, 0.6, EXITS),
     "exits_e25_t060_s0": fine_tune(0, 0.6, EXITS, twin="static_e25"),
     "exits_e25_t060_s1": fine_tune(1, 0.6, EXITS, twin="static_e25"),
+    "exits_joint_t060_s0": dict(config="cpu_static", seed=0, epochs=25, twin_share=0.6,
+                                early_exits=EXITS["early_exits"], calibrate_flops_batches=20),
+    "exits_joint_t060_s1": dict(config="cpu_static", seed=1, epochs=25, twin_share=0.6,
+                                early_exits=EXITS["early_exits"], calibrate_flops_batches=20),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
@@ -300,6 +309,8 @@ def train_row(row):
             "early_exits") else flops_target_for(share, spec["groups"], twin)
         spec.update(init_from=model_path(twin), teacher=model_path(twin),
                     flops_target=round(target, 4))
+    elif share is not None:  # exits trained from the start: the share of the default twin's MACs
+        spec.update(flops_target=round(exits_flops_target(share, spec["early_exits"]), 4))
     return run_training(preset, output_dir=output_dir, **{**BASE, **spec})
 
 
@@ -494,7 +505,7 @@ def section(results):
         if twins != MAIN_TWINS and not any(row in results for row in twins):
             continue
         lines += ["", *verdict(results, twins)]
-        exits = [row for row in results if row in ROWS and ROWS[row].get("twin")
+        exits = [row for row in results if row in ROWS and ROWS[row].get("twin_share")
                  and twins_of(row) == twins and KINDS["early-exit network"](ROWS[row])]
         if exits:
             lines += ["", *verdict(results, twins, kind="early-exit network")]
@@ -526,13 +537,14 @@ KINDS = {"DMNN": lambda spec: not spec.get("early_exits"),
 def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS, kind="DMNN"):
     """The new-recipe rows of `kind` (one per seed) with the best mean top-1 aimed at <= max_share x the twin's MACs.
 
-    Only fine-tuned recipes measured against `twins` compete (built from
-    them, or from a network pre-trained in their place). The targets are judged on two
+    Only recipes aimed at a share of the twin's MACs compete: fine-tuned from
+    `twins` (or from a network pre-trained in their place), or trained from the
+    start in their family (`exits_joint`). The targets are judged on two
     seeds, so a recipe measured on two seeds beats one measured on one,
     whatever their means.
     """
     families = {row.rsplit("_s", 1)[0] for row in ROWS
-                if ROWS[row].get("twin") and twins_of(row) == twins
+                if ROWS[row].get("twin_share") and twins_of(row) == twins
                 and ROWS[row]["twin_share"] <= max_share and KINDS[kind](ROWS[row])}
     measured = []
     for family in sorted(families):

@@ -135,3 +135,28 @@ def test_early_exit_rows_get_a_verdict_of_their_own_and_do_not_compete_with_dmnn
     assert "early-exit network 79.90% vs twin 79.50%: +0.40 points, met" in body
     del results["exits_t060_s0"], results["exits_t060_s1"]
     assert "early-exit network" not in section(results)
+
+
+def test_exits_trained_from_the_start_compete_in_the_twins_family():
+    table = dict(flops_target=0.599, distinct_costs=3, ratio_correct_confident=0.5,
+                 ratio_misclassified=0.7, step_time_ratio=1.1, train_images=3.2e6,
+                 train_seconds=1800.0)
+    results = {
+        "static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
+        "static_w020_e25": _row(0.805, 0.62, epochs=25),
+        "exits_t060_s0": _row(0.79, 0.60, constant=0.0, std=0.2, epochs=10),
+        "exits_t060_s1": _row(0.79, 0.60, constant=0.0, std=0.2, epochs=10),
+        "exits_joint_t060_s0": _row(0.81, 0.60, constant=0.0, std=0.2, epochs=25,
+                                    twin_epochs=0),
+    }
+    for name, row in results.items():
+        results[name] = {**table, **row}
+    assert reference("exits_joint_t060_s0") == "static_s0"
+    # two seeds beat one: the fine-tuned rows stay the best until the second joint seed
+    assert best_dmnn(results, kind="early-exit network")[0] == "exits_t060"
+    results["exits_joint_t060_s1"] = {**results["exits_joint_t060_s0"], "top1": 0.815}
+    assert best_dmnn(results, kind="early-exit network") == (
+        "exits_joint_t060", ["exits_joint_t060_s0", "exits_joint_t060_s1"])
+    body = section(results)
+    # judged against the static net trained its 25 epochs (no twin epochs charged)
+    assert "(static_w020_e25, 0.62x, 25 epochs): +0.75 points, missed" in body
