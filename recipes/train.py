@@ -137,6 +137,10 @@ flags.DEFINE_list("early_exits", None, "Static models: exits after these blocks,
                   "conv3_block1,conv4_block1 (an EarlyExitModel: a confident image stops at the "
                   "first exit; with --calibrate_flops_batches the confidence threshold meets "
                   "--flops_target).")
+flags.DEFINE_list("compare_exits", None, "DMNN with --teacher_epochs: also fine-tune the twin "
+                  "with exits after these blocks (as --early_exits), at the DMNN's share of the "
+                  "twin's MACs, in <output_dir>/exits, and print it beside the twin and the DMNN "
+                  "(the main job: conv3_block1,conv4_block1; --compare_exits= turns it off).")
 flags.DEFINE_float("exit_loss_weight", None, "With --early_exits: every exit's loss weight "
                    "(the final classifier's is 1).")
 flags.DEFINE_integer("recalibrate_batches", None, "After training, re-estimate BatchNorm "
@@ -164,8 +168,9 @@ def config_from_flags():
     if overrides["groups"] is not None:
         groups = _ints("groups", overrides["groups"])
         overrides["groups"] = groups[0] if len(groups) == 1 else groups
-    if overrides["early_exits"] is not None:
-        overrides["early_exits"] = tuple(overrides["early_exits"])
+    for name in ("early_exits", "compare_exits"):
+        if overrides[name] is not None:
+            overrides[name] = tuple(overrides[name])
     if overrides["decay_epochs"] is not None:
         overrides["decay_epochs"] = _ints("decay_epochs", overrides["decay_epochs"])
     return presets.resolve_config(FLAGS.config, **overrides)

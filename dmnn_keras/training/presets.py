@@ -39,7 +39,10 @@ Presets:
     then the gate thresholds shifted to meet the target on clean images and
     BatchNorm recalibrated on 20 augmented training batches
     (`calibrate_flops`); both are evaluated on the 10,000
-    test images and their TFLite latency compared on 200 of them. What the
+    test images and their TFLite latency compared on 200 of them. Beside it,
+    the twin is fine-tuned as the `cpu_exits` early-exit network at the
+    DMNN's share of the twin's MACs (`compare_exits`), so the run reports
+    both dynamic networks against the twin. What the
     recipe and the choice of its values measured is in the README
     ("Training", "Results") and BENCHMARKS.md, with the commands that gave it.
   * `cpu_exits`: the main job's budget for an early-exit network
@@ -147,6 +150,9 @@ class TrainConfig:
     latency_images: int = 0  # with teacher_epochs: TFLite latency vs the twin on N test images
     early_exits: tuple = ()  # static model: exits after these blocks (EarlyExitModel)
     exit_loss_weight: float = 1.0  # each exit's loss against the final classifier's 1
+    # DMNN with teacher_epochs: also fine-tune the twin with exits after these blocks (its
+    # `early_exits`), at the DMNN's share of the twin's MACs, and report it beside the DMNN.
+    compare_exits: tuple = ()
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -174,7 +180,7 @@ PRESETS = {
         schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
         rate_loss="block", dual_step=0.5, target_schedule_epochs=1.5,
         target_correction_batches=10, noise_off_epochs=1, calibrate_flops_batches=20,
-        latency_images=200,
+        latency_images=200, compare_exits=("conv3_block1", "conv4_block1"),
     ),
     # The main job's budget for an early-exit network: the same twin, then exits after stages 2
     # and 3 fine-tuned with it and distilled from it, the threshold set to 0.6 of its MACs.
@@ -306,6 +312,7 @@ def check_dynamic_recipe(config, entry):
               "teacher)")
     if config.teacher_epochs and config.init_from:
         _fail("init_from", config.init_from, "None when teacher_epochs > 0 (the twin it trains)")
+    check_compare_exits(config, dmnn)
     if config.teacher_learning_rate is not None and not config.teacher_learning_rate > 0:
         _fail("teacher_learning_rate", config.teacher_learning_rate, "None or > 0")
     if not config.distill_weight >= 0:
@@ -387,6 +394,24 @@ def check_early_exits(config, entry):
     return True
 
 
+def check_compare_exits(config, dmnn):
+    """Validates `compare_exits`: block names, on a DMNN run that trains its twin."""
+    names = config.compare_exits
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not all(
+            isinstance(name, str) and name for name in names):
+        _fail("compare_exits", names, "a tuple of block names, e.g. ('conv3_block1', "
+              "'conv4_block1')")
+    if not names:
+        return
+    if not (dmnn and config.teacher_epochs):
+        _fail("compare_exits", tuple(names), "() unless a DMNN model trains its twin "
+              f"(teacher_epochs > 0; got model={config.model!r}, "
+              f"teacher_epochs={config.teacher_epochs}): the exits go on that twin")
+    if not config.calibrate_flops_batches:
+        _fail("compare_exits", tuple(names), "() unless calibrate_flops_batches >= 1 (the exits' "
+              "threshold is set on that many batches to the DMNN's share of the twin's MACs)")
+
+
 def resolve_config(preset=DEFAULT_PRESET, **overrides):
     """A validated `TrainConfig`: the preset, then every override that is not None.
 
@@ -404,8 +429,9 @@ def resolve_config(preset=DEFAULT_PRESET, **overrides):
     if values.get("stack_sizes") is not None:
         values["stack_sizes"] = tuple(int(n) for n in values["stack_sizes"])
     values["decay_epochs"] = tuple(values.get("decay_epochs", ()))
-    if isinstance(values.get("early_exits"), list):
-        values["early_exits"] = tuple(values["early_exits"])
+    for name in ("early_exits", "compare_exits"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
     config = TrainConfig(**values)
     check_config(config)
     if config.weight_decay is None:

@@ -12,6 +12,10 @@
     (`dmnn_keras.gate_statistics.gate_dynamics`: distinct per-image costs and
     gate patterns, constant gates, spread of the per-image FLOPs ratio, mean
     ratio of confidently correct vs misclassified images);
+  * with `compare_exits`, `exits_beside`: the early-exit network trained
+    from the same twin (`output_dir`, `early_exits`, `flops_target`,
+    top-1, MACs, `latency_vs_twin`, training cost), printed beside the
+    twin and the DMNN;
   * `eval_examples`, `model`, `dataset`, `split`, `flags` (the resolved
     config), `wall_time_seconds` and, for training runs, `train_seconds` and
     `epoch_seconds`;
@@ -143,6 +147,38 @@ def static_twin_lines(report):
     ] if (latency := report.get("latency_vs_twin")) else [])
 
 
+def exits_beside_lines(report):
+    """The twin, this DMNN and its `compare_exits` network side by side (a markdown table)."""
+    exits, twin = report.get("exits_beside"), report.get("static_twin")
+    if not (exits and twin):
+        return []
+
+    def row(name, top1, macs, latency, images, seconds):
+        speed = "-" if latency is None else (
+            f"{latency['median_ratio']:.2f}x / {latency['mean_ratio']:.2f}x")
+        return (f"| {name} | {100 * top1:.2f}% | {macs / 1e6:.2f} M ({macs / twin['flops']:.2f}x) "
+                f"| {speed} | {images:,}, {seconds:.0f} s |")
+
+    return [
+        "",
+        f"The twin and the two dynamic networks built from it ({report['eval_examples']} "
+        f"{report['split']} images; latency: TFLite batch-1, 1 thread, median / mean per image "
+        "against the twin, each network paired with the twin in one measurement; training cost "
+        "with the twin's epochs):",
+        "| network | top-1 | MACs / image (x twin) | latency (x twin) | training images, time |",
+        "|---|---|---|---|---|",
+        row(f"static twin {twin['model']}", twin["top1_accuracy"], twin["flops"],
+            dict(median_ratio=1.0, mean_ratio=1.0), twin["train_images"], twin["train_seconds"]),
+        row(f"DMNN {report['model']}", report["top1_accuracy"], report["executed_flops_mean"],
+            report.get("latency_vs_twin"), report["total_train_images"],
+            report["total_train_seconds"]),
+        row(f"early exits after {', '.join(exits['early_exits'])}", exits["top1_accuracy"],
+            exits["executed_flops_mean"], exits["latency_vs_twin"], exits["total_train_images"],
+            exits["total_train_seconds"]),
+        f"(the early-exit network: {exits['output_dir']})",
+    ]
+
+
 def summary(report, output_dir):
     """The text printed at the end of a run."""
     lines = [
@@ -158,6 +194,7 @@ def summary(report, output_dir):
         lines.append(f"  execution rates: {rates}")
     lines += gate_dynamics_lines(report.get("gate_dynamics"))
     lines += static_twin_lines(report)
+    lines += exits_beside_lines(report)
     if "wall_time_seconds" in report:
         lines.append(f"  wall time {report['wall_time_seconds']:.0f} s")
     lines += ["", TABLE_HEADER, report["table_row"], "",

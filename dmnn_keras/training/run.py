@@ -8,8 +8,10 @@ import time
 import keras
 
 from dmnn_keras.data import get_dataset_info, load_dataset
+from dmnn_keras.flops import full_flops, model_flops_table
 from dmnn_keras.gates import bound_gate_logits
 from dmnn_keras.keras_compat import nested_layers
+from dmnn_keras.profiling import profile
 from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
@@ -30,6 +32,7 @@ from dmnn_keras.training.strategy import (
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 TEACHER_DIR = "teacher"
+EXITS_BESIDE_DIR = "exits"  # compare_exits: the early-exit network trained beside a DMNN
 REBALANCE_BATCHES = 10
 EVAL_BATCH_SIZE = 250
 GATE_LOG_IMAGES = 256  # TensorBoard's gate logs: the first eval images (at most max_eval_examples)
@@ -120,6 +123,75 @@ def exit_model(config, backbone, num_classes):
                           exit_loss_weight=config.exit_loss_weight)
 
 
+def exits_beside_config(config):
+    """The `compare_exits` run of a DMNN `config`: its static twin with those exits, in `<output_dir>/exits`.
+
+    The same recipe (epochs, learning rate, distillation, calibration
+    batches) without the DMNN's gate fields; `flops_target` is set by
+    `train_exits_beside`.
+    """
+    return dataclasses.replace(
+        config, model=static_twin_name(config.model), early_exits=tuple(config.compare_exits),
+        compare_exits=(), output_dir=os.path.join(config.output_dir, EXITS_BESIDE_DIR),
+        figures=False, **{name: TrainConfig.__dataclass_fields__[name].default
+                          for name in GATE_FIELDS if name != "calibrate_flops_batches"},
+    )
+
+
+def exits_beside_target(config, num_classes, input_shape):
+    """The `compare_exits` network's `flops_target`: the DMNN's executed MACs over its own full MACs.
+
+    `flops_target * DMNN full MACs / exits model full MACs`, from the
+    architectures alone, so a block name that does not exist or a share below
+    what the first exit runs is a ValueError before anything trains.
+    """
+    exits_config = exits_beside_config(config)
+    try:
+        exits = exit_model(exits_config, build_model(exits_config, num_classes, input_shape),
+                           num_classes)
+    except ValueError as error:
+        raise ValueError(f"compare_exits={tuple(config.compare_exits)!r} does not fit the twin "
+                         f"{exits_config.model!r}: {error}") from None
+    table = model_flops_table(exits)
+    target = config.flops_target * profile(build_model(config, num_classes, input_shape))[
+        "flops"] / full_flops(table)
+    lowest = table["always_on"] / full_flops(table)
+    if target < lowest:
+        raise ValueError(
+            f"compare_exits={tuple(config.compare_exits)!r} cannot run as few MACs as the DMNN: "
+            f"an image leaving at the first exit runs {lowest:.3f} of the exits model's MACs, "
+            f"flops_target={config.flops_target} of the DMNN is {target:.3f} of them. Allowed: "
+            "an earlier first exit or a higher flops_target")
+    return round(target, 4)
+
+
+def train_exits_beside(config, twin, strategy, flops_target):
+    """Trains (or finds, when already trained) the `compare_exits` network of a DMNN run.
+
+    From the DMNN's `twin` (its summary dict), aimed at `flops_target`
+    (`exits_beside_target`). Returns a summary dict for the DMNN's report.
+    """
+    exits_config = exits_beside_config(config)
+    report_path = os.path.join(exits_config.output_dir, report_lib.REPORT_FILE)
+    if os.path.exists(os.path.join(exits_config.output_dir, MODEL_FILE)) and os.path.exists(
+            report_path):
+        with open(report_path) as f:
+            report = json.load(f)
+    else:
+        exits_config = dataclasses.replace(exits_config, flops_target=flops_target)
+        report = _run(check_config(exits_config), time.perf_counter(), strategy, twin=twin)
+    return {
+        "output_dir": exits_config.output_dir,
+        "model": report["model"],
+        "early_exits": list(report["flags"]["early_exits"]),
+        "flops_target": report["flags"]["flops_target"],
+        **{key: report[key] for key in ("top1_accuracy", "flops", "executed_flops_mean",
+                                        "flops_ratio", "total_train_images",
+                                        "total_train_seconds")},
+        "latency_vs_twin": report.get("latency_vs_twin"),
+    }
+
+
 def gate_schedule_callbacks(config, clean=None):
     """The `FlopsTargetSchedule` / `GateNoiseSchedule` callbacks a config asks for.
 
@@ -155,7 +227,7 @@ def train_static_twin(config, strategy=None):
     else:
         static = config.model if config.early_exits else static_twin_name(config.model)
         twin = dataclasses.replace(
-            config, model=static, epochs=config.teacher_epochs, early_exits=(),
+            config, model=static, epochs=config.teacher_epochs, early_exits=(), compare_exits=(),
             output_dir=directory, teacher_epochs=0, init_from=None, teacher=None,
             learning_rate=config.teacher_learning_rate or config.learning_rate,
             figures=False, **{name: TrainConfig.__dataclass_fields__[name].default
@@ -223,7 +295,8 @@ def run_training(config=None, **overrides):
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
 
-def _run(config, wall_start, strategy=None):
+def _run(config, wall_start, strategy=None, twin=None):
+    """One training run; `twin`: the summary of an already trained static twin (else trained here)."""
     keras.utils.set_random_seed(config.seed)
     strategy = strategy or make_strategy(config.strategy, config.tpu, config.peer_timeout)
     chief = is_chief(strategy)
@@ -260,7 +333,13 @@ def _run(config, wall_start, strategy=None):
     size = config.image_size or info.image_size
     if config.early_exits and config.teacher_epochs:  # the exit names, before the twin trains
         exit_model(config, build_model(config, info.num_classes, (size, size, 3)), info.num_classes)
-    twin = train_static_twin(config, strategy) if config.teacher_epochs else None
+    exits_target = exits_beside_target(config, info.num_classes, (size, size, 3)) if (
+        config.compare_exits) else None
+    if twin is None and config.teacher_epochs:
+        twin = train_static_twin(config, strategy)
+    # Before the DMNN, like its twin: a rerun after an interruption finds it done.
+    exits_beside = train_exits_beside(config, twin, strategy, exits_target) if (
+        config.compare_exits) else None
     if twin:  # the same model whether the twin was trained now or found from an earlier run
         keras.utils.set_random_seed(config.seed)
     init_from = twin["model_path"] if twin else config.init_from
@@ -368,6 +447,8 @@ def _run(config, wall_start, strategy=None):
         # next target, gate-threshold shift)
         training["target_corrections"] = [[int(e)] + [float(v) for v in values]
                                           for e, *values in corrections]
+    if exits_beside:
+        training["exits_beside"] = exits_beside
     if twin:
         training["static_twin"] = twin
         training["total_train_images"] = training["train_images"] + twin["train_images"]

@@ -43,14 +43,16 @@ report = run_training("tiny", strategy="mirrored", epochs=2, max_train_examples=
                       batch_size=32, max_eval_examples=32, figures=False, output_dir=sys.argv[1],
                       teacher_epochs=1, block_split="partition", groups=2,
                       target_schedule_epochs=1.0, target_correction_batches=1, noise_off_epochs=1,
-                      recalibrate_batches=2)
+                      calibrate_flops_batches=2, compare_exits=("conv3_block1",),
+                      flops_target=0.8)
 print("REPORT" + json.dumps({k: report[k] for k in ("flags", "static_twin", "total_train_images",
-                                                     "final_train_metrics", "target_corrections")}))
+                                                     "final_train_metrics", "target_corrections",
+                                                     "flops", "exits_beside")}))
 """
 
 
 def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
-    """The whole recipe (twin, warm start, distillation, schedules) over two replicas."""
+    """The whole recipe (twin, warm start, distillation, schedules, exits beside) over two replicas."""
     result = run(["-c", MIRRORED_WARM_START, str(tmp_path / "run")], timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("REPORT", 1)[1])
@@ -69,3 +71,17 @@ def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
     assert corrections[-1][1] == pytest.approx(report["final_train_metrics"]["flops_ratio"])
     assert (tmp_path / "run" / "teacher" / "model.keras").exists()
     assert (tmp_path / "run" / "model.keras").exists()
+    # The twin with exits, trained beside the DMNN from the same twin, charged for it too, and
+    # aimed at the DMNN's MACs (its target x its full MACs, over the exits model's full MACs).
+    exits = report["exits_beside"]
+    assert exits["output_dir"] == str(tmp_path / "run" / "exits")
+    assert exits["early_exits"] == ["conv3_block1"] and exits["model"] == "resnet"
+    assert exits["total_train_images"] == 3 * 128
+    with open(tmp_path / "run" / "exits" / "report.json") as f:
+        exits_report = json.load(f)
+    assert exits_report["static_twin"]["model_path"] == str(tmp_path / "run" / "teacher" /
+                                                            "model.keras")
+    assert exits_report["flags"]["num_replicas"] == 2
+    assert exits["flops_target"] == pytest.approx(
+        report["flags"]["flops_target"] * report["flops"] / exits_report["flops"], abs=1e-4)
+    assert not (tmp_path / "run" / "exits" / "teacher").exists()

@@ -1,6 +1,8 @@
 """Fine-tuning on a folder of images (`dataset="folder:..."`, `init_from`) and the gates in TensorBoard."""
 
+import dataclasses
 import glob
+import json
 import os
 
 import keras
@@ -105,3 +107,47 @@ def test_early_exits_fine_tune_from_a_static_model_and_meet_the_target(tmp_path)
         run_training("cpu_static", dataset=f"folder:{root}", init_from=str(tmp_path / "five.keras"),
                      image_size=32, batch_size=4, epochs=1, output_dir=str(tmp_path / "bad"),
                      early_exits=("conv3_block1",), calibrate_flops_batches=1, verbose=0)
+
+
+def test_compare_exits_finds_the_exits_network_of_an_interrupted_main_job(tmp_path):
+    from dmnn_keras.training import resolve_config
+    from dmnn_keras.training.run import train_exits_beside
+
+    config = resolve_config("cpu", output_dir=str(tmp_path / "run"))
+    done = tmp_path / "run" / "exits"
+    done.mkdir(parents=True)
+    (done / "model.keras").write_bytes(b"trained before the interruption")
+    report = dict(model="resnet", flags=dict(early_exits=["conv3_block1", "conv4_block1"],
+                                             flops_target=0.5983),
+                  top1_accuracy=0.719, flops=7_400_000, executed_flops_mean=4_470_000,
+                  flops_ratio=0.604, total_train_images=500_000, total_train_seconds=633.0,
+                  latency_vs_twin=dict(median_ratio=0.5, mean_ratio=0.62))
+    (done / "report.json").write_text(json.dumps(report))
+    # Found, not trained: no twin, strategy or data is touched.
+    found = train_exits_beside(config, twin=None, strategy=None, flops_target=0.6)
+    assert found == dict(output_dir=str(done), model="resnet",
+                         early_exits=["conv3_block1", "conv4_block1"], flops_target=0.5983,
+                         top1_accuracy=0.719, flops=7_400_000, executed_flops_mean=4_470_000,
+                         flops_ratio=0.604, total_train_images=500_000,
+                         total_train_seconds=633.0, latency_vs_twin=report["latency_vs_twin"])
+
+
+def test_compare_exits_with_a_wrong_block_is_refused_by_name(tmp_path):
+    from dmnn_keras.training import resolve_config
+    from dmnn_keras.training.registry import build_model
+    from dmnn_keras.training.run import exits_beside_config, exits_beside_target
+
+    config = resolve_config("cpu", width_multiplier=0.125, output_dir=str(tmp_path / "run"))
+    # The DMNN's executed MACs (0.71 of its own) as a share of the exits model's.
+    dmnn = dk.profile(build_model(config, 10, (32, 32, 3)))["flops"]
+    exits = dk.profile(dk.EarlyExitModel(build_model(exits_beside_config(config), 10, (32, 32, 3)),
+                                         exits=config.compare_exits))["flops"]
+    assert exits_beside_target(config, 10, (32, 32, 3)) == pytest.approx(0.71 * dmnn / exits,
+                                                                          abs=1e-4)
+    with pytest.raises(ValueError, match="compare_exits=\\('conv9_block1',\\) does not fit the "
+                                         "twin 'resnet'"):
+        exits_beside_target(dataclasses.replace(config, compare_exits=("conv9_block1",)), 10,
+                            (32, 32, 3))
+    with pytest.raises(ValueError, match="cannot run as few MACs as the DMNN: an image leaving "
+                                         "at the first exit runs 0.509"):
+        exits_beside_target(dataclasses.replace(config, flops_target=0.5), 10, (32, 32, 3))

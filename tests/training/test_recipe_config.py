@@ -43,6 +43,10 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(model="resnet", calibrate_flops_batches=2), "calibrate_flops_batches"),  # no exits
     (dict(model="resnet", early_exits=("conv3_block1",), calibrate_flops_batches=2,
           category_supervision=True), "category_supervision"),
+    (dict(compare_exits=("conv3_block1",), calibrate_flops_batches=2), "compare_exits"),  # no twin
+    (dict(compare_exits="conv3_block1", teacher_epochs=2, calibrate_flops_batches=2),
+     "compare_exits"),
+    (dict(compare_exits=("conv3_block1",), teacher_epochs=2), "compare_exits"),  # no calibration
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):
@@ -74,3 +78,18 @@ def test_main_job_preset_is_the_warm_start_recipe():
     assert config.model == "dmnn_resnet" and config.latency_images > 0
     with pytest.raises(ValueError, match="init_from"):  # the twin it trains is the init
         resolve_config("cpu", init_from=__file__)
+
+
+def test_main_job_trains_the_cpu_exits_recipe_beside_its_dmnn():
+    from dmnn_keras.training.run import exits_beside_config
+
+    main = resolve_config("cpu", output_dir="runs/main")
+    beside, exits = exits_beside_config(main), resolve_config("cpu_exits")
+    assert beside.output_dir == "runs/main/exits" and beside.compare_exits == ()
+    assert beside.model == exits.model == "resnet"
+    for name in ("early_exits", "epochs", "learning_rate", "batch_size", "schedule",
+                 "warmup_epochs", "weight_decay", "teacher_epochs", "teacher_learning_rate",
+                 "distill_weight", "distill_temperature", "calibrate_flops_batches",
+                 "max_train_examples", "latency_images", "target_schedule_epochs",
+                 "noise_off_epochs", "target_correction_batches"):
+        assert getattr(beside, name) == getattr(exits, name), name
