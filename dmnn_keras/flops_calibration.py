@@ -85,6 +85,12 @@ def shift_gate_thresholds(model, meter, target, tolerance=0.005, steps=24):
     return _bisect(meter, _controllers(model), float(target), tolerance, steps)
 
 
+def first_exit_share(model):
+    """The share of an `EarlyExitModel`'s full MACs an image leaving at its first exit runs."""
+    table = model_flops_table(model)
+    return table["always_on"] / full_flops(table)
+
+
 def set_exit_threshold(model, meter, target, tolerance=0.005, steps=24):
     """Bisects an `EarlyExitModel`'s confidence threshold in [0, 1] so `meter()` meets `target`.
 
@@ -92,8 +98,7 @@ def set_exit_threshold(model, meter, target, tolerance=0.005, steps=24):
     A target below the share that every image leaving at the first exit runs
     is a ValueError. Returns `(threshold, ratio after it)`.
     """
-    table = model_flops_table(model)
-    lowest = table["always_on"] / full_flops(table)
+    lowest = first_exit_share(model)
     if target < lowest - tolerance:
         raise ValueError(f"target must be reachable by this early-exit model: in [{lowest:.3f}, 1] "
                          f"(every image leaving at its first exit runs {lowest:.3f} of its MACs). "

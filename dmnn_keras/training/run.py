@@ -8,7 +8,7 @@ import time
 import keras
 
 from dmnn_keras.data import get_dataset_info, load_dataset
-from dmnn_keras.flops import full_flops, model_flops_table
+from dmnn_keras.flops_calibration import first_exit_share
 from dmnn_keras.gates import bound_gate_logits
 from dmnn_keras.keras_compat import nested_layers
 from dmnn_keras.profiling import profile
@@ -123,6 +123,15 @@ def exit_model(config, backbone, num_classes):
                           exit_loss_weight=config.exit_loss_weight)
 
 
+def finished_report(directory):
+    """The report of a run already finished in `directory` (its model and report saved), else None."""
+    report_path = os.path.join(directory, report_lib.REPORT_FILE)
+    if not (os.path.exists(os.path.join(directory, MODEL_FILE)) and os.path.exists(report_path)):
+        return None
+    with open(report_path) as f:
+        return json.load(f)
+
+
 def exits_beside_config(config):
     """The `compare_exits` run of a DMNN `config`: its static twin with those exits, in `<output_dir>/exits`.
 
@@ -152,10 +161,9 @@ def exits_beside_target(config, num_classes, input_shape):
     except ValueError as error:
         raise ValueError(f"compare_exits={tuple(config.compare_exits)!r} does not fit the twin "
                          f"{exits_config.model!r}: {error}") from None
-    table = model_flops_table(exits)
     target = config.flops_target * profile(build_model(config, num_classes, input_shape))[
-        "flops"] / full_flops(table)
-    lowest = table["always_on"] / full_flops(table)
+        "flops"] / profile(exits)["flops"]
+    lowest = first_exit_share(exits)
     if target < lowest:
         raise ValueError(
             f"compare_exits={tuple(config.compare_exits)!r} cannot run as few MACs as the DMNN: "
@@ -172,12 +180,8 @@ def train_exits_beside(config, twin, strategy, flops_target):
     (`exits_beside_target`). Returns a summary dict for the DMNN's report.
     """
     exits_config = exits_beside_config(config)
-    report_path = os.path.join(exits_config.output_dir, report_lib.REPORT_FILE)
-    if os.path.exists(os.path.join(exits_config.output_dir, MODEL_FILE)) and os.path.exists(
-            report_path):
-        with open(report_path) as f:
-            report = json.load(f)
-    else:
+    report = finished_report(exits_config.output_dir)
+    if report is None:
         exits_config = dataclasses.replace(exits_config, flops_target=flops_target)
         report = _run(check_config(exits_config), time.perf_counter(), strategy, twin=twin)
     return {
@@ -220,11 +224,8 @@ def train_static_twin(config, strategy=None):
     """
     directory = os.path.join(config.output_dir, TEACHER_DIR)
     path = os.path.join(directory, MODEL_FILE)
-    report_path = os.path.join(directory, report_lib.REPORT_FILE)
-    if os.path.exists(path) and os.path.exists(report_path):
-        with open(report_path) as f:
-            report = json.load(f)
-    else:
+    report = finished_report(directory)
+    if report is None:
         static = config.model if config.early_exits else static_twin_name(config.model)
         twin = dataclasses.replace(
             config, model=static, epochs=config.teacher_epochs, early_exits=(), compare_exits=(),
