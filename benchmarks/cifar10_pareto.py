@@ -127,6 +127,13 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     25 epochs, every exit's loss added, no teacher), then calibrated to 0.6x:
     25 epochs, the budget of the fine-tuned rows and of static_w020_e25, with
     none of it spent on a restart.
+  * `dmnn_joint_t060_s0`, `dmnn_joint_t060_s1`: the DMNN trained as the
+    exits_joint rows are: from the start, no teacher, the twin's recipe for 25
+    epochs (the fine-tunes' budget, with no restart), the partition split (2
+    sub-blocks), its target annealed from 1 to 0.6x the twin's MACs over the
+    first 8 epochs and then met with the multiplier and the corrections, the
+    gate logits bounded at +-4, per-image targets spread by uncertainty (6),
+    gate noise off for the last 5 epochs, then calibrated like the fine-tunes.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -175,6 +182,15 @@ D2_BLOCK = {**BOUND, "groups": 1}
 EXITS = dict(config="cpu_static", model="resnet", early_exits=("conv3_block1", "conv4_block1"),
              epochs=10, learning_rate=0.1, warmup_epochs=0.0, distill_weight=1.0,
              distill_temperature=4.0, calibrate_flops_batches=20)
+
+
+# The DMNN trained with its gates from the start, no teacher and no restart: the partition
+# DMNN (2 sub-blocks) on the twin's recipe for 25 epochs, the target annealed from 1 over the
+# first third, gate noise off for the last fifth; the dmnn_unc6 gate levers otherwise.
+JOINT = dict(config="cpu_scratch", epochs=25, twin_share=0.6, groups=2, block_split="partition",
+             dual_step=0.5, gate_logit_bound=4.0, rate_loss="block", uncertainty_spread=6.0,
+             target_schedule_epochs=8.0, noise_off_epochs=5, target_correction_batches=10,
+             calibrate_flops_batches=20)
 
 
 def fine_tune(seed, share, recipe, twin="static", **changes):
@@ -248,6 +264,8 @@ ROWS = {
                                 early_exits=EXITS["early_exits"], calibrate_flops_batches=20),
     "exits_joint_t060_s1": dict(config="cpu_static", seed=1, epochs=25, twin_share=0.6,
                                 early_exits=EXITS["early_exits"], calibrate_flops_batches=20),
+    "dmnn_joint_t060_s0": dict(seed=0, **JOINT),
+    "dmnn_joint_t060_s1": dict(seed=1, **JOINT),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
@@ -309,8 +327,10 @@ def train_row(row):
             "early_exits") else flops_target_for(share, spec["groups"], twin)
         spec.update(init_from=model_path(twin), teacher=model_path(twin),
                     flops_target=round(target, 4))
-    elif share is not None:  # exits trained from the start: the share of the default twin's MACs
-        spec.update(flops_target=round(exits_flops_target(share, spec["early_exits"]), 4))
+    elif share is not None:  # trained from the start: the share of the default twin's MACs
+        target = exits_flops_target(share, spec["early_exits"]) if spec.get(
+            "early_exits") else flops_target_for(share, spec["groups"])
+        spec.update(flops_target=round(target, 4))
     return run_training(preset, output_dir=output_dir, **{**BASE, **spec})
 
 
