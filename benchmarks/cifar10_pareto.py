@@ -589,7 +589,7 @@ def verdict(results, twins=MAIN_TWINS, kind="DMNN"):
 
     best = mean("top1")
     lines.append(f"- within 0.5 point of the twin: {kind} {100 * best:.2f}% vs twin {100 * twin:.2f}%: "
-                 f"{100 * (best - twin):+.2f} points, {'met' if best >= twin - 0.005 else 'missed'}")
+                 f"{100 * (best - twin):+.3f} points, {'met' if best >= twin - 0.005 else 'missed'}")
     statics = [r for r in results if r.startswith("static_w")]  # measured against static_s0
     if statics:  # the static networks nearest in MACs: 15 epochs, and the DMNN's budget in images
 
@@ -603,7 +603,7 @@ def verdict(results, twins=MAIN_TWINS, kind="DMNN"):
             gap = best - results[equal]["top1"]
             lines.append(f"- >= 1 point above the static net of equal MACs ({equal}, "
                          f"{share(equal):.2f}x, {results[equal]['epochs']} "
-                         f"epochs): {100 * gap:+.2f} points, {'met' if gap >= 0.01 else 'missed'}; "
+                         f"epochs): {100 * gap:+.3f} points, {'met' if gap >= 0.01 else 'missed'}; "
                          f"latency median x static_s0: {kind} {dmnn_latency:.2f}, static "
                          f"{results[equal]['latency_ratio_median']:.2f}")
     macs = mean("macs_ratio_to_twin")

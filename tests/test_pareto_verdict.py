@@ -32,14 +32,16 @@ def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
     family, rows = best_dmnn(results)
     assert family == "dmnn_t050" and rows == ["dmnn_t050_s0", "dmnn_t050_s1"]
     lines = "\n".join(verdict(results))
-    assert "77.00% vs twin 79.50%: -2.50 points, missed" in lines
-    assert "(static_w018, 0.52x, 15 epochs): +2.00 points, met" in lines  # nearest in MACs
+    assert "77.00% vs twin 79.50%: -2.500 points, missed" in lines
+    assert "(static_w018, 0.52x, 15 epochs): +2.000 points, met" in lines  # nearest in MACs
     assert "static_w021" not in lines
     assert "MACs <= 0.6x the twin: 0.505x, met" in lines
     assert "0.600, 0.600 vs 0.594, met" in lines
     assert "constant gates < 1/4: 0.50, missed" in lines
     results["dmnn_t050_s1"]["top1"] = 0.81
-    assert "+0.00 points, met" in "\n".join(verdict(results))
+    assert "+0.000 points, met" in "\n".join(verdict(results))
+    results["dmnn_t050_s1"]["top1"] = 0.7399  # mean 0.995 point above static_w018: not "1.00"
+    assert "(static_w018, 0.52x, 15 epochs): +0.995 points, missed" in "\n".join(verdict(results))
 
 
 def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_compared():
@@ -58,8 +60,8 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
     del two_seeds["dmnn_bound_t060_s1"]
     assert best_dmnn(two_seeds)[0] == "dmnn_gaterange_t060"
     lines = "\n".join(verdict(results))
-    assert "(static_w020, 0.62x, 15 epochs): +0.40 points, missed" in lines
-    assert "(static_w020_e25, 0.62x, 25 epochs): -0.30 points, missed" in lines
+    assert "(static_w020, 0.62x, 15 epochs): +0.400 points, missed" in lines
+    assert "(static_w020_e25, 0.62x, 25 epochs): -0.300 points, missed" in lines
     assert "static_w020_e35" not in lines  # compared at the DMNN's budget, not beyond
     assert "MACs <= 0.6x the twin: 0.604x, missed" in lines
     assert "median 0.81x, mean 0.81x, missed" in lines
@@ -78,9 +80,9 @@ def test_deeper_family_is_judged_against_its_own_twin():
     assert best_dmnn(results)[0] == "dmnn_bound_t060"
     assert best_dmnn(results, twins=DEEP_TWINS)[0] == "dmnn_d2_block_t060"
     lines = "\n".join(verdict(results, DEEP_TWINS))
-    assert "DMNN 81.50% vs twin 81.50%: +0.00 points, met" in lines
+    assert "DMNN 81.50% vs twin 81.50%: +0.000 points, met" in lines
     # 0.62 x static_s0's MACs is 0.63 x static_d2_s0's; both latencies x static_s0
-    assert "(static_w020, 0.63x, 15 epochs): +3.70 points, met; latency median x static_s0: " \
+    assert "(static_w020, 0.63x, 15 epochs): +3.700 points, met; latency median x static_s0: " \
         "DMNN 0.68, static 0.77" in lines
     assert reference("dmnn_d2_block_t060_s1") == "static_d2_s0"
     assert reference("static_w020") == "static_s0"
@@ -132,7 +134,7 @@ def test_early_exit_rows_get_a_verdict_of_their_own_and_do_not_compete_with_dmnn
     assert "Targets (best DMNN at <= 0.6x the MACs of static_s0: dmnn_lr10_t060" in body
     assert ("Targets (best early-exit network at <= 0.6x the MACs of static_s0: exits_t060"
             in body)
-    assert "early-exit network 79.90% vs twin 79.50%: +0.40 points, met" in body
+    assert "early-exit network 79.90% vs twin 79.50%: +0.400 points, met" in body
     del results["exits_t060_s0"], results["exits_t060_s1"]
     assert "early-exit network" not in section(results)
 
@@ -159,4 +161,4 @@ def test_exits_trained_from_the_start_compete_in_the_twins_family():
         "exits_joint_t060", ["exits_joint_t060_s0", "exits_joint_t060_s1"])
     body = section(results)
     # judged against the static net trained its 25 epochs (no twin epochs charged)
-    assert "(static_w020_e25, 0.62x, 25 epochs): +0.75 points, missed" in body
+    assert "(static_w020_e25, 0.62x, 25 epochs): +0.750 points, missed" in body
