@@ -1,6 +1,6 @@
 """Trains a dmnn_keras model, evaluates it and writes its report and figures.
 
-    python recipes/train.py                       # the main job (preset "cpu", ~20 min on 2 cores)
+    python recipes/train.py                       # the main job (preset "cpu", ~16 min on 2 cores)
     python recipes/train.py --config=cifar10 --model=dmnn_resnet50 --strategy=mirrored
     python recipes/train.py --config=imagenet --model=dmnn_mobilenet_v2 --data_dir=/data/tfds
     python recipes/train.py --config=cpu_scratch --dataset=folder:photos --init_from=model.keras
