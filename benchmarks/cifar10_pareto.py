@@ -323,13 +323,11 @@ def train_row(row):
     if twin:
         if not os.path.exists(model_path(twin)):
             raise SystemExit(f"row {row} needs its twin: run --only {twin} first")
-        target = exits_flops_target(share, spec["early_exits"], twin) if spec.get(
-            "early_exits") else flops_target_for(share, spec["groups"], twin)
-        spec.update(init_from=model_path(twin), teacher=model_path(twin),
-                    flops_target=round(target, 4))
-    elif share is not None:  # trained from the start: the share of the default twin's MACs
-        target = exits_flops_target(share, spec["early_exits"]) if spec.get(
-            "early_exits") else flops_target_for(share, spec["groups"])
+        spec.update(init_from=model_path(twin), teacher=model_path(twin))
+    if share is not None:  # of the twin's MACs (trained from the start: the default twin's)
+        of = twin or "static_s0"
+        target = exits_flops_target(share, spec["early_exits"], of) if spec.get(
+            "early_exits") else flops_target_for(share, spec["groups"], of)
         spec.update(flops_target=round(target, 4))
     return run_training(preset, output_dir=output_dir, **{**BASE, **spec})
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from dmnn_keras.training import run_training
@@ -18,13 +19,22 @@ def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, 
     import keras
 
     before = keras.mixed_precision.dtype_policy().name
-    with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
+    traced = []  # variables created while tracing a tf.function: tf.function would trace twice
+
+    def record(next_creator, **kwargs):
+        if tf.inside_function():
+            traced.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE), \
+            tf.variable_creator_scope(record):
         report = run_training(
             "tiny", dataset=dataset, image_size=image_size, category_supervision=True,
             max_train_examples=8, batch_size=8, max_eval_examples=8, output_dir=str(tmp_path),
             mixed_precision=mixed_precision, verbose=0,
         )
     assert keras.mixed_precision.dtype_policy().name == before  # restored after a mixed run
+    assert traced == []  # the optimizer (and every other variable) built before fit
     assert report["flags"]["mixed_precision"] == mixed_precision
     assert report["steps_per_epoch"] == 1 and report["eval_examples"] == 8
     assert report["dataset"] == dataset and report["flags"]["category_supervision"]
