@@ -134,6 +134,14 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     first 8 epochs and then met with the multiplier and the corrections, the
     gate logits bounded at +-4, per-image targets spread by uncertainty (6),
     gate noise off for the last 5 epochs, then calibrated like the fine-tunes.
+  * `dmnn_d2_joint_t060_s0`, `dmnn_d2_joint_t060_s1`: the dmnn_joint recipe on
+    the deeper family's whole-block DMNN (stack (2, 2, 2, 2), width 0.2,
+    `groups=1`), at 0.6x static_d2's MACs: ConvNet-AIG's setting (whole
+    residual branches skipped, trained with the network from the start, as
+    stochastic depth trains a network to do without some of its blocks), where
+    the fine-tuned dmnn_d2_block rows lost 5 points to their twin. Its gates
+    depend on the image (dmnn_d2_block: no constant gate, per-image MACs std
+    0.06); its `IF`s run full-width blocks.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -266,6 +274,8 @@ ROWS = {
                                 early_exits=EXITS["early_exits"], calibrate_flops_batches=20),
     "dmnn_joint_t060_s0": dict(seed=0, **JOINT),
     "dmnn_joint_t060_s1": dict(seed=1, **JOINT),
+    "dmnn_d2_joint_t060_s0": dict(JOINT, seed=0, groups=1, **DEEP),
+    "dmnn_d2_joint_t060_s1": dict(JOINT, seed=1, groups=1, **DEEP),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
@@ -324,8 +334,8 @@ def train_row(row):
         if not os.path.exists(model_path(twin)):
             raise SystemExit(f"row {row} needs its twin: run --only {twin} first")
         spec.update(init_from=model_path(twin), teacher=model_path(twin))
-    if share is not None:  # of the twin's MACs (trained from the start: the default twin's)
-        of = twin or "static_s0"
+    if share is not None:  # of the twin's MACs (trained from the start: its family's seed 0's)
+        of = twin or reference(row)
         target = exits_flops_target(share, spec["early_exits"], of) if spec.get(
             "early_exits") else flops_target_for(share, spec["groups"], of)
         spec.update(flops_target=round(target, 4))
