@@ -1,4 +1,4 @@
-"""MirroredStrategy over two logical CPUs (multi-worker runs: test_multi_worker.py)."""
+"""The whole recipe under MirroredStrategy over two logical CPUs (multi-worker: test_multi_worker.py)."""
 
 import json
 import os
@@ -8,30 +8,6 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_helpers import run  # noqa: E402
-
-MIRRORED = """
-import json, sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from dmnn_keras.training import run_training
-report = run_training("tiny", strategy="mirrored", epochs=1, max_train_examples=128,
-                      batch_size=32, max_eval_examples=32, figures=False, output_dir=sys.argv[1])
-print("REPORT" + json.dumps({k: report[k] for k in ("flags", "steps_per_epoch", "top1_error")}))
-"""
-
-
-def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
-    result = run(["-c", MIRRORED, str(tmp_path / "run")], timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.split("REPORT", 1)[1])
-    assert report["flags"]["num_replicas"] == 2
-    # Global batch 32 split over 2 replicas: 128 examples -> 4 steps, lr scaled by 32 / 256.
-    assert report["steps_per_epoch"] == 4
-    assert report["flags"]["scaled_learning_rate"] == 0.1 * 32 / 256
-    assert (tmp_path / "run" / "model.keras").exists()
-
-
 
 MIRRORED_WARM_START = """
 import json, sys
@@ -45,7 +21,8 @@ report = run_training("tiny", strategy="mirrored", epochs=2, max_train_examples=
                       target_schedule_epochs=1.0, target_correction_batches=1, noise_off_epochs=1,
                       calibrate_flops_batches=2, compare_exits=("conv3_block1",),
                       flops_target=0.8)
-print("REPORT" + json.dumps({k: report[k] for k in ("flags", "static_twin", "total_train_images",
+print("REPORT" + json.dumps({k: report[k] for k in ("flags", "steps_per_epoch", "static_twin",
+                                                     "total_train_images",
                                                      "final_train_metrics", "target_corrections",
                                                      "flops", "exits_beside")}))
 """
@@ -57,6 +34,9 @@ def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("REPORT", 1)[1])
     assert report["flags"]["num_replicas"] == 2
+    # Global batch 32 split over 2 replicas: 128 examples -> 4 steps, lr scaled by 32 / 256.
+    assert report["steps_per_epoch"] == 4
+    assert report["flags"]["scaled_learning_rate"] == 0.1 * 32 / 256
     assert report["static_twin"]["model"] == "resnet" and report["static_twin"]["epochs"] == 1
     # 4 steps of 32 images: the DMNN's 2 epochs plus the twin's 1.
     assert report["total_train_images"] == 3 * 128
