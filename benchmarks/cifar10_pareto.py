@@ -199,6 +199,9 @@ JOINT = dict(config="cpu_scratch", epochs=25, twin_share=0.6, groups=2, block_sp
              dual_step=0.5, gate_logit_bound=4.0, rate_loss="block", uncertainty_spread=6.0,
              target_schedule_epochs=8.0, noise_off_epochs=5, target_correction_batches=10,
              calibrate_flops_batches=20)
+# JOINT with in-place distillation (the sandwich rule, `inplace_distill_weight`): each step
+# also trains the all-on network on the labels and distils it into the gated one.
+INPLACE = dict(JOINT, inplace_distill_weight=1.0)
 
 
 def fine_tune(seed, share, recipe, twin="static", **changes):
@@ -276,6 +279,8 @@ ROWS = {
     "dmnn_joint_t060_s1": dict(seed=1, **JOINT),
     "dmnn_d2_joint_t060_s0": dict(JOINT, seed=0, groups=1, **DEEP),
     "dmnn_d2_joint_t060_s1": dict(JOINT, seed=1, groups=1, **DEEP),
+    "dmnn_inplace_t060_s0": dict(INPLACE, seed=0),
+    "dmnn_inplace_t060_s1": dict(INPLACE, seed=1),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
@@ -401,6 +406,8 @@ def step_time_ratio(row, rounds=6, steps=8, batch_size=128):
         twin = ROWS[name].get("twin")
         if twin:
             model.distill_from(keras.models.load_model(model_path(twin), compile=False))
+        elif ROWS[name].get("inplace_distill_weight"):
+            model.distill_in_place(ROWS[name]["inplace_distill_weight"])
         model.compile(optimizer=keras.optimizers.SGD(0.001, momentum=0.9),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         for _ in range(2):
@@ -503,7 +510,7 @@ def section(results):
         "twin static_d2_s0 has 7.26 M MACs), their ratios taken against it. `latency` = TFLite "
         f"batch-1, 1 thread, learned gates, {LATENCY_IMAGES} test images, relative to the twin "
         "(median of per-image medians; mean; for d2 rows also the median x static_s0); "
-        "`step` = paired training-step time relative to the twin's (teacher forward included); "
+        "`step` = paired training-step time relative to the twin's (teacher or all-on pass included); "
         "`cost` = training images and seconds, the teacher's epochs included. One seed per row "
         "unless the summary says two.",
         "",

@@ -1,4 +1,6 @@
-"""Reading the gates of a trained model, and forcing them for benchmarks."""
+"""Reading the gates of a trained model, and forcing them for benchmarks and training."""
+
+import contextlib
 
 import keras
 import numpy as np
@@ -170,3 +172,53 @@ def force_gates(model, rate):
     forced = type(model).from_config(config)
     forced.set_weights(model.get_weights())
     return forced
+
+
+@contextlib.contextmanager
+def all_gates_on(model):
+    """Within the block, calls of `model` run its full network: every gate on, no resource loss.
+
+    Every `GateController` turns all its sub-blocks on for every image (as
+    `force_gates(model, 1.0)`, without a copy: same weights, same variables),
+    and the `ResourceLoss` passes its input through: no loss, no multiplier
+    step, no FLOPs tracker update. The switch is read when a call is run or
+    traced, so it holds for eager calls and for calls traced inside the block
+    (a `train_step`'s `tf.function`). The model is restored on leaving.
+
+    Args:
+        model: a DMNN `DynamicModel` (every controller a `GateController`).
+
+    Returns:
+        A context manager that yields `model`.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNResNet(flops_target=0.5)
+    images = np.random.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    with dk.all_gates_on(model):
+        full = model(images)  # the logits of the full network
+    np.allclose(full, dk.force_gates(model, 1.0)(images))  # True
+    ```
+    """
+    from dmnn_keras.layers.gate_controller import GateController
+
+    controllers = list(getattr(model, "controllers", []))
+    loss_layer = getattr(model, "resource_loss", None)
+    others = [type(c).__name__ for c in controllers if not isinstance(c, GateController)]
+    if not controllers or others or loss_layer is None:
+        raise ValueError(
+            "all_gates_on needs a DMNN: gate controllers, all GateController, and a "
+            f"ResourceLoss. Received: {type(model).__name__} named {model.name!r} with "
+            f"controllers {[type(c).__name__ for c in controllers]}")
+    rates = [c.forced_rate for c in controllers]
+    try:
+        for controller in controllers:
+            controller.forced_rate = 1.0
+        loss_layer.suspended = True
+        yield model
+    finally:
+        for controller, rate in zip(controllers, rates):
+            controller.forced_rate = rate
+        loss_layer.suspended = False

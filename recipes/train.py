@@ -114,6 +114,9 @@ flags.DEFINE_string("init_from", None, "Start from this trained .keras model or 
 flags.DEFINE_string("teacher", None, "Distil from this .keras model or preset (same classes).")
 flags.DEFINE_float("distill_weight", None, "Weight of the distillation KL (0 = off).")
 flags.DEFINE_float("distill_temperature", None, "Distillation temperature.")
+flags.DEFINE_float("inplace_distill_weight", None, "DMNN: also train the full network (every "
+                   "gate on) on the labels each step and distil it into the gated network with "
+                   "this weight (the sandwich rule; about 2x the step; 0 = off, no --teacher).")
 flags.DEFINE_float("target_schedule_epochs", None, "Anneal the FLOPs target from 1.0 to "
                    "--flops_target over this many epochs (0 = off).")
 flags.DEFINE_integer("target_correction_batches", None, "After the annealing, at the end of "

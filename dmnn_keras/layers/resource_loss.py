@@ -164,6 +164,9 @@ class ResourceLoss(keras.layers.Layer):
         self.gateable_flops = self.full_flops - self.always_on_flops
         self.flops_ratio_tracker = keras.metrics.Mean(name="flops_ratio")
         self.execution_rate_tracker = keras.metrics.Mean(name="execution_rate")
+        # Set by `dmnn_keras.gates.all_gates_on`: the layer passes `outputs` through, adds no
+        # loss and moves neither its multiplier nor its trackers (read when a call is traced).
+        self.suspended = False
 
     def build(self, input_shape):
         if self.uncertainty_spread and len(input_shape[0]) != 2:
@@ -219,7 +222,7 @@ class ResourceLoss(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         outputs, gates_list = inputs[0], list(inputs[1:])
-        if not gates_list:
+        if not gates_list or self.suspended:
             return outputs
         executed = self.executed_flops(gates_list)
         ratio = ops.mean(executed) / self.full_flops

@@ -199,6 +199,23 @@ def logits_tensor(model):
     return struct
 
 
+def check_distillation(model, weight, temperature):
+    """Raises ValueError unless `model` outputs logits, `weight` >= 0 and `temperature` > 0."""
+    activation = getattr(model, "classifier_activation", None)
+    if activation is not None:
+        raise ValueError(
+            "distillation compares logits: the student must be built with "
+            f"classifier_activation=None. Received: classifier_activation={activation!r}"
+        )
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+        raise ValueError(f"weight must be a number >= 0. Received: weight={weight!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or (
+            not temperature > 0):
+        raise ValueError(
+            f"temperature must be a number > 0. Received: temperature={temperature!r}"
+        )
+
+
 class Distillation:
     """What `DynamicModel.distill_from` attaches: the teacher and the loss settings.
 
@@ -230,6 +247,27 @@ class Distillation:
     def loss(self, images, student_logits):
         """`loss_from` with the teacher run on `images`."""
         return self.loss_from(self.teacher_logits(images), student_logits)
+
+
+class InPlaceDistillation(Distillation):
+    """What `DynamicModel.distill_in_place` attaches: the model's own full network as teacher.
+
+    Each training step runs the model a second time with every gate on
+    (`all_gates_on`, training mode): that full network is trained on the
+    labels, and its logits, without gradient, are the gated network's teacher.
+    """
+
+    def __init__(self, model, weight, temperature):
+        super().__init__(None, weight, temperature)
+        self.model = model
+
+    def full_logits(self, images):
+        """The full network's logits `[batch, classes]` on `images` (training mode, with gradient)."""
+        from dmnn_keras.gates import all_gates_on
+
+        with all_gates_on(self.model):
+            outputs = self.model(images, training=True)
+        return ops.cast(outputs["logits"] if isinstance(outputs, dict) else outputs, "float32")
 
 
 class DynamicModel(keras.Model):
@@ -301,12 +339,7 @@ class DynamicModel(keras.Model):
         if teacher is None:
             self.distillation = None
             return
-        activation = getattr(self, "classifier_activation", None)
-        if activation is not None:
-            raise ValueError(
-                "distillation compares logits: the student must be built with "
-                f"classifier_activation=None. Received: classifier_activation={activation!r}"
-            )
+        check_distillation(self, weight, temperature)
         classes = logits_tensor(self).shape[-1]
         teacher_classes = teacher.output_shape[-1]
         if teacher_classes != classes:
@@ -314,13 +347,34 @@ class DynamicModel(keras.Model):
                 f"teacher must output {classes} logits like the student. Received: a teacher "
                 f"with {teacher_classes} outputs"
             )
-        if not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"weight must be a number >= 0. Received: weight={weight!r}")
-        if not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(
-                f"temperature must be a number > 0. Received: temperature={temperature!r}"
-            )
         self.distillation = Distillation(teacher, weight, temperature)
+
+    def distill_in_place(self, weight=1.0, temperature=4.0):
+        """Trains the gated network with in-place distillation from its own full network.
+
+        The sandwich rule of slimmable networks (Yu & Huang 2019): every
+        training step also runs this model with every gate on; that full
+        network gets the task loss on the labels, and the gated network gets,
+        besides its own task and resource losses,
+        `weight * T^2 * KL(p_full^T || p_gated^T)` (as `distill_from`, with the
+        full network's logits as a fixed target). The full network shares every
+        weight, so no trained teacher is needed; a step costs about two. The
+        full pass moves BatchNorm statistics too: recalibrate them with the
+        inference gates after training (`recalibrate_batch_norm`, or the
+        recipes' `calibrate_flops_batches`). Call before `compile`/`fit`;
+        `distill_from(None)` removes it, and it is not saved.
+
+        Args:
+            weight: float >= 0, the distillation weight (the full network's
+                task loss has weight 1).
+            temperature: float > 0.
+        """
+        from dmnn_keras.gates import all_gates_on
+
+        with all_gates_on(self):  # raises unless this is a DMNN
+            pass
+        check_distillation(self, weight, temperature)
+        self.distillation = InPlaceDistillation(self, weight, temperature)
 
     # === Introspection ===
     @property
@@ -392,7 +446,16 @@ class DynamicModel(keras.Model):
                 category_loss = category_loss + weight * ops.mean(cross_entropy)
             # Scaled per replica under tf.distribute, like every add_loss term.
             loss = loss + ops.cast(scale_additional_loss(self, category_loss), loss.dtype)
-        if self.distillation is not None and self.distillation.weight:
+        if isinstance(self.distillation, InPlaceDistillation):
+            # After the task loss: the full pass clears the losses the gated pass added.
+            full = self.distillation.full_logits(x)
+            full_loss = keras.losses.sparse_categorical_crossentropy(labels, full, from_logits=True)
+            if sample_weight is not None:  # weighted as the compiled loss: sum / batch size
+                full_loss = full_loss * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+            extra = ops.mean(full_loss) + self.distillation.weight * self.distillation.loss_from(
+                ops.stop_gradient(full), y_pred)
+            loss = loss + ops.cast(scale_additional_loss(self, extra), loss.dtype)
+        elif self.distillation is not None and self.distillation.weight:
             distill = self.distillation.weight * self.distillation.loss(x, y_pred)
             loss = loss + ops.cast(scale_additional_loss(self, distill), loss.dtype)
         return loss

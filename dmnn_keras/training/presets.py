@@ -141,6 +141,9 @@ class TrainConfig:
     teacher: Optional[str] = None
     distill_weight: float = 1.0
     distill_temperature: float = 4.0
+    # In-place distillation (DMNN): the full network (every gate on) is trained on the labels
+    # each step and taught to the gated network with this weight (0: off; no teacher with it).
+    inplace_distill_weight: float = 0.0
     target_schedule_epochs: float = 0.0
     target_correction_batches: int = 0  # after the annealing: train at the inference ratio
     correction_shifts_gates: bool = False  # ... and shift the gate thresholds to the target
@@ -321,6 +324,14 @@ def check_dynamic_recipe(config, entry):
         _fail("distill_weight", config.distill_weight, ">= 0")
     if not config.distill_temperature > 0:
         _fail("distill_temperature", config.distill_temperature, "> 0")
+    if not config.inplace_distill_weight >= 0:
+        _fail("inplace_distill_weight", config.inplace_distill_weight, ">= 0")
+    if config.inplace_distill_weight and not dmnn:
+        _fail("inplace_distill_weight", config.inplace_distill_weight,
+              f"0 for model={config.model!r} (DMNN models only)")
+    if config.inplace_distill_weight and (config.teacher or config.teacher_epochs):
+        _fail("inplace_distill_weight", config.inplace_distill_weight,
+              "0 with a teacher or teacher_epochs (one distillation at a time)")
     if not entry.gated:
         for name in GATE_FIELDS:
             if getattr(config, name) and not (exits and name == "calibrate_flops_batches"):

@@ -375,6 +375,8 @@ def _run(config, wall_start, strategy=None, twin=None):
         if teacher_path:
             model.distill_from(load_model_or_preset(teacher_path, "teacher"), config.distill_weight,
                                config.distill_temperature)
+        elif config.inplace_distill_weight:
+            model.distill_in_place(config.inplace_distill_weight, config.distill_temperature)
         if config.weight_decay and config.weight_decay_mode == "l2":
             add_l2(model, config.weight_decay)
         model.compile(

@@ -60,6 +60,66 @@ def test_distillation_checks_the_teacher_and_is_not_saved(tmp_path):
     assert len(loaded.weights) == len(student.weights)
 
 
+def _kl(teacher, student, temperature):
+    """T^2 KL(softmax(teacher / T) || softmax(student / T)), batch mean, in float64."""
+    def log_softmax(logits):
+        z = np.asarray(logits, np.float64) / temperature
+        z = z - z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+    log_p, log_q = log_softmax(teacher), log_softmax(student)
+    return temperature**2 * (np.exp(log_p) * (log_p - log_q)).sum(1).mean()
+
+
+def test_in_place_distillation_adds_the_full_networks_loss_and_its_kl():
+    x, y = _data(8)
+    keras.utils.set_random_seed(0)
+    model = _compiled(dk.DMNNResNet(flops_target=0.5, groups=2, split="partition"))
+    for gate in gumbel_gates(model):
+        gate.noise_scale.assign(0.0)  # deterministic training-mode gates
+    for controller in model.controllers:  # the second sub-block of every block off
+        controller.logits_dense.bias.assign([5.0, -5.0])
+    weights = model.get_weights()
+    y_pred = model(x, training=True)
+    plain = float(model.compute_loss(x, y, y_pred))
+    full = np.asarray(dk.force_gates(model, 1.0)(x, training=True))
+    full_loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(y, full, from_logits=True)))
+    assert np.abs(full - np.asarray(y_pred)).max() > 1e-3  # the gated network is not the full one
+    expected = plain + full_loss + 0.5 * _kl(full, y_pred, 2.0)
+    model.distill_in_place(weight=0.5, temperature=2.0)
+    assert float(model.compute_loss(x, y, y_pred)) == pytest.approx(expected, rel=1e-4)
+    # The same loss from the traced training step, which then trains the full network too.
+    model.set_weights(weights)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    assert all(c.forced_rate is None for c in model.controllers)
+    assert not model.resource_loss.suspended
+    model.distill_from(None)
+    assert model.distillation is None
+
+
+def test_in_place_distillation_leaves_the_resource_loss_to_the_gated_pass():
+    x, y = _data(8)
+    model = _compiled(dk.DMNNResNet(flops_target=0.5, dual_step=0.5))
+    model.distill_in_place()
+    y_pred = model(x, training=True)
+    multiplier = float(model.resource_loss.multiplier.numpy())
+    ratio = float(model.resource_loss.flops_ratio_tracker.result())
+    model.compute_loss(x, y, y_pred)  # runs the all-on pass (FLOPs ratio 1)
+    assert float(model.resource_loss.multiplier.numpy()) == multiplier
+    assert float(model.resource_loss.flops_ratio_tracker.result()) == ratio
+
+
+def test_in_place_distillation_needs_a_dmnn_and_checks_its_arguments():
+    with pytest.raises(ValueError, match="needs a DMNN.*ResNet"):
+        dk.ResNet().distill_in_place()
+    with pytest.raises(ValueError, match="needs a DMNN.*AIGController"):
+        dk.AIGResNet().distill_in_place()
+    with pytest.raises(ValueError, match="weight must be a number >= 0. Received: weight=-1"):
+        dk.DMNNResNet().distill_in_place(weight=-1)
+    with pytest.raises(ValueError, match="temperature"):
+        dk.DMNNResNet().distill_in_place(temperature=0)
+
+
 class _Record(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
