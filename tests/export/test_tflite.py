@@ -75,20 +75,26 @@ def check_parity(model, images, path):
     return gates, logits
 
 
-@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
-def test_dynamic_parity_on_real_images(name, request, images, tmp_path):
-    model = request.getfixturevalue(name)
-    gates, logits = check_parity(model, images, str(tmp_path / "dynamic.tflite"))
+@pytest.fixture(scope="module", params=["resnet", "mobilenet"])
+def converted(request, images, tmp_path_factory):
+    """`(name, model, gates, logits, path)`: the model converted in dynamic mode, parity checked."""
+    model = request.getfixturevalue(request.param)
+    path = str(tmp_path_factory.mktemp(request.param) / "dynamic.tflite")
+    gates, logits = check_parity(model, images, path)
+    return request.param, model, gates, logits, path
+
+
+def test_dynamic_parity_on_real_images(converted, images):
+    name, _, gates, logits, path = converted
     assert np.abs(logits).max() > 0.1  # the 1e-4 tolerance is meaningful
     # The test exercises both branches of the IF ops, and gates vary per image.
     assert 0.0 < gates.mean() < 1.0
     assert len({tuple(g) for g in gates}) > 1
-    assert analyze(str(tmp_path / "dynamic.tflite")).count(" IF(") == gates.shape[1]
+    assert analyze(path).count(" IF(") == gates.shape[1]
     if name == "resnet":  # 4 interpreters in 4 threads at once: the same outputs, bit for bit
-        expected = run_tflite(str(tmp_path / "dynamic.tflite"), images[:8])
+        expected = run_tflite(path, images[:8])
         with ThreadPoolExecutor(4) as pool:
-            outputs = list(pool.map(lambda _: run_tflite(str(tmp_path / "dynamic.tflite"),
-                                                         images[:8]), range(4)))
+            outputs = list(pool.map(lambda _: run_tflite(path, images[:8]), range(4)))
         for concurrent in outputs:
             for key, value in expected.items():
                 np.testing.assert_array_equal(concurrent[key], value)
@@ -109,20 +115,20 @@ def test_per_stage_groups_parity(images, tmp_path):
     assert analyze(path).count(" IF(") == gates.shape[1] - sum(always_on)
 
 
-@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
-@pytest.mark.parametrize("rate", [0.0, 0.5, 1.0])
+# The rounding of forced patterns is the models' shared code: every rate on the ResNet, the
+# carried half on MobileNetV2 (its all-on network is checked by the static-mode test).
+@pytest.mark.parametrize("name, rate", [("resnet", 0.0), ("resnet", 0.5), ("resnet", 1.0),
+                                        ("mobilenet", 0.5)])
 def test_forced_gates_parity(name, rate, request, images, tmp_path):
     model = dk.force_gates(request.getfixturevalue(name), rate)
     gates, _ = check_parity(model, images[:20], str(tmp_path / "forced.tflite"))
     assert len({tuple(g) for g in gates}) == 1
 
 
-@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
-def test_static_mode_equals_all_gates_on_and_size(name, request, images, tmp_path):
-    model = request.getfixturevalue(name)
+def test_static_mode_equals_all_gates_on_and_size(converted, images, tmp_path):
+    _, model, _, _, dynamic_path = converted
     static = to_tflite(model, str(tmp_path / "static.tflite"), mode="static")
-    dynamic = to_tflite(model, str(tmp_path / "dynamic.tflite"), mode="dynamic")
-    assert dynamic["size_bytes"] <= 1.05 * static["size_bytes"]
+    assert os.path.getsize(dynamic_path) <= 1.05 * static["size_bytes"]
     assert " IF(" not in analyze(static["path"])
     out = run_tflite(static["path"], images[:10])
     expected = dk.force_gates(model, 1.0)(images[:10], training=False).numpy()
