@@ -1,4 +1,5 @@
-"""run_training on CIFAR-100 (mixed_bfloat16) and ImageNet pipelines from tfds.testing.mock_data."""
+"""run_training on CIFAR-100 (mixed_bfloat16, in-place distillation) and ImageNet pipelines from
+tfds.testing.mock_data."""
 
 import json
 
@@ -10,13 +11,21 @@ import tensorflow_datasets as tfds
 from dmnn_keras.training import run_training
 
 
-@pytest.mark.parametrize("dataset, image_size, num_categories, mixed_precision", [
-    ("cifar100", None, 20, "mixed_bfloat16"),  # one run also covers bfloat16 training on CPU
-    ("imagenet2012", 64, 58, "none"),
+@pytest.mark.parametrize("dataset, image_size, num_categories, mixed_precision, inplace", [
+    # One run also covers bfloat16 training on CPU, and in-place distillation with them.
+    ("cifar100", None, 20, "mixed_bfloat16", 1.0),
+    ("imagenet2012", 64, 58, "none", 0.0),
 ])
-def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, num_categories,
-                                                 mixed_precision):
+def test_one_tiny_step_with_category_supervision(tmp_path, monkeypatch, dataset, image_size,
+                                                 num_categories, mixed_precision, inplace):
     import keras
+
+    from dmnn_keras import DynamicModel
+
+    attached = []
+    distill_in_place = DynamicModel.distill_in_place
+    monkeypatch.setattr(DynamicModel, "distill_in_place", lambda model, *args: (
+        attached.append(args), distill_in_place(model, *args))[1])
 
     before = keras.mixed_precision.dtype_policy().name
     traced = []  # variables created while tracing a tf.function: tf.function would trace twice
@@ -31,8 +40,9 @@ def test_one_tiny_step_with_category_supervision(tmp_path, dataset, image_size, 
         report = run_training(
             "tiny", dataset=dataset, image_size=image_size, category_supervision=True,
             max_train_examples=8, batch_size=8, max_eval_examples=8, output_dir=str(tmp_path),
-            mixed_precision=mixed_precision, verbose=0,
+            mixed_precision=mixed_precision, inplace_distill_weight=inplace, verbose=0,
         )
+    assert attached == ([(inplace, 4.0)] if inplace else [])
     assert keras.mixed_precision.dtype_policy().name == before  # restored after a mixed run
     assert traced == []  # the optimizer (and every other variable) built before fit
     assert report["flags"]["mixed_precision"] == mixed_precision
