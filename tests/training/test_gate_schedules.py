@@ -70,7 +70,7 @@ def _kl(teacher, student, temperature):
     return temperature**2 * (np.exp(log_p) * (log_p - log_q)).sum(1).mean()
 
 
-def test_in_place_distillation_adds_the_full_networks_loss_and_its_kl():
+def test_in_place_distillation_adds_the_full_networks_loss_and_its_kl(tmp_path):
     x, y = _data(8)
     keras.utils.set_random_seed(0)
     model = _compiled(dk.DMNNResNet(flops_target=0.5, groups=2, split="partition"))
@@ -93,6 +93,8 @@ def test_in_place_distillation_adds_the_full_networks_loss_and_its_kl():
     assert logs["loss"] == pytest.approx(expected, rel=1e-4)
     assert all(c.forced_rate is None for c in model.controllers)
     assert not model.resource_loss.suspended
+    model.save(tmp_path / "model.keras")  # the full network is the model itself: nothing more
+    assert keras.models.load_model(tmp_path / "model.keras").distillation is None
     model.distill_from(None)
     assert model.distillation is None
 
