@@ -447,6 +447,8 @@ class DynamicModel(keras.Model):
             # Scaled per replica under tf.distribute, like every add_loss term.
             loss = loss + ops.cast(scale_additional_loss(self, category_loss), loss.dtype)
         if isinstance(self.distillation, InPlaceDistillation):
+            if not training:  # evaluate: the gated network's own loss, no full pass
+                return loss
             # After the task loss: the full pass clears the losses the gated pass added.
             full = self.distillation.full_logits(x)
             full_loss = keras.losses.sparse_categorical_crossentropy(labels, full, from_logits=True)

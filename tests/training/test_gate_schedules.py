@@ -73,7 +73,7 @@ def _kl(teacher, student, temperature):
 def test_in_place_distillation_adds_the_full_networks_loss_and_its_kl(tmp_path):
     x, y = _data(8)
     keras.utils.set_random_seed(0)
-    model = _compiled(dk.DMNNResNet(flops_target=0.5, groups=2, split="partition"))
+    model = _compiled(dk.DMNNResNet(flops_target=0.5, groups=2, split="partition", dual_step=0.0))
     for gate in gumbel_gates(model):
         gate.noise_scale.assign(0.0)  # deterministic training-mode gates
     for controller in model.controllers:  # the second sub-block of every block off
@@ -87,6 +87,11 @@ def test_in_place_distillation_adds_the_full_networks_loss_and_its_kl(tmp_path):
     expected = plain + full_loss + 0.5 * _kl(full, y_pred, 2.0)
     model.distill_in_place(weight=0.5, temperature=2.0)
     assert float(model.compute_loss(x, y, y_pred)) == pytest.approx(expected, rel=1e-4)
+    # In evaluation the full network does not run (its BatchNorm statistics would move).
+    y_pred = model(x, training=True)  # the gated pass again, with the losses `plain` read
+    moving = [bn.moving_mean.numpy() for bn in batch_norm_layers(model)]
+    assert float(model.compute_loss(x, y, y_pred, training=False)) == pytest.approx(plain, rel=1e-4)
+    assert all((bn.moving_mean.numpy() == m).all() for bn, m in zip(batch_norm_layers(model), moving))
     # The same loss from the traced training step, which then trains the full network too.
     model.set_weights(weights)
     logs = model.train_on_batch(x, y, return_dict=True)
