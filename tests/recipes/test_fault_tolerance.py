@@ -1,4 +1,4 @@
-"""Interrupted training subprocesses (SIGKILL, SIGTERM, SIGINT) resume from the backup when rerun."""
+"""Interrupted training subprocesses (SIGTERM, then SIGKILL) resume from the backup when rerun."""
 
 import csv
 import io
@@ -47,34 +47,6 @@ def optimizer_steps(weights):
         return int(f["optimizer/vars/0"][()])
 
 
-def test_killed_run_resumes_and_finishes_all_epochs(tmp_path):
-    out = tmp_path / "run"
-    command = [sys.executable, TRAIN, *ARGS, f"--output_dir={out}"]
-    metadata = out / "backup" / "training_metadata.json"
-    process = start(command)
-    try:
-        written = lambda: read_metadata(metadata) is not None  # noqa: E731  (complete, not mid-write)
-        assert wait_until(written, process), "no backup after the first epoch"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == -signal.SIGKILL
-    assert not (out / "report.json").exists()
-    done_before = json.loads(metadata.read_text())["epoch"]
-    assert 1 <= done_before < 4
-
-    result = run(command[1:], timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((out / "report.json").read_text())
-    # The rerun trained only the missing epochs, continuing the numbering.
-    assert report["epochs_run"] == list(range(done_before + 1, 5))
-    rows = list(csv.DictReader(open(out / "training_log.csv")))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
-    assert not (out / "backup").exists() or not os.listdir(out / "backup")  # removed when done
-
-
 def interrupt_mid_epoch(command, metadata, epoch, number):
     """Runs `command` until it has backed up a step of `epoch`, sends `number`; `(returncode, stderr)`."""
     process = start(command)
@@ -89,16 +61,17 @@ def interrupt_mid_epoch(command, metadata, epoch, number):
     return process.returncode, stderr
 
 
-def test_sigterm_mid_epoch_stops_cleanly_and_the_rerun_resumes_at_the_exact_step(tmp_path):
-    # SIGINT takes the same path (dmnn_keras.training.callbacks.stop_on_signals, exit 130):
+def test_sigterm_then_sigkill_mid_epoch_and_the_reruns_resume_at_the_exact_step(tmp_path):
+    # SIGINT takes the SIGTERM path (dmnn_keras.training.callbacks.stop_on_signals, exit 130):
     # tests/training/test_callbacks.py checks both in-process.
     out = tmp_path / "run"
-    steps_per_epoch, epochs = 8, 2  # 256 examples / 32
+    steps_per_epoch, epochs = 8, 3  # 256 examples / 32
     command = [sys.executable, TRAIN, *ARGS, "--max_train_examples=256", f"--epochs={epochs}",
                "--backup_every_steps=1", f"--output_dir={out}"]
     backup = out / "backup"
-    returncode, stderr = interrupt_mid_epoch(
-        command, backup / "training_metadata.json", 0, signal.SIGTERM)
+    metadata = backup / "training_metadata.json"
+    # 1. SIGTERM in the first epoch: a clean stop that says how to resume.
+    returncode, stderr = interrupt_mid_epoch(command, metadata, 0, signal.SIGTERM)
     assert returncode == 128 + signal.SIGTERM, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     last = stderr.strip().splitlines()[-1]
@@ -107,10 +80,21 @@ def test_sigterm_mid_epoch_stops_cleanly_and_the_rerun_resumes_at_the_exact_step
     steps = optimizer_steps(backup / "latest.weights.h5")
     assert 0 < steps < steps_per_epoch  # stopped mid-epoch
 
+    # 2. The rerun resumes, and is killed (SIGKILL: no handler runs) in the second epoch.
+    returncode, _ = interrupt_mid_epoch(command, metadata, 1, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    assert not (out / "report.json").exists()
+    resumed_epoch = json.loads(metadata.read_text())["epoch"]
+    assert resumed_epoch == 1
+
+    # 3. The last rerun trains only what is missing, continuing the numbering.
     result = run(command[1:], timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["epochs_run"] == list(range(resumed_epoch + 1, epochs + 1))
     rows = list(csv.DictReader(open(out / "training_log.csv")))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == list(range(epochs))
     with zipfile.ZipFile(out / "model.keras") as archive:
         weights = io.BytesIO(archive.read("model.weights.h5"))
     assert optimizer_steps(weights) == epochs * steps_per_epoch  # no step lost or repeated
+    assert not backup.exists() or not os.listdir(backup)  # removed when done
