@@ -649,6 +649,12 @@ def main(argv=None):
     import fcntl
 
     for row in args.only:
+        # Measured against these (latency_ratios, measure_row): missing, the training is wasted.
+        missing = [name for name in dict.fromkeys(("static_s0", reference(row)))
+                   if name != row and not os.path.exists(model_path(name))]
+        if missing:
+            raise SystemExit(f"row {row} is measured against {missing}, not trained here "
+                             f"({RUNS}): run --only {','.join(missing + [row])}")
         report = train_row(row)
         measured = measure_row(row, report)
         os.makedirs(os.path.dirname(RESULTS), exist_ok=True)

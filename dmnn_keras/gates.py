@@ -202,16 +202,7 @@ def all_gates_on(model):
     np.allclose(full, dk.force_gates(model, 1.0)(images))  # True
     ```
     """
-    from dmnn_keras.layers.gate_controller import GateController
-
-    controllers = list(getattr(model, "controllers", []))
-    loss_layer = getattr(model, "resource_loss", None)
-    others = [type(c).__name__ for c in controllers if not isinstance(c, GateController)]
-    if not controllers or others or loss_layer is None:
-        raise ValueError(
-            "all_gates_on needs a DMNN: gate controllers, all GateController, and a "
-            f"ResourceLoss. Received: {type(model).__name__} named {model.name!r} with "
-            f"controllers {[type(c).__name__ for c in controllers]}")
+    controllers, loss_layer = dmnn_gating(model, "all_gates_on")
     rates = [c.forced_rate for c in controllers]
     try:
         for controller in controllers:
@@ -222,3 +213,18 @@ def all_gates_on(model):
         for controller, rate in zip(controllers, rates):
             controller.forced_rate = rate
         loss_layer.suspended = False
+
+
+def dmnn_gating(model, needed_by):
+    """`(controllers, resource_loss)` of a DMNN; ValueError naming `needed_by` for any other model."""
+    from dmnn_keras.layers.gate_controller import GateController
+
+    controllers = list(getattr(model, "controllers", []))
+    loss_layer = getattr(model, "resource_loss", None)
+    if not controllers or loss_layer is None or not all(
+            isinstance(c, GateController) for c in controllers):
+        raise ValueError(
+            f"{needed_by} needs a DMNN: gate controllers, all GateController, and a "
+            f"ResourceLoss. Received: {type(model).__name__} named {model.name!r} with "
+            f"controllers {[type(c).__name__ for c in controllers]}")
+    return controllers, loss_layer

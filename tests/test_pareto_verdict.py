@@ -162,3 +162,16 @@ def test_exits_trained_from_the_start_compete_in_the_twins_family():
     body = section(results)
     # judged against the static net trained its 25 epochs (no twin epochs charged)
     assert "(static_w020_e25, 0.62x, 25 epochs): +0.750 points, missed" in body
+
+
+def test_a_row_stops_before_training_when_its_twin_is_not_trained(tmp_path, monkeypatch):
+    from benchmarks.cifar10_pareto import main
+
+    monkeypatch.chdir(tmp_path)  # no runs/pareto here
+    with pytest.raises(SystemExit, match=r"measured against \['static_s0'\].*run --only "
+                                         r"static_s0,dmnn_inplace_t060_s0"):
+        main(["--only", "dmnn_inplace_t060_s0"])
+    with pytest.raises(SystemExit, match=r"\['static_s0', 'static_d2_s0'\].*run --only "
+                                         r"static_s0,static_d2_s0,dmnn_d2_joint_t060_s0"):
+        main(["--only", "dmnn_d2_joint_t060_s0"])
+    assert not (tmp_path / "runs").exists()  # nothing started

@@ -26,9 +26,9 @@ def set_execution(model, execution):
     reset so that `predict` retraces. Outputs are unchanged (logits
     `[batch, num_classes]`). Eager calls run only the strategy each block
     picks; a graph (`predict`, `tf.function`) holds both strategies and every
-    gate pattern of each block, so its first trace is slow (82 s for
-    `DMNNResNet()`'s `predict` on 2 loaded CPU cores, against 0.7 s for an
-    eager call).
+    gate pattern of each block, so its first trace is slow (tens of seconds
+    for `DMNNResNet()`'s `predict` on 2 CPU cores, where an eager call takes
+    under a second).
 
     Args:
         model: a Keras model with `MultiPathBlock` layers (DMNN models).

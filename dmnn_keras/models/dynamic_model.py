@@ -369,10 +369,9 @@ class DynamicModel(keras.Model):
                 task loss has weight 1).
             temperature: float > 0.
         """
-        from dmnn_keras.gates import all_gates_on
+        from dmnn_keras.gates import dmnn_gating
 
-        with all_gates_on(self):  # raises unless this is a DMNN
-            pass
+        dmnn_gating(self, "in-place distillation (all_gates_on)")
         check_distillation(self, weight, temperature)
         self.distillation = InPlaceDistillation(self, weight, temperature)
 
