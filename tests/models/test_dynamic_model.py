@@ -86,7 +86,8 @@ def test_keras_round_trip(builder, tmp_path):
     loaded = keras.models.load_model(path)
     assert type(loaded) is type(model)
     assert loaded.get_config() == model.get_config()
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    # Eager calls: a predict graph per model costs seconds to trace (MobileNetV2: 17 blocks).
+    np.testing.assert_array_equal(loaded(x, training=False), model(x, training=False))
 
 
 def test_category_supervision_trains_and_stays_out_of_inference():
