@@ -142,6 +142,11 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     the fine-tuned dmnn_d2_block rows lost 5 points to their twin. Its gates
     depend on the image (dmnn_d2_block: no constant gate, per-image MACs std
     0.06); its `IF`s run full-width blocks.
+  * `dmnn_inplace_t060_s0`, `dmnn_inplace_t060_s1`: dmnn_joint_t060 with in-place
+    distillation (`inplace_distill_weight=1`): each step also trains the all-on
+    network on the labels and distils it into the gated one.
+  * `dmnn_d2_inplace_t060_s0`, `dmnn_d2_inplace_t060_s1`: the same on the deeper
+    family's whole-block DMNN (the dmnn_d2_joint rows plus in-place distillation).
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -281,6 +286,8 @@ ROWS = {
     "dmnn_d2_joint_t060_s1": dict(JOINT, seed=1, groups=1, **DEEP),
     "dmnn_inplace_t060_s0": dict(INPLACE, seed=0),
     "dmnn_inplace_t060_s1": dict(INPLACE, seed=1),
+    "dmnn_d2_inplace_t060_s0": dict(INPLACE, seed=0, groups=1, **DEEP),
+    "dmnn_d2_inplace_t060_s1": dict(INPLACE, seed=1, groups=1, **DEEP),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
