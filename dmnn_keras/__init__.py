@@ -9,7 +9,9 @@ from dmnn_keras import layers, presets
 from dmnn_keras.batch_norm import recalibrate_batch_norm
 from dmnn_keras.flops_calibration import calibrate_flops
 from dmnn_keras.gate_statistics import gate_dynamics
-from dmnn_keras.gates import all_gates_on, bound_gate_logits, force_gates, predict_gates
+from dmnn_keras.gates import (
+    all_gates_on, bound_gate_logits, fix_constant_gates, force_gates, predict_gates,
+)
 from dmnn_keras.methods import GatingConfig
 from dmnn_keras.layers import (
     AIGController,

@@ -13,6 +13,9 @@ from keras import ops
 GATE_DTYPE = "float32"
 # Gates are exactly 0.0 or 1.0; a gate value above this is "on".
 ON_THRESHOLD = 0.5
+# The gate-logit bias of a fixed gate (`fix_constant_gates`), with its kernel column zero:
+# beyond any `calibrate_flops` shift (30) and any Gumbel noise in training.
+FIXED_GATE_LOGIT = 100.0
 
 
 def hard_gates(scores, min_active=0):
@@ -108,3 +111,36 @@ def forced_pattern(rate, sizes, min_active=0):
 def tile_pattern(pattern, batch_size):
     """`pattern` `[groups]` repeated for every sample: gates `[batch_size, groups]`, float32."""
     return ops.tile(ops.convert_to_tensor([pattern], GATE_DTYPE), [batch_size, 1])
+
+
+def constant_gates(kernel, bias, min_active=0):
+    """Which gates of a controller are constants of its weights: their logit is the bias alone.
+
+    A gate whose logit kernel column is all zero has the logit `bias_j` for
+    every input (`fix_constant_gates` makes such columns): it is on iff
+    `bias_j > 0`. An always-off gate is constant only if `min_active` can never
+    turn it on: `min_active` is 0, or some gate is always on.
+
+    Args:
+        kernel: `[hidden_units, groups]` logit kernel (numpy).
+        bias: `[groups]` logit bias.
+        min_active: 0 or 1 (see `hard_gates`).
+
+    Returns:
+        tuple of `groups` values: 1.0 (always on), 0.0 (always off) or None
+        (decided per input).
+
+    Example:
+    ```python
+    import numpy as np
+    from dmnn_keras.gate_decisions import constant_gates
+    kernel = np.array([[0.0, 0.5, 0.0]], "float32")
+    constant_gates(kernel, np.array([100.0, 0.0, -100.0]))  # (1.0, None, 0.0)
+    constant_gates(kernel, np.array([-100.0, 0.0, -100.0]), min_active=1)  # (None, None, None)
+    ```
+    """
+    fixed = [None if (kernel[:, j] != 0).any() else float(bias[j] > 0)
+             for j in range(kernel.shape[1])]
+    if min_active and 1.0 not in fixed:
+        return tuple(None for _ in fixed)
+    return tuple(fixed)

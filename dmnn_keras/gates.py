@@ -1,10 +1,11 @@
-"""Reading the gates of a trained model, and forcing them for benchmarks and training."""
+"""Reading the gates of a trained model, forcing them for benchmarks and training, fixing constant ones."""
 
 import contextlib
 
 import keras
 import numpy as np
 
+from dmnn_keras.gate_decisions import ON_THRESHOLD
 from dmnn_keras.image_checks import check_images
 from dmnn_keras.keras_compat import nested_layers
 
@@ -213,6 +214,63 @@ def all_gates_on(model):
         for controller, rate in zip(controllers, rates):
             controller.forced_rate = rate
         loss_layer.suspended = False
+
+
+def fix_constant_gates(model, images, batch_size=64):
+    """Makes every gate that no image of `images` switches a constant of `model`, in place.
+
+    Some gates of a trained DMNN take one decision for every image (the
+    training report counts them: `constant_gates`). Each such gate gets a zero
+    logit kernel column and the logit bias `+-FIXED_GATE_LOGIT`
+    (`dmnn_keras.gate_decisions`): it then takes that decision for every
+    input, so the model's outputs on `images` are unchanged, and `to_tflite`
+    turns it into a constant: no `IF` op for its sub-block, which runs
+    unconditionally (always on) or is left out (always off). Gates that
+    differ between images keep their controller. A gate that would have
+    switched on an image outside `images` no longer does: calibrate on images
+    like the ones inference will see (clean training images), then evaluate.
+
+    Args:
+        model: a DMNN `DynamicModel` (every controller a `GateController`).
+        images: `[N, H, W, 3]` RGB pixels in [0, 255], or a `tf.data.Dataset`
+            of image batches or `(images, labels)` batches (see `predict_gates`).
+        batch_size: batch size for arrays.
+
+    Returns:
+        dict block name -> tuple of the block's gates: 1.0 (fixed on), 0.0
+        (fixed off) or None (decided per image), in network order.
+
+    Example:
+    ```python
+    import numpy as np
+    import dmnn_keras as dk
+    model = dk.DMNNResNet(groups=2)
+    images = np.random.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    fixed = dk.fix_constant_gates(model, images)  # untrained gates start on: all are fixed on
+    fixed["conv2_block1"]  # (1.0, 1.0)
+    ```
+    """
+    from dmnn_keras.gate_decisions import FIXED_GATE_LOGIT, constant_gates
+
+    controllers, _ = dmnn_gating(model, "fix_constant_gates")
+    forced = [c.name for c in controllers if c.forced_rate is not None]
+    if forced:
+        raise ValueError("fix_constant_gates needs learned gates. Received: a model with forced "
+                         f"gates (force_gates) in {forced}")
+    if not hasattr(images, "as_numpy_iterator") and not len(check_images(images)):
+        raise ValueError("images must hold at least one image. Received: an empty array")
+    fixed = {}
+    gates = predict_gates(model, images, batch_size)
+    for (controller, block), decided in zip(model.gated_blocks, gates.values()):
+        dense = controller.logits_dense
+        kernel, bias = (np.array(keras.ops.convert_to_numpy(w)) for w in (dense.kernel, dense.bias))
+        for j in np.flatnonzero((decided == decided[:1]).all(axis=0)):
+            kernel[:, j] = 0.0
+            bias[j] = FIXED_GATE_LOGIT if decided[0, j] > ON_THRESHOLD else -FIXED_GATE_LOGIT
+        dense.kernel.assign(kernel)
+        dense.bias.assign(bias)
+        fixed[block.name] = constant_gates(kernel, bias, controller.min_active)
+    return fixed
 
 
 def dmnn_gating(model, needed_by):

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from dmnn_keras.export.converters import register_converter
 from dmnn_keras.export.keras_converters import apply_sequence
-from dmnn_keras.export.tf_ops import dense, global_average_pool, runtime_zeros
-from dmnn_keras.gate_decisions import ON_THRESHOLD, forced_pattern, hard_gates
+from dmnn_keras.export.tf_ops import dense, global_average_pool, numpy_weight, runtime_zeros
+from dmnn_keras.gate_decisions import ON_THRESHOLD, constant_gates, forced_pattern, hard_gates
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -22,17 +22,31 @@ def _convert_resource_loss(layer, inputs, ctx):
     return inputs[0]  # training-only: the loss; passes the logits through
 
 
+def fixed_gates(layer):
+    """The gates of a GateController that are constants of its weights (`constant_gates`)."""
+    dense = layer.logits_dense
+    return constant_gates(numpy_weight(dense.kernel), numpy_weight(dense.bias),
+                          layer.gate.min_active)
+
+
 def controller_gates(layer, logits):
     """Deterministic inference gates `[batch, G]` of a GateController from its logits `[batch, G]`.
 
-    Forced gates only read the batch size of `logits`.
+    Forced gates only read the batch size of `logits`. Gates fixed by
+    `fix_constant_gates` take their value for every input.
     """
     if layer.forced_rate is not None:
         pattern = forced_pattern(layer.forced_rate, (layer.groups,), layer.min_active)
         return tf.tile(tf.constant([pattern], tf.float32), [tf.shape(logits)[0], 1])
     # One always-on gate is a constant: the converter then drops the `IF` and the
     # block runs as a plain graph.
-    return hard_gates(logits, layer.gate.min_active)
+    gates = hard_gates(logits, layer.gate.min_active)
+    fixed = fixed_gates(layer)
+    if all(value is None for value in fixed):
+        return gates
+    batch = [tf.shape(logits)[0]]
+    return tf.stack([gates[:, j] if value is None else tf.fill(batch, value)
+                     for j, value in enumerate(fixed)], axis=1)
 
 
 @register_converter(GateController)
@@ -50,11 +64,12 @@ def _convert_gate_controller(layer, inputs, ctx):
         gates = controller_gates(layer, hidden[:, :1])
     else:
         gates = controller_gates(layer, dense(hidden, layer.logits_dense))
+        ctx.set_known_gates(gates, fixed_gates(layer))
     return [gates, hidden]  # the category head (training only) is never exported
 
 
-def conditional_sum(x, shortcut, gates, path_fns, out_shape):
-    """`shortcut + sum_j gate_j path_j(x)` with one `tf.cond` per sub-block.
+def conditional_sum(x, shortcut, gates, path_fns, out_shape, known=None):
+    """`shortcut + sum_j gate_j path_j(x)` with one `tf.cond` per sub-block whose gate is decided.
 
     Args:
         x: the block input `[1, H, W, C]`.
@@ -64,6 +79,8 @@ def conditional_sum(x, shortcut, gates, path_fns, out_shape):
         path_fns: G functions `x -> [1, H', W', F]` that create their weights
             inside (they run inside the branch functions).
         out_shape: `[1, H', W', F]` (used when `shortcut` is None).
+        known: None, or G values known at export (`ExportContext.known_gates`):
+            1.0 (the sub-block runs, no `tf.cond`), 0.0 (left out) or None.
 
     The running sum is passed through each `tf.cond`
     (`cond(g, lambda: acc + path(x), lambda: acc)`), so nothing but the branch
@@ -71,7 +88,12 @@ def conditional_sum(x, shortcut, gates, path_fns, out_shape):
     consistently faster across runs: benchmarks/tflite_block_cost.py.)
     """
     total = shortcut
+    known = (None,) * len(path_fns) if known is None else known
     for j, fn in enumerate(path_fns):
+        if known[j] is not None:
+            if known[j] > ON_THRESHOLD:
+                total = fn(x) if total is None else total + fn(x)
+            continue
         on = gates[0, j] > ON_THRESHOLD
         if total is None:
             # No shortcut: the first sub-block starts the sum; if it is off
@@ -82,7 +104,7 @@ def conditional_sum(x, shortcut, gates, path_fns, out_shape):
                 on, (lambda fn, acc: lambda: acc + fn(x))(fn, total),
                 (lambda acc: lambda: tf.identity(acc))(total),
             )
-    return total
+    return runtime_zeros(x, out_shape) if total is None else total  # None: every sub-block left out
 
 
 @register_converter(MultiPathBlock)
@@ -114,7 +136,7 @@ def _convert_multi_path_block(layer, inputs, ctx):
                 "mode='dynamic' needs a batch-1 graph with static shapes. "
                 f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
             )
-        out = conditional_sum(x, shortcut, gates, path_fns, out_shape)
+        out = conditional_sum(x, shortcut, gates, path_fns, out_shape, ctx.known_gates(gates))
         return tf.nn.relu(out) if layer.kind == "bottleneck" else out
     out = total if shortcut is None else shortcut + total
     return tf.nn.relu(out) if layer.kind == "bottleneck" else out

@@ -67,6 +67,10 @@ class ExportContext:
         mode: "dynamic" or "static".
         dynamic: `mode == "dynamic"`.
         gates: list of `(layer, gates [1, G])` recorded by gated blocks, in order.
+
+    A controller converter registers the gates it knows at export
+    (`set_known_gates`, e.g. fixed by `fix_constant_gates`); a block converter
+    reads them (`known_gates`) and runs those sub-blocks without `tf.cond`.
     """
 
     def __init__(self, mode, folded_bns):
@@ -74,10 +78,20 @@ class ExportContext:
         self.dynamic = mode == "dynamic"
         self.gates = []
         self._folded_bns = folded_bns  # conv name -> BN layer folded into it
+        self._known_gates = {}  # id(gates tensor) -> (the tensor, its values known at export)
 
     def record_gates(self, layer, gates):
         """Registers the gates `[1, G]` a gated layer executed (for the outputs)."""
         self.gates.append((layer, gates))
+
+    def set_known_gates(self, gates, values):
+        """Registers the gates of `gates` `[1, G]` known at export: G values 1.0, 0.0 or None."""
+        self._known_gates[id(gates)] = (gates, tuple(values))
+
+    def known_gates(self, gates):
+        """The values of `gates` `[1, G]` known at export (None: decided at run time)."""
+        known = self._known_gates.get(id(gates))
+        return known[1] if known is not None else (None,) * int(gates.shape[-1])
 
     def fold_next_bn(self, conv):
         """The BatchNorm layer folded into `conv` (None if none)."""

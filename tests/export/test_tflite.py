@@ -115,6 +115,38 @@ def test_per_stage_groups_parity(images, tmp_path):
     assert analyze(path).count(" IF(") == gates.shape[1] - sum(always_on)
 
 
+def test_fixed_constant_gates_become_graph_constants(resnet, images, tmp_path):
+    """fix_constant_gates keeps the outputs on its images; each fixed gate loses its IF."""
+    model = type(resnet).from_config(resnet.get_config())
+    model.set_weights(resnet.get_weights())
+    first, second = model.controllers[:2]
+    for controller, j, logit in ((first, 0, 5.0), (second, 1, -5.0)):
+        # The logit is about `logit` for every image: a constant gate, not yet a fixed one.
+        kernel, bias = controller.logits_dense.kernel.numpy(), controller.logits_dense.bias.numpy()
+        kernel[:, j] *= 1e-6
+        bias[j] = logit
+        controller.logits_dense.kernel.assign(kernel)
+        controller.logits_dense.bias.assign(bias)
+    before = model(images, training=False).numpy()
+    fixed = dk.fix_constant_gates(model, images)
+    assert fixed["conv2_block1"][0] == 1.0 and fixed["conv3_block1"][1] == 0.0
+    constants = sum(value is not None for values in fixed.values() for value in values)
+    assert constants < sum(len(values) for values in fixed.values())  # some gates still decide
+    np.testing.assert_array_equal(model(images, training=False).numpy(), before)
+    gates, _ = check_parity(model, images, str(tmp_path / "fixed.tflite"))
+    assert 0.0 < gates.mean() < 1.0
+    assert analyze(str(tmp_path / "fixed.tflite")).count(" IF(") == gates.shape[1] - constants
+
+
+def test_fix_constant_gates_errors(resnet, images):
+    with pytest.raises(ValueError, match="learned gates.*force_gates"):
+        dk.fix_constant_gates(dk.force_gates(resnet, 0.5), images)
+    with pytest.raises(ValueError, match="images must hold at least one image"):
+        dk.fix_constant_gates(resnet, images[:0])
+    with pytest.raises(ValueError, match="fix_constant_gates needs a DMNN"):
+        dk.fix_constant_gates(dk.ResNet(), images)
+
+
 # The rounding of forced patterns is the models' shared code: every rate on the ResNet, the
 # carried half on MobileNetV2 (its all-on network is checked by the static-mode test).
 @pytest.mark.parametrize("name, rate", [("resnet", 0.0), ("resnet", 0.5), ("resnet", 1.0),
