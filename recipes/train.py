@@ -134,6 +134,9 @@ flags.DEFINE_integer("calibrate_flops_batches", None, "After training, shift eve
                      "threshold by one constant so the FLOPs ratio meets --flops_target on N "
                      "training batches, and recalibrate BatchNorm on them (0 = off). With "
                      "--early_exits: set the exits' confidence threshold instead.")
+flags.DEFINE_boolean("fix_constant_gates", None, "With --calibrate_flops_batches: after the "
+                     "calibration, fix the gates that none of those batches switches "
+                     "(dmnn_keras.fix_constant_gates): TFLite runs their sub-blocks without IF.")
 flags.DEFINE_integer("latency_images", None, "With --teacher_epochs: measure the TFLite "
                      "latency of the DMNN and its twin on N test images (0 = off).")
 flags.DEFINE_list("early_exits", None, "Static models: exits after these blocks, e.g. "

@@ -14,6 +14,7 @@ __getattr__, __dir__ = _lazy_attributes(__name__, {
     **dict.fromkeys(["MODELS", "ModelEntry", "build_model", "get_model_entry"],
                     "dmnn_keras.training.registry"),
     **dict.fromkeys(["evaluate_and_report", "run_training"], "dmnn_keras.training.run"),
-    **dict.fromkeys(["BatchNormRecalibration", "FlopsCalibration", "FlopsTargetSchedule",
-                     "GateNoiseSchedule"], "dmnn_keras.training.gate_schedules"),
+    **dict.fromkeys(["BatchNormRecalibration", "ConstantGateFixing", "FlopsCalibration",
+                     "FlopsTargetSchedule", "GateNoiseSchedule"],
+                    "dmnn_keras.training.gate_schedules"),
 })

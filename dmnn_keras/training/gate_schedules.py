@@ -12,12 +12,14 @@
   * `BatchNormRecalibration`: `recalibrate_batch_norm` when training ends.
   * `FlopsCalibration`: `calibrate_flops` (one gate-threshold shift that meets
     the target, then BatchNorm recalibration) when training ends.
+  * `ConstantGateFixing`: `fix_constant_gates` (gates that no calibration
+    image switches become constants, folded away at export) when training ends.
 """
 
 import keras
 
 from dmnn_keras.batch_norm import recalibrate_batch_norm
-from dmnn_keras.gates import gumbel_gates, sublayers
+from dmnn_keras.gates import fix_constant_gates, gumbel_gates, sublayers
 from dmnn_keras.flops_calibration import (
     InferenceFlopsRatio, calibrate_flops, calibration_array, shift_gate_thresholds,
 )
@@ -286,3 +288,31 @@ class FlopsCalibration(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.result = calibrate_flops(self.model, self.images, target=self.target,
                                       batches=self.batches, bn_images=self.bn_images)
+
+
+class ConstantGateFixing(keras.callbacks.Callback):
+    """Runs `dmnn_keras.fix_constant_gates` on the model when `fit` ends.
+
+    Put it after a `FlopsCalibration` in the callback list: the gates are fixed
+    at the calibrated thresholds.
+
+    Args:
+        images: un-augmented training images (array, or dataset of images or
+            `(images, labels)`), like the images inference sees.
+        batches: number of batches used.
+        batch_size: batch size for arrays.
+
+    After `fit`, `fixed` holds what `fix_constant_gates` returned (block name
+    -> per gate 1.0, 0.0 or None).
+    """
+
+    def __init__(self, images, batches=20, batch_size=128):
+        super().__init__()
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+            raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+        self.images, self.batches, self.batch_size = images, batches, batch_size
+        self.fixed = None
+
+    def on_train_end(self, logs=None):
+        images = calibration_array(self.images, self.batches, self.batch_size)
+        self.fixed = fix_constant_gates(self.model, images, self.batch_size)

@@ -78,7 +78,7 @@ PEER_TIMEOUT = 300.0  # seconds a multi-worker run waits for another worker (--p
 GATE_FIELDS = ("forced_gate_rate", "uncertainty_spread", "gate_logit_bound",
                "target_schedule_epochs", "target_correction_batches", "correction_shifts_gates",
                "noise_off_epochs", "start_temperature", "end_temperature", "recalibrate_batches",
-               "calibrate_flops_batches")
+               "calibrate_flops_batches", "fix_constant_gates")
 
 
 @dataclasses.dataclass
@@ -152,6 +152,8 @@ class TrainConfig:
     noise_off_epochs: int = 0
     recalibrate_batches: int = 0
     calibrate_flops_batches: int = 0  # threshold shift meeting the target + BN recalibration
+    # ... then the gates that none of those batches switches fixed (constants at export)
+    fix_constant_gates: bool = False
     latency_images: int = 0  # with teacher_epochs: TFLite latency vs the twin on N test images
     early_exits: tuple = ()  # static model: exits after these blocks (EarlyExitModel)
     exit_loss_weight: float = 1.0  # each exit's loss against the final classifier's 1
@@ -370,6 +372,12 @@ def check_dynamic_recipe(config, entry):
     if config.correction_shifts_gates and not config.target_correction_batches:
         _fail("correction_shifts_gates", config.correction_shifts_gates,
               "False when target_correction_batches is 0 (the shift is part of the correction)")
+    if not isinstance(config.fix_constant_gates, bool):
+        _fail("fix_constant_gates", config.fix_constant_gates, "True or False")
+    if config.fix_constant_gates and not (dmnn and config.calibrate_flops_batches):
+        _fail("fix_constant_gates", config.fix_constant_gates,
+              "False unless a DMNN with calibrate_flops_batches >= 1 (the gates are fixed on "
+              "its clean training batches)")
     if config.target_correction_batches and not config.target_schedule_epochs:
         _fail("target_correction_batches", config.target_correction_batches,
               "0 when target_schedule_epochs is 0 (the correction starts after the annealing)")

@@ -193,6 +193,11 @@ def summary(report, output_dir):
         rates = "  ".join(f"{k}={v:.2f}" for k, v in report["execution_rates"].items())
         lines.append(f"  execution rates: {rates}")
     lines += gate_dynamics_lines(report.get("gate_dynamics"))
+    if report.get("fixed_gates"):
+        values = [v for block in report["fixed_gates"].values() for v in block]
+        fixed = sum(v is not None for v in values)
+        lines.append(f"  fixed gates (fix_constant_gates): {fixed}/{len(values)} constants, run "
+                     "without IF ops in TFLite")
     lines += static_twin_lines(report)
     lines += exits_beside_lines(report)
     if "wall_time_seconds" in report:

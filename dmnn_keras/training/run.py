@@ -21,7 +21,8 @@ from dmnn_keras.training.presets import (
     GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
 )
 from dmnn_keras.training.gate_schedules import (
-    BatchNormRecalibration, FlopsCalibration, FlopsTargetSchedule, GateNoiseSchedule,
+    BatchNormRecalibration, ConstantGateFixing, FlopsCalibration, FlopsTargetSchedule,
+    GateNoiseSchedule,
 )
 from dmnn_keras.training.registry import build_model, resource_loss_kwargs, static_twin_name
 from dmnn_keras.training.schedules import make_schedule
@@ -429,6 +430,10 @@ def _run(config, wall_start, strategy=None, twin=None):
         callbacks.insert(0, calibration)
     elif config.recalibrate_batches:
         callbacks.insert(0, BatchNormRecalibration(train, config.recalibrate_batches))
+    fixing = None
+    if config.fix_constant_gates:  # after the calibration: at the calibrated thresholds
+        fixing = ConstantGateFixing(clean, config.calibrate_flops_batches, config.batch_size)
+        callbacks.insert(1, fixing)
     train_start = time.perf_counter()
     with callbacks_lib.stop_on_signals(backup):
         history = model.fit(train, epochs=config.epochs, callbacks=callbacks,
@@ -448,6 +453,8 @@ def _run(config, wall_start, strategy=None, twin=None):
         training["init_from_replaced"] = replaced
     if calibration is not None and calibration.result is not None:
         training["flops_calibration"] = calibration.result
+    if fixing is not None and fixing.fixed is not None:
+        training["fixed_gates"] = {block: list(values) for block, values in fixing.fixed.items()}
     corrections = [c for s in schedules for c in getattr(s, "corrections", [])]
     if corrections:  # (epoch, training FLOPs ratio, inference ratio on clean images,
         # next target, gate-threshold shift)

@@ -19,12 +19,12 @@ report = run_training("tiny", strategy="mirrored", epochs=2, max_train_examples=
                       batch_size=32, max_eval_examples=32, figures=False, output_dir=sys.argv[1],
                       teacher_epochs=1, block_split="partition", groups=2,
                       target_schedule_epochs=1.0, target_correction_batches=1, noise_off_epochs=1,
-                      calibrate_flops_batches=2, compare_exits=("conv3_block1",),
-                      flops_target=0.8)
+                      calibrate_flops_batches=2, fix_constant_gates=True,
+                      compare_exits=("conv3_block1",), flops_target=0.8)
 print("REPORT" + json.dumps({k: report[k] for k in ("flags", "steps_per_epoch", "static_twin",
                                                      "total_train_images",
                                                      "final_train_metrics", "target_corrections",
-                                                     "flops", "exits_beside")}))
+                                                     "flops", "exits_beside", "fixed_gates")}))
 """
 
 
@@ -65,3 +65,17 @@ def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
     assert exits["flops_target"] == pytest.approx(
         report["flags"]["flops_target"] * report["flops"] / exits_report["flops"], abs=1e-4)
     assert not (tmp_path / "run" / "exits" / "teacher").exists()
+    # The gates fixed on the calibration batches after training are the saved model's.
+    import keras
+
+    import dmnn_keras as dk
+    from dmnn_keras.gate_decisions import constant_gates
+
+    model = keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)
+    saved = {block.name: [v for v in constant_gates(controller.logits_dense.kernel.numpy(),
+                                                    controller.logits_dense.bias.numpy(),
+                                                    controller.min_active)]
+             for controller, block in model.gated_blocks}
+    assert report["fixed_gates"] == saved and any(
+        v is not None for values in saved.values() for v in values)
+    assert isinstance(model, dk.DynamicModel)

@@ -51,6 +51,10 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(compare_exits="conv3_block1", teacher_epochs=2, calibrate_flops_batches=2),
      "compare_exits"),
     (dict(compare_exits=("conv3_block1",), teacher_epochs=2), "compare_exits"),  # no calibration
+    (dict(fix_constant_gates=True), "fix_constant_gates"),  # no calibration batches
+    (dict(fix_constant_gates=1, calibrate_flops_batches=2), "fix_constant_gates"),
+    (dict(model="aig_resnet", fix_constant_gates=True), "fix_constant_gates"),
+    (dict(model="resnet", fix_constant_gates=True), "fix_constant_gates"),
 ])
 def test_bad_recipe_fields_name_themselves(overrides, name):
     with pytest.raises(ValueError, match=name):

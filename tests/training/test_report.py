@@ -44,3 +44,11 @@ def test_summary_puts_the_twin_the_dmnn_and_the_exits_beside_them_in_one_table()
             "0.50x / 0.62x | 500,000, 633 s |") in text
     del report["exits_beside"]
     assert "early exits" not in summary(report, "runs/x")
+
+
+def test_summary_counts_the_fixed_gates():
+    report = dict(REPORT, flags={}, fixed_gates={"conv2_block1": [1.0, None],
+                                                 "conv3_block1": [0.0, 1.0]})
+    report["table_row"] = table_row(report)
+    assert "fixed gates (fix_constant_gates): 3/4 constants" in summary(report, "runs/x")
+    assert "fixed gates" not in summary_of(0.62, {})
