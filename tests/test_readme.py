@@ -38,7 +38,8 @@ def test_quickstart_and_export_snippets_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(code, README, "exec"), namespace)
-    for name in ("dmnn.tflite", "dmnn_int8.tflite", "static.tflite", "dmnn_saved_model"):
+    for name in ("dmnn.tflite", "dmnn_int8.tflite", "static.tflite", "dmnn_saved_model",
+                 "dmnn_fixed.tflite"):
         assert (tmp_path / name).exists(), name
     assert 0 < namespace["dk"].profile(namespace["small"])["flops"]
 
