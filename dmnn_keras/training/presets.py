@@ -38,7 +38,9 @@ Presets:
     (`target_correction_batches` 10), no gate noise in the last epoch,
     then the gate thresholds shifted to meet the target on clean images and
     BatchNorm recalibrated on 20 augmented training batches
-    (`calibrate_flops`); both are evaluated on the 10,000
+    (`calibrate_flops`), and the gates that none of those 20 clean batches
+    switches fixed (`fix_constant_gates`: TFLite runs them without `IF`);
+    both are evaluated on the 10,000
     test images and their TFLite latency compared on 200 of them. Beside it,
     the twin is fine-tuned as the `cpu_exits` early-exit network at the
     DMNN's share of the twin's MACs (`compare_exits`), so the run reports
@@ -187,7 +189,8 @@ PRESETS = {
         schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
         rate_loss="block", dual_step=0.5, target_schedule_epochs=1.0,
         target_correction_batches=10, noise_off_epochs=1, calibrate_flops_batches=20,
-        latency_images=200, compare_exits=("conv3_block1", "conv4_block1"),
+        fix_constant_gates=True, latency_images=200,
+        compare_exits=("conv3_block1", "conv4_block1"),
     ),
     # The main job's budget for an early-exit network: the same twin, then exits after stages 2
     # and 3 fine-tuned with it and distilled from it, the threshold set to 0.6 of its MACs.
