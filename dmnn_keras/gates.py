@@ -5,7 +5,7 @@ import contextlib
 import keras
 import numpy as np
 
-from dmnn_keras.gate_decisions import ON_THRESHOLD
+from dmnn_keras.gate_decisions import FIXED_GATE_LOGIT, ON_THRESHOLD, constant_gates
 from dmnn_keras.image_checks import check_images
 from dmnn_keras.keras_compat import nested_layers
 
@@ -250,8 +250,6 @@ def fix_constant_gates(model, images, batch_size=64):
     fixed["conv2_block1"]  # (1.0, 1.0)
     ```
     """
-    from dmnn_keras.gate_decisions import FIXED_GATE_LOGIT, constant_gates
-
     controllers, _ = dmnn_gating(model, "fix_constant_gates")
     forced = [c.name for c in controllers if c.forced_rate is not None]
     if forced:
