@@ -22,31 +22,35 @@ def _convert_resource_loss(layer, inputs, ctx):
     return inputs[0]  # training-only: the loss; passes the logits through
 
 
-def fixed_gates(layer):
-    """The gates of a GateController that are constants of its weights (`constant_gates`)."""
+def known_gates(layer):
+    """The gates of a GateController known at export: G values 1.0, 0.0 or None (decided per input).
+
+    Forced gates (`force_gates`) are all known; otherwise the gates that are
+    constants of the weights (`constant_gates`, made by `fix_constant_gates`).
+    """
+    if layer.forced_rate is not None:
+        return tuple(forced_pattern(layer.forced_rate, (layer.groups,), layer.min_active))
     dense = layer.logits_dense
     return constant_gates(numpy_weight(dense.kernel), numpy_weight(dense.bias),
                           layer.gate.min_active)
 
 
-def controller_gates(layer, logits):
-    """Deterministic inference gates `[batch, G]` of a GateController from its logits `[batch, G]`.
+def controller_gates(layer, hidden, known):
+    """Deterministic inference gates `[batch, G]` of a GateController from its hidden state.
 
-    Forced gates only read the batch size of `logits`. Gates fixed by
-    `fix_constant_gates` take their value for every input.
+    The gates in `known` (`known_gates`) take their value for every input; the
+    logits are computed only if some gate is decided per input.
     """
-    if layer.forced_rate is not None:
-        pattern = forced_pattern(layer.forced_rate, (layer.groups,), layer.min_active)
-        return tf.tile(tf.constant([pattern], tf.float32), [tf.shape(logits)[0], 1])
+    batch = [tf.shape(hidden)[0]]
+    if all(value is not None for value in known):
+        return tf.tile(tf.constant([known], tf.float32), [batch[0], 1])
     # One always-on gate is a constant: the converter then drops the `IF` and the
     # block runs as a plain graph.
-    gates = hard_gates(logits, layer.gate.min_active)
-    fixed = fixed_gates(layer)
-    if all(value is None for value in fixed):
+    gates = hard_gates(dense(hidden, layer.logits_dense), layer.gate.min_active)
+    if all(value is None for value in known):
         return gates
-    batch = [tf.shape(logits)[0]]
     return tf.stack([gates[:, j] if value is None else tf.fill(batch, value)
-                     for j, value in enumerate(fixed)], axis=1)
+                     for j, value in enumerate(known)], axis=1)
 
 
 @register_converter(GateController)
@@ -60,11 +64,9 @@ def _convert_gate_controller(layer, inputs, ctx):
     hidden = dense(global_average_pool(x), layer.input_dense)
     if layer.has_state_input and previous is not None:
         hidden = hidden + dense(previous, layer.state_dense)
-    if layer.forced_rate is not None:
-        gates = controller_gates(layer, hidden[:, :1])
-    else:
-        gates = controller_gates(layer, dense(hidden, layer.logits_dense))
-        ctx.set_known_gates(gates, fixed_gates(layer))
+    known = known_gates(layer)
+    gates = controller_gates(layer, hidden, known)
+    ctx.set_known_gates(gates, known)  # their sub-blocks run without tf.cond (conditional_sum)
     return [gates, hidden]  # the category head (training only) is never exported
 
 

@@ -69,7 +69,7 @@ class ExportContext:
         gates: list of `(layer, gates [1, G])` recorded by gated blocks, in order.
 
     A controller converter registers the gates it knows at export
-    (`set_known_gates`, e.g. fixed by `fix_constant_gates`); a block converter
+    (`set_known_gates`: forced, or fixed by `fix_constant_gates`); a block converter
     reads them (`known_gates`) and runs those sub-blocks without `tf.cond`.
     """
 
