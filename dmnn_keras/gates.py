@@ -33,7 +33,7 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
             dtype), or a `tf.data.Dataset` of image batches or of `(images,
             labels)` batches. NaN/inf values, grayscale (1 channel) and RGBA
             (4 channels) are rejected with a ValueError, not converted (see
-            `dmnn_keras.image_checks`).
+            `dmnn_keras.image_checks`), and so is an empty array or dataset.
         batch_size: batch size for arrays (datasets keep their own).
         return_logits: also return the model's logits `[N, num_classes]`.
 
@@ -61,6 +61,8 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
         results = results if isinstance(results, (list, tuple)) else [results]
         for store, value in zip(collected, results):
             store.append(keras.ops.convert_to_numpy(value))
+    if not collected[0]:
+        raise ValueError("images must hold at least one image. Received: none")
     arrays = [np.concatenate(c, axis=0) for c in collected]
     gates = dict(zip(names, arrays[1:]))
     return (gates, arrays[0]) if return_logits else gates
@@ -255,10 +257,8 @@ def fix_constant_gates(model, images, batch_size=64):
     if forced:
         raise ValueError("fix_constant_gates needs learned gates. Received: a model with forced "
                          f"gates (force_gates) in {forced}")
-    if not hasattr(images, "as_numpy_iterator") and not len(check_images(images)):
-        raise ValueError("images must hold at least one image. Received: an empty array")
     fixed = {}
-    gates = predict_gates(model, images, batch_size)
+    gates = predict_gates(model, images, batch_size)  # a ValueError for no images
     for (controller, block), decided in zip(model.gated_blocks, gates.values()):
         dense = controller.logits_dense
         kernel, bias = (np.array(keras.ops.convert_to_numpy(w)) for w in (dense.kernel, dense.bias))
