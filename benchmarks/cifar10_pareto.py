@@ -498,11 +498,9 @@ def load_results():
 
 
 def save_results(results):
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    tmp = RESULTS + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, RESULTS)
+    from benchmarks.report import save_json
+
+    save_json(RESULTS, results)
 
 
 def fmt(value, spec, missing="-"):

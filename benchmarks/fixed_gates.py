@@ -126,7 +126,7 @@ def main(argv=None):
                         help="comma-separated cifar10_pareto DMNN rows (default: every trained one)")
     args = parser.parse_args(argv)
     from benchmarks.cifar10_pareto import model_path
-    from benchmarks.report import write_section
+    from benchmarks.report import save_json, write_section
 
     rows = trained_dmnn_rows() if args.rows is None else [r for r in args.rows.split(",") if r]
     others = [row for row in rows if not row.startswith("dmnn")]
@@ -143,10 +143,7 @@ def main(argv=None):
             results = json.load(f)
     for row in rows:
         results[row] = measure(row)
-        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-        with open(RESULTS + ".tmp", "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(RESULTS + ".tmp", RESULTS)
+        save_json(RESULTS, results)
         write_section(SECTION, section(results))
         print(section({row: results[row]}).splitlines()[-1], flush=True)
 

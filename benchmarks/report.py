@@ -1,6 +1,7 @@
 """Writes one benchmark's section of BENCHMARKS.md, leaving the others alone."""
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -60,3 +61,11 @@ def write_section(name, body, command=None):
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     with open(BENCHMARKS_MD, "w") as f:
         f.write(text)
+
+
+def save_json(path, data):
+    """Writes `data` to `path` as JSON atomically (a temporary file, then a rename)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(path + ".tmp", path)
