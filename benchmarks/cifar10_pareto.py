@@ -1,6 +1,6 @@
 """CIFAR-10 accuracy-MACs-latency: a trained DMNN against its static twin and static nets of equal MACs.
 
-    python -m benchmarks.cifar10_pareto [--only ROW[,ROW...]] [--list]
+    python -m benchmarks.cifar10_pareto [--only ROW[,ROW...]] [--list] [--rewrite]
 
 Every row is one `run_training` of the library in `runs/pareto/<row>` (a rerun
 resumes an interrupted row and skips a finished one), then measured: top-1 on
@@ -9,7 +9,7 @@ latency with the learned gates over 200 test images (1 thread, interleaved
 with the twin's), and the paired training-step time against the twin's. Each
 finished row is stored in `benchmarks/results/cifar10_pareto.json` (committed,
 so rows measured in different sessions add up) and the section of
-BENCHMARKS.md is rewritten from it.
+BENCHMARKS.md is rewritten from it (`--rewrite` only rewrites the section).
 
 Model: the small CIFAR ResNet (stack (1, 1, 1, 1), width 0.25, 7.33 M MACs),
 the main job's model, trained 15 epochs on the 50,000 training images: the
@@ -304,6 +304,8 @@ def parse_args(argv=None):
     parser.add_argument("--only", default=",".join(ROWS),
                         help="comma-separated rows to run (default: all, in order)")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="rewrite the BENCHMARKS.md section from the stored results and exit")
     args = parser.parse_args(argv)
     args.only = [r for r in args.only.split(",") if r]
     unknown = [r for r in args.only if r not in ROWS]
@@ -594,6 +596,15 @@ def best_dmnn(results, max_share=0.6, twins=MAIN_TWINS, kind="DMNN"):
     return max(measured)[2:] if measured else (None, [])
 
 
+def twins_trained_for(epochs, twins, results):
+    """The twins (FAMILY_TWINS) of `twins`' network trained `epochs` epochs, or None if not measured."""
+    def network(row):
+        return {k: v for k, v in ROWS[row].items() if k not in ("epochs", "seed")}
+
+    return next((family for family in FAMILY_TWINS if network(family[0]) == network(twins[0])
+                 and family[0] in results and results[family[0]]["epochs"] == epochs), None)
+
+
 def verdict(results, twins=MAIN_TWINS, kind="DMNN"):
     """The issue's targets, checked on the rows measured so far, for the networks of `kind` built from `twins`."""
     twin, twin_seeds = _mean(results, list(twins))
@@ -608,8 +619,22 @@ def verdict(results, twins=MAIN_TWINS, kind="DMNN"):
         return _mean(results, rows, key)[0]
 
     best = mean("top1")
-    lines.append(f"- within 0.5 point of the twin: {kind} {100 * best:.2f}% vs twin {100 * twin:.2f}%: "
+    budget = results[rows[0]]["epochs"] + results[rows[0]]["twin_epochs"]  # the teacher's charged
+    twin_epochs = results[twins[0]]["epochs"]
+    lines.append(f"- within 0.5 point of the twin ({twin_epochs} epochs; the {kind} {budget} in all): "
+                 f"{kind} {100 * best:.2f}% vs twin {100 * twin:.2f}%: "
                  f"{100 * (best - twin):+.3f} points, {'met' if best >= twin - 0.005 else 'missed'}")
+    if budget != twin_epochs:  # a user would train the twin as long
+        long_twins = twins_trained_for(budget, twins, results)
+        if long_twins is None:
+            lines.append(f"- within 0.5 point of the twin trained as long ({budget} epochs): "
+                         "not measured")
+        else:
+            long_twin, seeds = _mean(results, list(long_twins))
+            lines.append(f"- within 0.5 point of the twin trained as long ({long_twins[0]}, "
+                         f"{budget} epochs, {seeds} seed(s)): {kind} {100 * best:.2f}% vs "
+                         f"{100 * long_twin:.2f}%: {100 * (best - long_twin):+.3f} points, "
+                         f"{'met' if best >= long_twin - 0.005 else 'missed'}")
     statics = [r for r in results if r.startswith("static_w")]  # measured against static_s0
     if statics:  # the static networks nearest in MACs: 15 epochs, and the DMNN's budget in images
 
@@ -617,7 +642,6 @@ def verdict(results, twins=MAIN_TWINS, kind="DMNN"):
             return results[r]["macs"] / results[twins[0]]["macs"]
         nearest = min(statics, key=lambda r: abs(share(r) - mean("macs_ratio_to_twin")))
         dmnn_latency = mean("latency_ratio_median_to_static_s0")
-        budget = results[rows[0]]["epochs"] + results[rows[0]]["twin_epochs"]
         for equal in sorted(r for r in statics if r.startswith(nearest.split("_e")[0])
                             and results[r]["epochs"] <= budget):  # trained as long or less
             gap = best - results[equal]["top1"]
@@ -653,6 +677,14 @@ def main(argv=None):
 
     import fcntl
 
+    def write(results):
+        write_section(SECTION, section(results),
+                      command="TFDS_DATA_DIR=../shared/tfds python -m benchmarks.cifar10_pareto "
+                              "[--only ROW,...]")
+
+    if args.rewrite:
+        write(load_results())
+        return
     for row in args.only:
         # Measured against these (latency_ratios, measure_row): missing, the training is wasted.
         missing = [name for name in dict.fromkeys(("static_s0", reference(row)))
@@ -668,9 +700,7 @@ def main(argv=None):
             results = load_results()
             results[row] = measured
             save_results(results)
-            write_section(SECTION, section(results),
-                          command="TFDS_DATA_DIR=../shared/tfds python -m benchmarks.cifar10_pareto "
-                                  "[--only ROW,...]")
+            write(results)
         print(json.dumps(measured, indent=2), flush=True)
 
 

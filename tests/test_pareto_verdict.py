@@ -175,3 +175,24 @@ def test_a_row_stops_before_training_when_its_twin_is_not_trained(tmp_path, monk
                                          r"static_s0,static_d2_s0,dmnn_d2_joint_t060_s0"):
         main(["--only", "dmnn_d2_joint_t060_s0"])
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_the_twin_is_also_judged_trained_as_long_as_the_dmnn():
+    """A DMNN of 25 epochs in all (its twin's charged) also meets the twin trained 25 epochs."""
+    results = {
+        "static_s0": _row(0.79, 1.0), "static_s1": _row(0.79, 1.0),
+        "dmnn_inplace_t060_s0": _row(0.80, 0.60, epochs=25, twin_epochs=0),
+        "dmnn_inplace_t060_s1": _row(0.79, 0.60, epochs=25, twin_epochs=0),
+    }
+    lines = "\n".join(verdict(results))
+    assert "twin (15 epochs; the DMNN 25 in all): DMNN 79.50% vs twin 79.00%: +0.500 points, met" \
+        in lines
+    assert "the twin trained as long (25 epochs): not measured" in lines
+    results.update({"static_e25_s0": _row(0.82, 1.0, epochs=25),
+                    "static_e25_s1": _row(0.81, 1.0, epochs=25)})
+    lines = "\n".join(verdict(results))
+    assert ("the twin trained as long (static_e25_s0, 25 epochs, 2 seed(s)): DMNN 79.50% vs "
+            "81.50%: -2.000 points, missed") in lines
+    # trained as long as its twin: no second comparison
+    results["static_s0"]["epochs"] = results["static_s1"]["epochs"] = 25
+    assert "trained as long" not in "\n".join(verdict(results))
