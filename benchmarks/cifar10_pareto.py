@@ -484,6 +484,9 @@ def measure_row(row, report):
                                                     if twin_report else 0.0),
         "epochs": report["flags"]["epochs"],
         "twin_epochs": twin_report["flags"]["epochs"] if twin_report else 0,
+        # a resumed run times only the epochs of its last process (`epochs_run`)
+        "timed_epochs": len(report["epochs_run"]) + (len(twin_report["epochs_run"])
+                                                     if twin_report else 0),
     }
 
 
@@ -539,7 +542,7 @@ def section(results):
             f"| {r['latency_ratio_median']:.2f} / {r['latency_ratio_mean']:.2f}"
             f"{_to_main(r)} "
             f"| {r['step_time_ratio']:.2f} | {r['train_images'] / 1e6:.2f} M, "
-            f"{r['train_seconds'] / 60:.0f} min |"
+            f"{r['train_seconds'] / 60:.0f} min{_timed(r)} |"
         )
     for row in earlier:
         lines.append(f"\n`{row}`: an earlier variant, not rerun: {results[row].get('note', '')}.")
@@ -552,6 +555,13 @@ def section(results):
         if exits:
             lines += ["", *verdict(results, twins, kind="early-exit network")]
     return "\n".join(lines)
+
+
+def _timed(result):
+    """The cost cell's note when the time covers fewer epochs than were trained (a resumed run)."""
+    epochs = result["epochs"] + result["twin_epochs"]
+    timed = result.get("timed_epochs", epochs)
+    return "" if timed >= epochs else f" ({timed} of {epochs} epochs timed: resumed)"
 
 
 def _to_main(result):
@@ -651,7 +661,7 @@ def verdict(results, twins=MAIN_TWINS, kind="DMNN"):
                          f"latency median x static_s0: {kind} {dmnn_latency:.2f}, static "
                          f"{results[equal]['latency_ratio_median']:.2f}")
     macs = mean("macs_ratio_to_twin")
-    lines.append(f"- MACs <= 0.6x the twin: {macs:.3f}x, {'met' if macs <= 0.6 else 'missed'}")
+    lines.append(f"- MACs <= 0.6x the twin: {macs:.4f}x, {'met' if macs <= 0.6 else 'missed'}")
     lines.append(f"- learned-gate TFLite latency <= 0.8x (judged on the median: the mean of per-image "
                  f"times swings with the other jobs on the machine): median "
                  f"{mean('latency_ratio_median'):.2f}x, mean {mean('latency_ratio_mean'):.2f}x, "

@@ -35,7 +35,7 @@ def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
     assert "77.00% vs twin 79.50%: -2.500 points, missed" in lines
     assert "(static_w018, 0.52x, 15 epochs): +2.000 points, met" in lines  # nearest in MACs
     assert "static_w021" not in lines
-    assert "MACs <= 0.6x the twin: 0.505x, met" in lines
+    assert "MACs <= 0.6x the twin: 0.5050x, met" in lines
     assert "0.600, 0.600 vs 0.594, met" in lines
     assert "constant gates < 1/4: 0.50, missed" in lines
     results["dmnn_t050_s1"]["top1"] = 0.81
@@ -63,7 +63,7 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
     assert "(static_w020, 0.62x, 15 epochs): +0.400 points, missed" in lines
     assert "(static_w020_e25, 0.62x, 25 epochs): -0.300 points, missed" in lines
     assert "static_w020_e35" not in lines  # compared at the DMNN's budget, not beyond
-    assert "MACs <= 0.6x the twin: 0.604x, missed" in lines
+    assert "MACs <= 0.6x the twin: 0.6040x, missed" in lines
     assert "median 0.81x, mean 0.81x, missed" in lines
 
 
@@ -103,6 +103,9 @@ def test_the_section_has_one_verdict_per_family_measured():
                       train_seconds=600.0)
     text = section(results)
     assert text.count("Targets (") == 1 and "| static_e25_s0 | not run yet |" in text
+    assert "1.00 M, 10 min |" in text and "timed" not in text
+    results["dmnn_lr10_t060_s0"]["timed_epochs"] = 22  # resumed: the last process's epochs
+    assert "1.00 M, 10 min (22 of 25 epochs timed: resumed) |" in section(results)
     results.update({row: {**results["static_s0"], "row": row, "epochs": 25} for row in LONG_TWINS})
     results["dmnn_e25_t060_s0"] = {**results["dmnn_lr10_t060_s0"], "twin_epochs": 25}
     text = section(results)
