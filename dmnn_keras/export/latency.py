@@ -15,9 +15,10 @@ def compare_latency(models, images, threads=1, rounds=3, warmup=10):
 
     Each Keras model is exported with `to_tflite` (dynamic models with their
     learned gates decided at run time, one `IF` per sub-block). Every round
-    runs each model over all `images` in turn, so slow periods of a shared
-    machine fall on all models alike; each image's time is its median over
-    the rounds.
+    runs each image on every model in turn, the model that goes first
+    rotating from image to image and round to round, so slow moments of a
+    shared machine and the place in the order fall on all models alike; each
+    image's time is its median over the rounds.
 
     Args:
         models: list of Keras models or `.tflite` paths.
@@ -65,12 +66,13 @@ def compare_latency(models, images, threads=1, rounds=3, warmup=10):
             for image in images[:warmup]:
                 run(images=image[None])
         times = [[[] for _ in images] for _ in runners]
-        for _ in range(rounds):
-            for run, per_image in zip(runners, times):
-                for i, image in enumerate(images):
+        for round_index in range(rounds):
+            for i, image in enumerate(images):
+                for k in range(len(runners)):
+                    j = (k + i + round_index) % len(runners)
                     start = time.perf_counter()
-                    run(images=image[None])
-                    per_image[i].append(time.perf_counter() - start)
+                    runners[j](images=image[None])
+                    times[j][i].append(time.perf_counter() - start)
     results = []
     for per_image in times:
         ms = np.array([1e3 * statistics.median(t) for t in per_image])
