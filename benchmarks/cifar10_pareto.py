@@ -172,6 +172,9 @@ FINE_TUNE = dict(
     calibrate_flops_batches=20, target_correction_batches=10,
 )
 LATENCY_IMAGES = 200
+# compare_latency's order since 579bea9: every image on every model in turn, the first
+# model rotating. Rows without it were measured model by model over all images, the twin first.
+ROTATED = "image by image, rotating"
 # Whole-block gates in the two 32x32/16x16 stages, 2 sub-blocks in the last two: fewer IFs
 # and the full 3x3 kept where feature maps are large (benchmarks/partition_layouts.py).
 STAGE_GROUPS = (1, 1, 2, 2)
@@ -476,6 +479,7 @@ def measure_row(row, report):
         "latency_ratio_mean": latency["twin"][1],
         "latency_ratio_median_to_static_s0": latency["static_s0"][0],
         "step_time_ratio": step_ratio,
+        "latency_order": ROTATED,
         "train_images": report["steps_per_epoch"] * report["flags"]["batch_size"]
         * report["flags"]["epochs"] + (
             twin_report["steps_per_epoch"] * twin_report["flags"]["batch_size"]
@@ -522,7 +526,10 @@ def section(results):
         "(median of per-image medians; mean; for d2 rows also the median x static_s0); "
         "`step` = paired training-step time relative to the twin's (teacher or all-on pass included); "
         "`cost` = training images and seconds, the teacher's epochs included. One seed per row "
-        "unless the summary says two.",
+        "unless the summary says two. Latency is measured image by image, every model in turn, "
+        "the first rotating; `*`: measured before that (each model over all the images in turn, "
+        "the twin first): measured again both ways, the four in-place rows came out 0.02-0.11 "
+        "slower against the twin image by image.",
         "",
         "| row | top-1 | MACs (x twin) | target | MACs std (x twin) | constant gates | distinct "
         "costs | correct-confident / misclassified ratio | latency median / mean | step | cost |",
@@ -540,7 +547,7 @@ def section(results):
             f"| {fmt(r['constant_gate_share'], '.2f')} | {fmt(r['distinct_costs'], 'd')} "
             f"| {fmt(r['ratio_correct_confident'], '.3f')} / {fmt(r['ratio_misclassified'], '.3f')} "
             f"| {r['latency_ratio_median']:.2f} / {r['latency_ratio_mean']:.2f}"
-            f"{_to_main(r)} "
+            f"{_to_main(r)}{'' if row == 'static_s0' or r.get('latency_order') == ROTATED else ' *'} "
             f"| {r['step_time_ratio']:.2f} | {r['train_images'] / 1e6:.2f} M, "
             f"{r['train_seconds'] / 60:.0f} min{_timed(r)} |"
         )
