@@ -85,6 +85,30 @@ def replace_symbolic_build(model, build):
     model._maybe_symbolic_build = build
 
 
+# The kinds of object whose attribute skip set `saving_lib.get_attr_skipset` builds.
+SAVED_KINDS = ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss")
+
+
+def cache_saving_skipsets():
+    """Makes Keras' `save`, `save_weights` and their loads reuse the attribute skip sets they walk with.
+
+    Keras 3.15's `saving_lib.get_attr_skipset` stores each set under
+    `saving_attr_skipset_<kind>` in its global state but looks it up under
+    `saving_attr_skiplist_<kind>`, so every saved or loaded object builds a
+    reference object and lists its attributes again: about 40% of a
+    `save_weights` of a small DMNN with its optimizer. This stores Keras' own
+    sets under the key it reads. Cheap once done; `keras.backend.clear_session()`
+    drops them, so call it again after one.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.saving import saving_lib
+
+    for kind in SAVED_KINDS:
+        key = f"saving_attr_skiplist_{kind}"
+        if global_state.get_global_attribute(key) is None:
+            global_state.set_global_attribute(key, saving_lib.get_attr_skipset(kind))
+
+
 class BackupAndRestoreHooks(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` with its private save hook and counters named.
 
@@ -127,7 +151,8 @@ def missing_private_attributes():
     """`["Owner.attribute", ...]`: the private Keras attributes above the installed Keras lacks.
 
     Builds a one-layer functional model and a `BackupAndRestore` (nothing is
-    written) and looks each attribute up; an empty list means every function
+    written) and looks each attribute up, and the saving functions in their
+    modules; an empty list means every function
     of this module can work.
     """
     inputs = keras.Input((2,))
@@ -143,6 +168,13 @@ def missing_private_attributes():
         "BackupAndRestore": (backup, ["_save_model", "_current_epoch", "_last_batch_seen",
                                       "_batches_seen_since_last_saving"]),
     }
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.saving import saving_lib
+    except ImportError as error:
+        return [f"module {error.name}"]
+    owners["saving_lib"] = (saving_lib, ["get_attr_skipset"])
+    owners["global_state"] = (global_state, ["get_global_attribute", "set_global_attribute"])
     missing = [f"{owner}.{name}" for owner, (instance, names) in owners.items()
                for name in names if not hasattr(instance, name)]
     nodes = getattr(dense, "_inbound_nodes", [])

@@ -10,3 +10,14 @@ elif os.environ.get("TFDS_DATA_DIR") and "://" not in os.environ["TFDS_DATA_DIR"
     # A relative dir (the README's `TFDS_DATA_DIR=../shared/tfds`) must survive
     # tests that change the working directory (README snippets, notebooks).
     os.environ["TFDS_DATA_DIR"] = os.path.abspath(os.environ["TFDS_DATA_DIR"])
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cached_saving_skipsets():
+    """Keras' save and load walk with skip sets it never caches (`cache_saving_skipsets`)."""
+    from dmnn_keras.keras_compat import cache_saving_skipsets
+
+    cache_saving_skipsets()

@@ -32,7 +32,8 @@ import warnings
 
 import keras
 
-from dmnn_keras.keras_compat import BackupAndRestoreHooks, resume_epoch, set_resume_epoch
+from dmnn_keras.keras_compat import (BackupAndRestoreHooks, cache_saving_skipsets, resume_epoch,
+                                     set_resume_epoch)
 
 BACKUP_DIR = "backup"
 CSV_LOG = "training_log.csv"
@@ -249,6 +250,7 @@ class ResumableBackup(BackupAndRestoreHooks):
     def save_backup(self):
         """Writes the backup under temporary names, keeps the previous one, then renames."""
         os.makedirs(self.backup_dir, exist_ok=True)
+        cache_saving_skipsets()
         self.model.save_weights(self._path(INCOMING_WEIGHTS), overwrite=True)
         with open(self._path(INCOMING_METADATA), "w") as f:
             json.dump({"epoch": self.backup_epoch, "batch": self.backup_batch,

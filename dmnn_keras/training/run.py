@@ -10,7 +10,7 @@ import keras
 from dmnn_keras.data import get_dataset_info, load_dataset
 from dmnn_keras.flops_calibration import first_exit_share
 from dmnn_keras.gates import bound_gate_logits
-from dmnn_keras.keras_compat import nested_layers
+from dmnn_keras.keras_compat import cache_saving_skipsets, nested_layers
 from dmnn_keras.profiling import profile
 from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
@@ -300,6 +300,7 @@ def run_training(config=None, **overrides):
 def _run(config, wall_start, strategy=None, twin=None):
     """One training run; `twin`: the summary of an already trained static twin (else trained here)."""
     keras.utils.set_random_seed(config.seed)
+    cache_saving_skipsets()  # every save and load of the run, backups included
     strategy = strategy or make_strategy(config.strategy, config.tpu, config.peer_timeout)
     chief = is_chief(strategy)
     output_dir = config.output_dir

@@ -27,7 +27,7 @@ def test_gradients_reach_every_controller():
 
 
 def test_resource_loss_is_added_and_metrics_are_logged():
-    model = dk.DMNNResNet(seed=0)
+    model = dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), seed=0)
     model(images(4))
     assert len(model.losses) == 1
     model.compile(optimizer="sgd", loss=LOSS)
@@ -91,7 +91,7 @@ def test_keras_round_trip(builder, tmp_path):
 
 
 def test_category_supervision_trains_and_stays_out_of_inference():
-    model = dk.DMNNResNet(num_categories=2, seed=0)
+    model = dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), num_categories=2, seed=0)  # a head per stage
     assert model.category_loss_weights == pytest.approx((1e-4, 1e-3, 1e-2, 1e-1))
     x, y = images(32), np.arange(32) % 10
     ds = tf.data.Dataset.from_tensor_slices((x, {"label": y, "category": y % 2})).batch(16)
