@@ -141,8 +141,8 @@ def test_early_exit_rows_get_a_verdict_of_their_own_and_do_not_compete_with_dmnn
     assert best_dmnn(results, kind="early-exit network") == (
         "exits_t060", ["exits_t060_s0", "exits_t060_s1"])
     body = section(results)
-    assert "Targets (best DMNN at <= 0.6x the MACs of static_s0: dmnn_lr10_t060" in body
-    assert ("Targets (best early-exit network at <= 0.6x the MACs of static_s0: exits_t060"
+    assert "Targets (best DMNN aimed at <= 0.6x the MACs of static_s0: dmnn_lr10_t060" in body
+    assert ("Targets (best early-exit network aimed at <= 0.6x the MACs of static_s0: exits_t060"
             in body)
     assert "early-exit network 79.90% vs twin 79.50%: +0.400 points, met" in body
     del results["exits_t060_s0"], results["exits_t060_s1"]
@@ -172,6 +172,34 @@ def test_exits_trained_from_the_start_compete_in_the_twins_family():
     body = section(results)
     # judged against the static net trained its 25 epochs (no twin epochs charged)
     assert "(static_w020_e25, 0.62x, 25 epochs): +0.750 points, missed" in body
+    assert "measured at" not in body  # the best aimed at 0.6x ran within it
+
+
+def test_when_the_best_aimed_at_the_budget_runs_over_it_the_best_within_it_is_judged_too():
+    table = dict(flops_target=0.599, distinct_costs=3, ratio_correct_confident=0.5,
+                 ratio_misclassified=0.7, step_time_ratio=1.1, train_images=3.2e6,
+                 train_seconds=1800.0)
+    results = {"static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0)}
+    for seed in (0, 1):
+        results[f"exits_joint_t060_s{seed}"] = _row(0.82, 0.605, constant=0.0, std=0.2,
+                                                    epochs=25, twin_epochs=0)
+        results[f"exits_joint_t059_s{seed}"] = _row(0.815, 0.595, constant=0.0, std=0.2,
+                                                    epochs=25, twin_epochs=0)
+    for name, row in results.items():
+        results[name] = {**table, **row}
+    kind = "early-exit network"
+    assert best_dmnn(results, kind=kind)[0] == "exits_joint_t060"
+    assert best_dmnn(results, kind=kind, measured_within=True)[0] == "exits_joint_t059"
+    body = section(results)
+    aimed = body.index("Targets (best early-exit network aimed at <= 0.6x the MACs of static_s0: "
+                       "exits_joint_t060")
+    within = body.index("Targets (best early-exit network measured at <= 0.6x the MACs of "
+                        "static_s0: exits_joint_t059")
+    assert aimed < within and "MACs <= 0.6x the twin: 0.6050x, missed" in body[aimed:within]
+    assert "MACs <= 0.6x the twin: 0.5950x, met" in body[within:]
+    for seed in (0, 1):  # nothing within the budget: no second verdict
+        results[f"exits_joint_t059_s{seed}"]["macs_ratio_to_twin"] = 0.601
+    assert "measured at" not in section(results)
 
 
 def test_a_row_stops_before_training_when_its_twin_is_not_trained(tmp_path, monkeypatch):
