@@ -16,7 +16,8 @@ def test_installed_keras_has_every_private_attribute_the_compat_module_uses():
     )
 
 
-def test_cached_skipsets_spare_the_reference_layers_and_save_the_same_weights(tmp_path, monkeypatch):
+def test_cached_skipsets_spare_the_reference_layers_and_save_the_same_weights(tmp_path,
+                                                                              monkeypatch):
     from keras.src.backend.common import global_state
     from keras.src.layers.layer import Layer
 
@@ -37,13 +38,14 @@ def test_cached_skipsets_spare_the_reference_layers_and_save_the_same_weights(tm
     assert save("again.weights.h5")  # ... every time
     keras_compat.cache_saving_skipsets()
     assert save("cached.weights.h5") == []
-    with h5py.File(tmp_path / "first.weights.h5") as a, h5py.File(tmp_path / "cached.weights.h5") as b:
-        def datasets(f):
-            found = {}
-            f.visititems(lambda name, item: found.update(
-                {name: item[()]} if isinstance(item, h5py.Dataset) else {}))
-            return found
-        first, cached = datasets(a), datasets(b)
+    def datasets(name):
+        found = {}
+        with h5py.File(tmp_path / name) as f:
+            f.visititems(lambda key, item: found.update(
+                {key: item[()]} if isinstance(item, h5py.Dataset) else {}))
+        return found
+
+    first, cached = datasets("first.weights.h5"), datasets("cached.weights.h5")
     assert first.keys() == cached.keys() and len(first) == 4
     for name in first:
         np.testing.assert_array_equal(first[name], cached[name])

@@ -120,9 +120,6 @@ def test_the_section_has_one_verdict_per_family_measured():
     assert "MACs of static_e25_s0: dmnn_e25_t060" in text
 
 
-if __name__ == "__main__":
-    pytest.main([__file__])
-
 
 def test_early_exit_rows_get_a_verdict_of_their_own_and_do_not_compete_with_dmnns():
     table = dict(flops_target=None, distinct_costs=3, ratio_correct_confident=0.5,
@@ -234,3 +231,7 @@ def test_the_twin_is_also_judged_trained_as_long_as_the_dmnn():
     # trained as long as its twin: no second comparison
     results["static_s0"]["epochs"] = results["static_s1"]["epochs"] = 25
     assert "trained as long" not in "\n".join(verdict(results))
+
+
+if __name__ == "__main__":
+    pytest.main([__file__])
