@@ -3,6 +3,7 @@
     python recipes/evaluate.py --model_path=runs/cpu/model.keras
     python recipes/evaluate.py --model_path=m.keras --dataset=cifar10 --split=test \
         --max_examples=1000 --output_dir=runs/eval
+    python recipes/evaluate.py --model_path=runs/cpu/model.keras --force_gates=1  # all on
 
 Writes into `--output_dir` (default: the model's directory + "/eval"):
 report.json (top1_error, params, flops, executed_flops_mean, flops_ratio,
@@ -34,6 +35,11 @@ flags.DEFINE_integer("image_size", None, "Eval crop size (default: the model's i
 flags.DEFINE_string("output_dir", None, "Where to write (default <model dir>/eval).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_bool("figures", True, "Write the PNG figures.")
+flags.DEFINE_float("force_gates", None,
+                   "Gated models: evaluate with the gates forced to run this share of every "
+                   "block's sub-blocks on every image (dk.force_gates; 1: the all-on network). "
+                   "Default output_dir: <model dir>/eval_gates_<share>.",
+                   lower_bound=0.0, upper_bound=1.0)
 flags.mark_flag_as_required("model_path")
 
 
@@ -55,12 +61,22 @@ def main(argv):
         model = load_keras_model(FLAGS.model_path)
     except ModelFileError as error:
         raise cli.Failure(error) from None
+    eval_dir = "eval"
+    if FLAGS.force_gates is not None:
+        import dmnn_keras as dk
+
+        try:
+            model = dk.force_gates(model, FLAGS.force_gates)
+        except ValueError as error:
+            raise cli.Failure(f"--force_gates={FLAGS.force_gates:g}: {error}") from None
+        eval_dir = f"eval_gates_{FLAGS.force_gates:g}"
     image_size = FLAGS.image_size or int(model.input.shape[1])
-    output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", "eval")
+    output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", eval_dir)
     os.makedirs(output_dir, exist_ok=True)
     model_name = os.path.splitext(os.path.basename(FLAGS.model_path))[0]
     run_flags = {name: FLAGS[name].value for name in
-                 ("model_path", "dataset", "split", "max_examples", "batch_size", "image_size")}
+                 ("model_path", "dataset", "split", "max_examples", "batch_size", "image_size",
+                  "force_gates")}
     run_flags["model"] = model_name
     config_path = os.path.join(os.path.dirname(FLAGS.model_path), "config.json")
     if os.path.exists(config_path):  # written by recipes/train.py next to the model

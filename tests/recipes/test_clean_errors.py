@@ -63,3 +63,14 @@ def test_predict_input_errors_say_what_to_do(tmp_path, case):
         expected = ("--image must be an existing file", str(image))
     result = run_loud([PREDICT, f"--model={model}", f"--image={image}"])
     assert_one_line_error(result, *expected)
+
+
+def test_forcing_the_gates_of_a_static_model_is_refused_by_name(tmp_path):
+    import keras
+
+    model = tmp_path / "static.keras"
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                      keras.layers.Dense(10)]).save(model)
+    result = run_loud([EVALUATE, f"--model_path={model}", "--force_gates=0.5"])
+    assert_one_line_error(result, "--force_gates=0.5", "needs a gated dmnn_keras model",
+                          "Sequential")
