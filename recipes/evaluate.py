@@ -3,7 +3,8 @@
     python recipes/evaluate.py --model_path=runs/cpu/model.keras
     python recipes/evaluate.py --model_path=m.keras --dataset=cifar10 --split=test \
         --max_examples=1000 --output_dir=runs/eval
-    python recipes/evaluate.py --model_path=runs/cpu/model.keras --force_gates=1  # all on
+    python recipes/evaluate.py --model_path=runs/cpu/model.keras --force_gates=1 \
+        --recalibrate_batches=20  # the all-on network, with its own BatchNorm statistics
 
 Writes into `--output_dir` (default: the model's directory + "/eval"):
 report.json (top1_error, params, flops, executed_flops_mean, flops_ratio,
@@ -40,6 +41,12 @@ flags.DEFINE_float("force_gates", None,
                    "block's sub-blocks on every image (dk.force_gates; 1: the all-on network). "
                    "Default output_dir: <model dir>/eval_gates_<share>.",
                    lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_integer("recalibrate_batches", 0,
+                     "First re-estimate every BatchNorm's moving statistics with the gates it "
+                     "evaluates with, on this many augmented training batches "
+                     "(dk.recalibrate_batch_norm; the saved model is not changed). With "
+                     "--force_gates: the saved statistics are those of the learned gates.",
+                     lower_bound=0)
 flags.mark_flag_as_required("model_path")
 
 
@@ -71,12 +78,20 @@ def main(argv):
             raise cli.Failure(f"--force_gates={FLAGS.force_gates:g}: {error}") from None
         eval_dir = f"eval_gates_{FLAGS.force_gates:g}"
     image_size = FLAGS.image_size or int(model.input.shape[1])
+    if FLAGS.recalibrate_batches:
+        import dmnn_keras as dk
+
+        train = dk.data.load_dataset(FLAGS.dataset, info.train_split, batch_size=FLAGS.batch_size,
+                                     training=True, image_size=image_size,
+                                     data_dir=FLAGS.data_dir, seed=0)
+        dk.recalibrate_batch_norm(model, train, batches=FLAGS.recalibrate_batches)
+        eval_dir += f"_bn{FLAGS.recalibrate_batches}"
     output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", eval_dir)
     os.makedirs(output_dir, exist_ok=True)
     model_name = os.path.splitext(os.path.basename(FLAGS.model_path))[0]
     run_flags = {name: FLAGS[name].value for name in
                  ("model_path", "dataset", "split", "max_examples", "batch_size", "image_size",
-                  "force_gates")}
+                  "force_gates", "recalibrate_batches")}
     run_flags["model"] = model_name
     config_path = os.path.join(os.path.dirname(FLAGS.model_path), "config.json")
     if os.path.exists(config_path):  # written by recipes/train.py next to the model

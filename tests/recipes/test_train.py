@@ -53,13 +53,14 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     assert again["model"] == "dmnn_resnet"
     for name in ("flops_histogram.png", "execution_heatmap.png", "flops_extremes.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 1000
-    # The all-on network of the same model: every sub-block on every image.
+    # The all-on network of the same model (every sub-block on every image), with BatchNorm
+    # statistics of its own.
     all_on = run([EVALUATE, f"--model_path={out / 'model.keras'}", "--max_examples=64",
-                  "--force_gates=1", "--figures=false"])
+                  "--force_gates=1", "--recalibrate_batches=1", "--figures=false"])
     assert all_on.returncode == 0, all_on.stderr[-3000:]
-    forced = json.loads((out / "eval_gates_1" / "report.json").read_text())
-    assert forced["flags"]["force_gates"] == 1.0 and forced["flops_ratio"] == 1.0
-    assert set(forced["execution_rates"].values()) == {1.0}
+    forced = json.loads((out / "eval_gates_1_bn1" / "report.json").read_text())
+    assert forced["flags"]["force_gates"] == 1.0 and forced["flags"]["recalibrate_batches"] == 1
+    assert forced["flops_ratio"] == 1.0 and set(forced["execution_rates"].values()) == {1.0}
 
 
 @pytest.mark.parametrize("flag, message", [
