@@ -60,6 +60,7 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     start = time.perf_counter()
+    import dmnn_keras as dk
     from dmnn_keras.training import evaluate_and_report
     from dmnn_keras.training import report as report_lib
     from dmnn_keras.training.model_files import ModelFileError, load_keras_model
@@ -70,8 +71,6 @@ def main(argv):
         raise cli.Failure(error) from None
     eval_dir = "eval"
     if FLAGS.force_gates is not None:
-        import dmnn_keras as dk
-
         try:
             model = dk.force_gates(model, FLAGS.force_gates)
         except ValueError as error:
@@ -79,8 +78,6 @@ def main(argv):
         eval_dir = f"eval_gates_{FLAGS.force_gates:g}"
     image_size = FLAGS.image_size or int(model.input.shape[1])
     if FLAGS.recalibrate_batches:
-        import dmnn_keras as dk
-
         train = dk.data.load_dataset(FLAGS.dataset, info.train_split, batch_size=FLAGS.batch_size,
                                      training=True, image_size=image_size,
                                      data_dir=FLAGS.data_dir, seed=0)

@@ -1,6 +1,8 @@
-"""Shared test set-up: quiet TF, CIFAR-10 from ../shared/tfds when present."""
+"""Shared test set-up: quiet TF, CIFAR-10 from ../shared/tfds when present, Keras saving sped up."""
 
 import os
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _SHARED_TFDS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tfds")
@@ -10,9 +12,6 @@ elif os.environ.get("TFDS_DATA_DIR") and "://" not in os.environ["TFDS_DATA_DIR"
     # A relative dir (the README's `TFDS_DATA_DIR=../shared/tfds`) must survive
     # tests that change the working directory (README snippets, notebooks).
     os.environ["TFDS_DATA_DIR"] = os.path.abspath(os.environ["TFDS_DATA_DIR"])
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
