@@ -98,7 +98,9 @@ def cache_saving_skipsets():
     reference object and lists its attributes again: about 40% of a
     `save_weights` of a small DMNN with its optimizer. This stores Keras' own
     sets under the key it reads. Cheap once done; `keras.backend.clear_session()`
-    drops them, so call it again after one.
+    drops them, so call it again after one. The first call builds Keras objects
+    with variables, which starts TensorFlow's context: make any
+    `MultiWorkerMirroredStrategy` before it.
     """
     from keras.src.backend.common import global_state
     from keras.src.saving import saving_lib

@@ -300,8 +300,10 @@ def run_training(config=None, **overrides):
 def _run(config, wall_start, strategy=None, twin=None):
     """One training run; `twin`: the summary of an already trained static twin (else trained here)."""
     keras.utils.set_random_seed(config.seed)
-    cache_saving_skipsets()  # every save and load of the run, backups included
     strategy = strategy or make_strategy(config.strategy, config.tpu, config.peer_timeout)
+    # Every save and load of the run, backups included. After the strategy: the skip sets are
+    # built from Keras objects with variables, and a multi-worker strategy must come first.
+    cache_saving_skipsets()
     chief = is_chief(strategy)
     output_dir = config.output_dir
     if not chief:
