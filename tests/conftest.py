@@ -5,6 +5,9 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # the workers share the cores: a share each
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(
+        1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 _SHARED_TFDS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "tfds")
 if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED_TFDS):
     os.environ["TFDS_DATA_DIR"] = os.path.abspath(_SHARED_TFDS)
