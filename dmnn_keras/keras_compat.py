@@ -95,8 +95,7 @@ def cache_saving_skipsets():
     Keras 3.15's `saving_lib.get_attr_skipset` stores each set under
     `saving_attr_skipset_<kind>` in its global state but looks it up under
     `saving_attr_skiplist_<kind>`, so every saved or loaded object builds a
-    reference object and lists its attributes again: about 40% of a
-    `save_weights` of a small DMNN with its optimizer. This stores Keras' own
+    reference object and lists its attributes again. This stores Keras' own
     sets under the key it reads. Cheap once done; `keras.backend.clear_session()`
     drops them, so call it again after one. The first call builds Keras objects
     with variables, which starts TensorFlow's context: make any
@@ -154,8 +153,7 @@ def missing_private_attributes():
 
     Builds a one-layer functional model and a `BackupAndRestore` (nothing is
     written) and looks each attribute up, and the saving functions in their
-    modules; an empty list means every function
-    of this module can work.
+    modules; an empty list means every function of this module can work.
     """
     inputs = keras.Input((2,))
     dense = keras.layers.Dense(1)

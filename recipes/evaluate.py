@@ -43,7 +43,7 @@ flags.DEFINE_float("force_gates", None,
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("recalibrate_batches", 0,
                      "First re-estimate every BatchNorm's moving statistics with the gates it "
-                     "evaluates with, on this many augmented training batches "
+                     "evaluates with, on this many augmented training batches of --batch_size "
                      "(dk.recalibrate_batch_norm; the saved model is not changed). With "
                      "--force_gates: the saved statistics are those of the learned gates.",
                      lower_bound=0)
@@ -81,7 +81,7 @@ def main(argv):
         train = dk.data.load_dataset(FLAGS.dataset, info.train_split, batch_size=FLAGS.batch_size,
                                      training=True, image_size=image_size,
                                      data_dir=FLAGS.data_dir, seed=0)
-        dk.recalibrate_batch_norm(model, train, batches=FLAGS.recalibrate_batches)
+        recalibrated = dk.recalibrate_batch_norm(model, train, batches=FLAGS.recalibrate_batches)
         eval_dir += f"_bn{FLAGS.recalibrate_batches}"
     output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", eval_dir)
     os.makedirs(output_dir, exist_ok=True)
@@ -103,6 +103,8 @@ def main(argv):
         max_examples=FLAGS.max_examples, batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir,
         figures=FLAGS.figures, image_size=image_size, verbose=True,
     )
+    if FLAGS.recalibrate_batches:
+        report["recalibration_images"] = recalibrated
     report["wall_time_seconds"] = time.perf_counter() - start
     report_lib.write_report(report, output_dir)
     print("\n" + report_lib.summary(report, output_dir))

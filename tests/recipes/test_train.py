@@ -60,6 +60,7 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     assert all_on.returncode == 0, all_on.stderr[-3000:]
     forced = json.loads((out / "eval_gates_1_bn1" / "report.json").read_text())
     assert forced["flags"]["force_gates"] == 1.0 and forced["flags"]["recalibrate_batches"] == 1
+    assert forced["recalibration_images"] == 250  # one training batch of --batch_size (250)
     assert forced["flops_ratio"] == 1.0 and set(forced["execution_rates"].values()) == {1.0}
 
 
