@@ -115,8 +115,8 @@ class BackupAndRestoreHooks(keras.callbacks.BackupAndRestore):
 
     Keras calls `_save_model()` whenever a backup is due (at an epoch end, or
     every `save_freq` batches); here that calls `save_backup()`, which a
-    subclass overrides. `backup_epoch`, `backup_batch` and
-    `reset_batch_count()` read and write the position Keras keeps for the
+    subclass overrides. `backup_epoch`, `backup_batch`, `reset_batch_count()`
+    and `count_epoch_end()` read and write the position Keras keeps for the
     backup. `BackupAndRestore._save_model`, `_current_epoch`,
     `_last_batch_seen` and `_batches_seen_since_last_saving` (checked against
     Keras 3.15).
@@ -146,6 +146,11 @@ class BackupAndRestoreHooks(keras.callbacks.BackupAndRestore):
     def reset_batch_count(self):
         """Restarts the count of batches towards the next `save_freq` backup."""
         self._batches_seen_since_last_saving = 0
+
+    def count_epoch_end(self, epoch):
+        """Keras' bookkeeping at the end of `epoch` (the backup then records `epoch + 1`), no save."""
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = 0
 
 
 def missing_private_attributes():

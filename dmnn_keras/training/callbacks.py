@@ -21,6 +21,7 @@ timeout exits at once, keeping its last complete backup.
 """
 
 import contextlib
+import csv
 import importlib.util
 import json
 import os
@@ -110,7 +111,34 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class TrainingLog(keras.callbacks.CSVLogger):
-    """`CSVLogger` with the logged metrics only (Keras adds always-`NA` `val_*` columns without validation)."""
+    """`CSVLogger` with the logged metrics only, and one row per epoch across resumes.
+
+    Keras adds always-`NA` `val_*` columns without validation; here there are
+    none. A resumed run redoes the epoch an interruption cut short, maybe after
+    its row was written: the first epoch a `fit` begins drops the rows of that
+    epoch and later ones (rewriting the file under a temporary name first).
+    """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch:
+            self._first_epoch = False
+            self._drop_rows_from(epoch)
+
+    def _drop_rows_from(self, epoch):
+        self.csv_file.close()
+        with open(self.filename, newline="") as f:
+            lines = list(csv.reader(f, delimiter=self.sep))
+        kept = lines[:1] + [row for row in lines[1:] if row and row[0].isdigit() and int(row[0]) < epoch]
+        if len(kept) < len(lines):
+            incoming = self.filename + ".incoming"
+            with open(incoming, "w", newline="") as f:
+                csv.writer(f, delimiter=self.sep).writerows(kept)
+            os.replace(incoming, self.filename)
+        self.csv_file = open(self.filename, "a", newline="")
 
     def on_epoch_end(self, epoch, logs=None):
         if self.keys is None:
@@ -125,8 +153,10 @@ class ResumableBackup(BackupAndRestoreHooks):
     epoch from its first step; here the resumed epoch runs only the steps it
     was missing (`optimizer.iterations` tells how many were done; they are
     drawn from a freshly shuffled order), so a finished run has made exactly
-    `epochs * steps_per_epoch` optimizer steps. With a step count as
-    `save_freq` it also backs up at the end of every epoch.
+    `epochs * steps_per_epoch` optimizer steps. The backup at the end of every
+    epoch is written by an `EpochEndBackup` of it, last in the callbacks (the
+    epoch's last step is not backed up on its own: that backup follows); with
+    a step count as `save_freq` it also backs up every `save_freq` steps.
 
     After `request_stop` (by `stop_on_signals`), the next step boundary
     writes the backup and raises `Interrupted`; at the end of training the
@@ -224,9 +254,10 @@ class ResumableBackup(BackupAndRestoreHooks):
             self.peers.request_stop(signal_number, self._optimizer_steps + STOP_MARGIN)
 
     def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(batch, logs)
         self._optimizer_steps += 1
         self._unsaved_steps = True
+        if self._optimizer_steps % self.steps_per_epoch:  # (the last step: `EpochEndBackup`)
+            super().on_train_batch_end(batch, logs)
         if self._steps_left is not None:
             self._steps_left -= 1
             if self._steps_left == 0:
@@ -236,10 +267,8 @@ class ResumableBackup(BackupAndRestoreHooks):
         if self._steps_left is not None:
             self._steps_left = None
             self.model.stop_training = False
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self.reset_batch_count()
-            self.save_backup()
+        self.count_epoch_end(epoch)  # `EpochEndBackup` saves, after the other callbacks
+        self.reset_batch_count()
 
     def on_train_end(self, logs=None):
         self._stop_if_asked(at_end=True)
@@ -299,6 +328,22 @@ class ResumableBackup(BackupAndRestoreHooks):
               f"in {self.backup_dir} is kept: rerun the same command on every worker to resume.",
               file=sys.stderr, flush=True)
         os._exit(128 + number)
+
+
+class EpochEndBackup(keras.callbacks.Callback):
+    """Writes `backup`'s epoch-end backup: last in the list, after every other callback's epoch end.
+
+    Once the backup records an epoch as done, a rerun does not redo it, so
+    what the other callbacks do at its end (the log row, a target correction)
+    must already be done.
+    """
+
+    def __init__(self, backup):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup.save_backup()
 
 
 @contextlib.contextmanager
@@ -374,20 +419,22 @@ class GateLog(keras.callbacks.Callback):
         self._writer.close()
 
 
-def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write_logs=True,
-                   gate_images=None, peers=None, restart=False):
+def make_callbacks(output_dir, steps_per_epoch, backup_every_steps=0, write_logs=True,
+                   gate_images=None, peers=None, restart=False, extra=()):
     """The run's callbacks and its `EpochTimer`.
 
     Args:
         output_dir: the run directory (this worker's, under multi-worker).
-        steps_per_epoch: optimizer steps per epoch, for the exact mid-epoch
-            resume of `ResumableBackup`; None: Keras' `BackupAndRestore`.
+        steps_per_epoch: optimizer steps per epoch (the `ResumableBackup`
+            resumes mid-epoch at the exact step).
         backup_every_steps: back up every N steps too (0: once per epoch).
         write_logs: add the CSV and TensorBoard loggers.
         gate_images: None, or fixed images for a `GateLog` (gated models)
             writing to `logs/gates`.
         peers: None, or the `strategy.Peers` of a multi-worker run.
         restart: delete the backup of an interrupted run first.
+        extra: more callbacks, placed before the `EpochEndBackup` (last), so
+            that what they do at an epoch's end is in that epoch's backup.
 
     Returns:
         `(callbacks, timer)`; `callbacks[0]` is the backup.
@@ -402,10 +449,7 @@ def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write
     if not has_backup(output_dir) and os.path.exists(csv_path):
         os.remove(csv_path)  # a fresh run, not a resume: start the log over
     timer = EpochTimer()
-    if steps_per_epoch is None:
-        backup = keras.callbacks.BackupAndRestore(backup_dir)
-    else:
-        backup = ResumableBackup(backup_dir, steps_per_epoch, backup_every_steps or "epoch", peers)
+    backup = ResumableBackup(backup_dir, steps_per_epoch, backup_every_steps or "epoch", peers)
     callbacks = [backup, timer]
     if write_logs:
         callbacks.append(TrainingLog(csv_path, append=True))
@@ -416,4 +460,5 @@ def make_callbacks(output_dir, steps_per_epoch=None, backup_every_steps=0, write
                 callbacks.append(GateLog(os.path.join(log_dir, GATE_LOG_DIR), gate_images))
         else:
             warnings.warn("TensorBoard is not installed (pip install tensorboard): no logs/ written.")
+    callbacks += [*extra, EpochEndBackup(backup)]
     return callbacks, timer

@@ -414,13 +414,12 @@ def _run(config, wall_start, strategy=None, twin=None):
         )
     # Multi-worker: the workers stop together and check each other's backups on resume.
     peers = Peers(strategy, config.output_dir, config.peer_timeout) if multi_worker else None
+    schedules = gate_schedule_callbacks(config, clean)
     callbacks, timer = callbacks_lib.make_callbacks(
         output_dir, steps_per_epoch, config.backup_every_steps, write_logs=chief,
-        gate_images=gate_images, peers=peers, restart=config.restart,
+        gate_images=gate_images, peers=peers, restart=config.restart, extra=schedules,
     )
     backup = callbacks[0]
-    schedules = gate_schedule_callbacks(config, clean)
-    callbacks += schedules
     # First in the list: they run at the end of training before BackupAndRestore deletes the
     # backup, so an interruption during them resumes at the end and calibrates again.
     calibration = None

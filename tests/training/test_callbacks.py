@@ -34,11 +34,11 @@ def fit(output_dir, *extra, restart=False):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(keras.optimizers.SGD(0.01), "mse")
     callbacks, _ = callbacks_lib.make_callbacks(str(output_dir), STEPS, backup_every_steps=1,
-                                                restart=restart)
+                                                restart=restart, extra=extra)
     x = np.random.default_rng(0).random((STEPS * 4, 3))
     with callbacks_lib.stop_on_signals(callbacks[0]):
-        model.fit(x, x[:, :2], batch_size=4, epochs=EPOCHS, callbacks=callbacks + list(extra),
-                  verbose=0, shuffle=False)
+        model.fit(x, x[:, :2], batch_size=4, epochs=EPOCHS, callbacks=callbacks, verbose=0,
+                  shuffle=False)
     return model
 
 
@@ -60,6 +60,35 @@ def test_signals_mid_epoch_back_up_and_the_rerun_makes_exactly_the_missing_steps
     assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))
     assert list(rows[0]) == ["epoch", "loss"]  # no always-NA val_* columns
     assert not metadata.exists()
+
+
+class DieAtEpochEnd(keras.callbacks.Callback):
+    """At the end of `epoch` records the log's epochs and the backup's metadata, then raises (a kill)."""
+
+    def __init__(self, output_dir, epoch):
+        super().__init__()
+        self.output_dir, self.epoch, self.seen = output_dir, epoch, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            rows = csv.DictReader(open(self.output_dir / callbacks_lib.CSV_LOG))
+            metadata = self.output_dir / "backup" / "training_metadata.json"
+            self.seen = [int(r["epoch"]) for r in rows], json.loads(metadata.read_text())
+            raise RuntimeError("killed")
+
+
+def test_an_epoch_is_backed_up_as_done_after_its_row_and_a_redone_epoch_end_keeps_one_row(
+        tmp_path):
+    die = DieAtEpochEnd(tmp_path, 1)
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(tmp_path, die)
+    # The row of epoch 1 is written; the backup still has the epoch's last step to make (a kill
+    # here used to leave a backup of the finished epoch and no row: the rerun never wrote it).
+    assert die.seen == ([0, 1], {"epoch": 1, "batch": STEPS - 2, "step": 2 * STEPS - 1})
+    model = fit(tmp_path)
+    assert int(model.optimizer.iterations) == EPOCHS * STEPS
+    rows = list(csv.DictReader(open(tmp_path / callbacks_lib.CSV_LOG)))
+    assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))  # epoch 1's row once
 
 
 def test_a_broken_backup_is_named_with_the_ways_on_and_the_previous_one_is_kept(tmp_path):
