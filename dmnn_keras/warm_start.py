@@ -6,6 +6,7 @@ import numpy as np
 from dmnn_keras.batch_norm import recentre_batch_norm
 from dmnn_keras.gates import image_batches
 from dmnn_keras.keras_compat import nested_layers
+from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock
 from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -86,10 +87,37 @@ def copy_static_block(static_block, block):
         layer.set_weights(static_layer.get_weights())
 
 
+# The layer of a `ChannelGatedBlock` that takes each layer of a static bottleneck's path.
+CROSS_LAYERS = {"1_conv": "conv1", "1_bn": "bn1", "2_conv": "conv2", "2_bn": "bn2",
+                "3_conv": "conv3", "3_bn": "bn3"}
+
+
+def copy_static_block_whole(static_block, block):
+    """Copies a static bottleneck `MultiPathBlock` (one path) into a `ChannelGatedBlock` unchanged.
+
+    With every gate on, `block` then computes exactly the static block (the
+    DMNN's `split="cross"`).
+    """
+    if static_block.groups != 1 or static_block.kind != "bottleneck" or (
+            block.width != static_block.path_width):
+        raise ValueError(
+            f"Block {block.name!r}: the static model's block must be a one-path bottleneck of "
+            f"width {block.width}. Received: groups={static_block.groups}, "
+            f"kind={static_block.kind!r}, width={static_block.path_width}"
+        )
+    for static_layer in static_block.paths[0]:
+        name = static_layer.name[len("path0_"):]
+        if name in CROSS_LAYERS:
+            getattr(block, CROSS_LAYERS[name]).set_weights(static_layer.get_weights())
+    for static_layer, layer in zip(static_block.shortcut or (), block.shortcut or ()):
+        layer.set_weights(static_layer.get_weights())
+
+
 def copy_static_weights(static_model, model):
     """Copies every weight of `static_model` that has a place in `model` (matched by layer name).
 
-    Blocks go through `copy_static_block`; other layers (stem, shortcuts,
+    Blocks go through `copy_static_block` (`copy_static_block_whole` for the
+    `ChannelGatedBlock`s of `split="cross"`); other layers (stem, shortcuts,
     head) must have the same weight shapes. The gate controllers and the
     resource loss have no static counterpart and keep their initial values.
 
@@ -121,6 +149,8 @@ def copy_static_weights(static_model, model):
             continue
         if isinstance(layer, MultiPathBlock) and isinstance(static, MultiPathBlock):
             copy_static_block(static, layer)
+        elif isinstance(layer, ChannelGatedBlock) and isinstance(static, MultiPathBlock):
+            copy_static_block_whole(static, layer)
         else:
             shapes = [tuple(w.shape) for w in layer.get_weights()]
             static_shapes = [tuple(w.shape) for w in static.get_weights()]
@@ -184,12 +214,13 @@ def rebalance_sub_blocks(model, images, batches=10, batch_size=128):
 
 
 def from_static(static_model, groups=4, flops_target=0.5, calibration_images=None,
-                calibration_batches=10, **kwargs):
+                calibration_batches=10, split="partition", **kwargs):
     """A DMNN built from a trained static `DynamicResNet` / `DynamicMobileNetV2`, warm-started.
 
     Builds the same architecture with `gating="dmnn"` and sub-blocks that
-    partition every block (`split="partition"` for ResNets; MobileNetV2's
-    sub-blocks always do), copies every weight with `copy_static_weights`,
+    partition every block (`split="partition"` for ResNets, or `"cross"`,
+    whose all-on network is the static one; MobileNetV2's sub-blocks always
+    partition), copies every weight with `copy_static_weights`,
     and, given `calibration_images`, re-centres the sub-blocks' BatchNorms
     (`rebalance_sub_blocks`). With every gate on, the DMNN then computes the
     static network with its 3x3 convolutions reduced to their `groups`
@@ -204,6 +235,7 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
         calibration_images: None, or training images (array or dataset) for
             `rebalance_sub_blocks`.
         calibration_batches: batches measured by `rebalance_sub_blocks`.
+        split: a ResNet's split, "partition" or "cross".
         **kwargs: other arguments of the DMNN builder (e.g. `dual_step`,
             `resource_loss_weight`, `seed`, or them all as `gating_config`).
 
@@ -239,7 +271,10 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
         config.update(GatingConfig.coerce(gating_config).get_config())
     config.update(gating="dmnn", groups=groups, flops_target=flops_target, **kwargs)
     if isinstance(static_model, DynamicResNet):
-        config["split"] = "partition"
+        if split not in ("partition", "cross"):
+            raise ValueError("split must be 'partition' or 'cross' (the splits a static "
+                             f"block's weights have a place in). Received: split={split!r}")
+        config["split"] = split
     model = type(static_model)(**config)
     copy_static_weights(static_model, model)
     if calibration_images is not None:

@@ -16,7 +16,10 @@ LC-Net keeps its learned scales). In `mode="dynamic"` (batch 1):
     group, so off groups of conv 1, conv 2 and conv 3 cost nothing. Conv 2
     still reads the zero channels of off conv-1 groups (its input sparsity is
     not exploited: that would need a gather of channels). With a layer gate
-    (LC-Net) the whole branch is inside one more `tf.cond`.
+    (LC-Net) the whole branch is inside one more `tf.cond`. With tied gates
+    (the DMNN's `split="cross"`) the gates choose which set of sub-blocks
+    runs: nested `tf.cond`s, one branch per set, each a dense bottleneck of
+    that set's channels (conv 2 restricted to them in and out).
 """
 
 import numpy as np
@@ -136,6 +139,40 @@ def _dynamic_branch(layer, x, values, binary):
     return total
 
 
+def _tied_dynamic_branch(layer, x, binary):
+    """The residual branch of a tied-gate block (batch 1): one `tf.cond` branch per set of on groups.
+
+    `G` nested levels of `tf.cond`, `2**G` leaves; the leaf of the on set S
+    adds `conv3_S(conv2_SS(conv1_S(x)))` (BN folded, constants created in the
+    branch) to the running sum, which the leaf of the empty set passes on.
+    """
+    groups = layer.gate_groups[0]
+    k = layer.width // groups
+    oh, ow = layer.output_hw
+    _, shift3 = bn_scale_shift(layer.bn3)
+    total = runtime_zeros(x, [1, oh, ow, layer.filters]) + tf.constant(shift3)
+
+    def run(on):
+        channels = np.concatenate([np.arange(i * k, (i + 1) * k) for i in on])
+        kernel1, bias1 = folded_conv_weights(layer.conv1, layer.bn1)
+        kernel2, bias2 = folded_conv_weights(layer.conv2, layer.bn2)
+        kernel3, _ = folded_conv_weights(layer.conv3, layer.bn3)
+        y = tf.nn.conv2d(x, tf.constant(kernel1[..., channels]), 1, "SAME")
+        y = tf.nn.relu(tf.nn.bias_add(y, tf.constant(bias1[channels])))
+        strides = (1,) + tuple(layer.conv2.strides) + (1,)
+        y = tf.nn.conv2d(y, tf.constant(kernel2[:, :, channels][..., channels]), strides, "SAME")
+        y = tf.nn.relu(tf.nn.bias_add(y, tf.constant(bias2[channels])))
+        return total + tf.nn.conv2d(y, tf.constant(kernel3[:, :, channels]), 1, "SAME")
+
+    def choose(index, on):
+        if index == groups:
+            return (lambda: run(on)) if on else (lambda: tf.identity(total))
+        return lambda: tf.cond(binary[0, index] > ON_THRESHOLD, choose(index + 1, on + (index,)),
+                               choose(index + 1, on))
+
+    return choose(0, ())()
+
+
 def convert_channel_gated_block(layer, inputs, ctx):
     """`ChannelGatedBlock`: masked branch (static) or one `tf.cond` per filter group (dynamic)."""
     x = inputs[0]
@@ -159,6 +196,8 @@ def convert_channel_gated_block(layer, inputs, ctx):
             "mode='dynamic' needs a batch-1 graph with static shapes. "
             f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
         )
+    if layer.tie_gates:
+        return tf.nn.relu(shortcut + _tied_dynamic_branch(layer, x, binary))
     if not layer.layer_gate:
         return tf.nn.relu(shortcut + _dynamic_branch(layer, x, values, binary))
     return tf.cond(

@@ -54,12 +54,21 @@ class ChannelGatedBlock(keras.layers.Layer):
     whole residual branch (skip + scale of the layer); the FLOPs then count
     the effective channel gates `l * g`, which the controller provides.
 
+    With `tie_gates=True` (the DMNN's `split="cross"`) the two convolutions
+    share `G = gate_groups[0] = gate_groups[1]` gates: gate i runs sub-block i
+    (group i of conv 1, of conv 2 and of conv 3's input), and conv 2 keeps
+    its blocks between sub-blocks that run together. With every gate on it is
+    the static bottleneck. Its MACs: `paths[i]` = conv 1, conv 3 and the
+    3x3 within group i (`g_i * g_i = g_i`), `pairs` = `[i, j, 3x3 MACs of
+    group i into group j]` for `i != j`.
+
     Args:
         filters: output channels (4 * width in ResNet).
         width: channels of the two inner convolutions.
         strides: 1 or 2 (in the 3x3 convolution, v1.5).
         gate_groups: (gates of conv 1, gates of conv 2); each must divide width.
         layer_gate: whether the gate values start with a layer gate.
+        tie_gates: conv 1 and conv 2 share their gates (see above).
         gated: False: a plain bottleneck (every channel on), call takes `x`.
         **kwargs: `Layer` arguments; every sublayer gets the block's `dtype`
             policy, and the gate values are cast to its compute dtype.
@@ -83,7 +92,7 @@ class ChannelGatedBlock(keras.layers.Layer):
     """
 
     def __init__(self, filters, width, strides=1, gate_groups=(8, 4), layer_gate=False,
-                 gated=True, **kwargs):
+                 gated=True, tie_gates=False, **kwargs):
         check_keyword_arguments(self, ChannelGatedBlock, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if strides not in (1, 2):
@@ -94,13 +103,20 @@ class ChannelGatedBlock(keras.layers.Layer):
                 f"gate_groups must be two ints >= 1 dividing width={width}. "
                 f"Received: gate_groups={gate_groups}"
             )
+        if tie_gates and (gate_groups[0] != gate_groups[1] or layer_gate):
+            raise ValueError(
+                "tie_gates=True needs two equal gate_groups and no layer gate. Received: "
+                f"gate_groups={gate_groups}, layer_gate={layer_gate}"
+            )
         self.filters = filters
         self.width = width
         self.strides = strides
         self.gate_groups = gate_groups
         self.layer_gate = bool(layer_gate)
         self.gated = gated
-        self.num_gates = int(self.layer_gate) + sum(gate_groups)
+        self.tie_gates = bool(tie_gates)
+        self.num_gates = (gate_groups[0] if self.tie_gates
+                          else int(self.layer_gate) + sum(gate_groups))
 
         # === Layers ===
         policy = self.dtype_policy  # sublayers compute in the block's dtype
@@ -155,6 +171,8 @@ class ChannelGatedBlock(keras.layers.Layer):
         """`(slice of conv-1 gates, slice of conv-2 gates)` in the gate values."""
         start = int(self.layer_gate)
         g1, g2 = self.gate_groups
+        if self.tie_gates:
+            return slice(0, g1), slice(0, g2)
         return slice(start, start + g1), slice(start + g1, start + g1 + g2)
 
     def compute_flops(self):
@@ -162,11 +180,15 @@ class ChannelGatedBlock(keras.layers.Layer):
         g1, g2 = self.gate_groups
         k1, k2 = self.width // g1, self.width // g2
         s1, s2 = self.segment_slices()
-        paths = [0] * int(self.layer_gate)
-        paths += [conv_flops(self.input_hw, (1, 1), self.in_channels, k1)] * g1
-        paths += [conv_flops(self.output_hw, (1, 1), k2, self.filters)] * g2
+        conv1 = conv_flops(self.input_hw, (1, 1), self.in_channels, k1)
+        conv3 = conv_flops(self.output_hw, (1, 1), k2, self.filters)
         pair = conv_flops(self.output_hw, (3, 3), k1, k2)
-        pairs = [[s1.start + i, s2.start + j, pair] for i in range(g1) for j in range(g2)]
+        if self.tie_gates:
+            paths = [conv1 + conv3 + pair] * g1
+            pairs = [[i, j, pair] for i in range(g1) for j in range(g2) if i != j]
+        else:
+            paths = [0] * int(self.layer_gate) + [conv1] * g1 + [conv3] * g2
+            pairs = [[s1.start + i, s2.start + j, pair] for i in range(g1) for j in range(g2)]
         shortcut = (
             conv_flops(self.output_hw, (1, 1), self.in_channels, self.filters)
             if self.shortcut else 0
@@ -208,5 +230,6 @@ class ChannelGatedBlock(keras.layers.Layer):
         config.update(
             filters=self.filters, width=self.width, strides=self.strides,
             gate_groups=list(self.gate_groups), layer_gate=self.layer_gate, gated=self.gated,
+            tie_gates=self.tie_gates,
         )
         return config

@@ -12,7 +12,7 @@ BLOCK_KINDS = ("bottleneck", "inverted_residual")
 EXECUTIONS = ("masked", "gather")  # "gather": dmnn_keras.export.batched
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
-SPLITS = ("preserve", "partition")
+SPLITS = ("preserve", "partition", "cross")
 
 
 def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4, split="preserve"):
@@ -21,7 +21,9 @@ def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4, s
     `split="partition"`: `width / groups`, the sub-blocks partition the
     static block's channels (the 3x3 keeps its `groups` diagonal blocks,
     ResNeXt-like), so a trained static block's weights have a place in them
-    (`dmnn_keras.from_static`).
+    (`dmnn_keras.from_static`). `split="cross"`: the same channels, and the
+    3x3 keeps its blocks between the sub-blocks that run together (a
+    `ChannelGatedBlock(tie_gates=True)`: with every gate on, the static block).
 
     `split="preserve"` (the DMNN paper's): the width that keeps the block's
     parameters. A bottleneck `in -> width (1x1) -> width (3x3) -> out (1x1)` has
@@ -34,10 +36,10 @@ def bottleneck_path_width(in_channels, width, out_channels, groups, divisor=4, s
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
     if groups == 1:
         return width
-    if split == "partition":
+    if split in ("partition", "cross"):
         if width % groups:
             raise ValueError(
-                f"split='partition' needs groups to divide the bottleneck width {width}. "
+                f"split={split!r} needs groups to divide the bottleneck width {width}. "
                 f"Received: groups={groups}"
             )
         return width // groups

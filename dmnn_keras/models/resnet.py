@@ -31,8 +31,10 @@ class DynamicResNet(DynamicModel):
     `groups > 1` each bottleneck is split into `groups` sub-blocks: by default
     of the width that keeps the parameter count (`split="preserve"`, the
     paper's), or partitioning the static block's channels (`split="partition"`,
-    which `dmnn_keras.from_static` can warm-start from a trained static twin);
-    see `bottleneck_path_width`.
+    which `dmnn_keras.from_static` can warm-start from a trained static twin),
+    or `split="cross"`: those channels, with the 3x3's blocks between the
+    sub-blocks that run together kept (every gate on: the static block); see
+    `bottleneck_path_width`.
 
     Stems: "imagenet" = 7x7/2 conv + 3x3/2 max-pool (stage 0 at 1/4 of the
     input); "cifar" = 3x3/1 conv + 2x2/2 max-pool (stage 0 at 16x16 for a
@@ -51,7 +53,7 @@ class DynamicResNet(DynamicModel):
             high-resolution stages, where narrow sub-blocks are slow per MAC in
             XNNPACK (BENCHMARKS.md, tflite_block_cost and tflite_latency).
             Gatings other than "dmnn" need groups=1.
-        split: "preserve" or "partition" (see above; DMNN only).
+        split: "preserve", "partition" or "cross" (see above; DMNN only).
         ungated_blocks: blocks that always run whole (one path, no
             controller): a tuple of block names, e.g. `("conv2_block1",)`, or
             "first_of_stage" (ConvNet-AIG keeps the downsampling blocks on).
@@ -188,7 +190,8 @@ class DynamicResNet(DynamicModel):
                     x, stage, names[-1], gate=gate,
                     kind="bottleneck", filters=filters, groups=g,
                     path_width=bottleneck_path_width(in_channels, width, filters, g, split=split),
-                    strides=strides,
+                    strides=strides, **({"cross": True} if split == "cross" and gate and g > 1
+                                        else {}),
                 )
         check_ungated(ungated_blocks, names)
         x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)

@@ -100,6 +100,21 @@ def test_dynamic_parity_on_real_images(converted, images):
                 np.testing.assert_array_equal(concurrent[key], value)
 
 
+def test_cross_split_parity_one_branch_per_set_of_sub_blocks(images, tmp_path):
+    """split="cross": nested IFs choose the set of sub-blocks; every set occurs, outputs match."""
+    keras.utils.set_random_seed(0)
+    model = scale_logits(varied_gates(dk.DMNNResNet(
+        stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+        num_classes=10, groups=2, split="cross", seed=0)), 0.3)
+    path = str(tmp_path / "cross.tflite")
+    gates, logits = check_parity(model, images, path)
+    assert np.abs(logits).max() > 0.1  # the 1e-4 tolerance is meaningful
+    per_block = gates.reshape(len(gates), 4, 2)
+    assert {tuple(g) for block in per_block.transpose(1, 0, 2) for g in block} == {
+        (0, 0), (0, 1), (1, 0), (1, 1)}
+    assert analyze(path).count(" IF(") == 4 * 3  # 2 sub-blocks: a top IF and one under each
+
+
 def test_per_stage_groups_parity(images, tmp_path):
     """Whole-block gates in early stages; a lone sub-block that must run (no shortcut) gets no IF."""
     keras.utils.set_random_seed(0)

@@ -71,6 +71,35 @@ def test_whole_block_gates_all_on_are_exactly_the_dense_static_network():
     assert not _close(expected, dk.force_gates(model, 0.5).predict(x, verbose=0))
 
 
+def test_cross_split_all_on_is_exactly_the_dense_static_network_and_one_sub_block_its_part():
+    """split="cross": the 3x3 keeps its blocks between co-active sub-blocks (nothing dropped)."""
+    static = dk.ResNet()
+    _randomise_batch_norms(static, seed=4)
+    model = dk.from_static(static, groups=2, split="cross")
+    block = model.get_layer("conv3_block1")
+    assert isinstance(block, dk.ChannelGatedBlock) and block.num_gates == 2
+    x = _images()
+    expected = static.predict(x, verbose=0)
+    assert _close(expected, dk.force_gates(model, 1.0).predict(x, verbose=0))
+    half = dk.force_gates(model, 0.5)  # the first sub-block of every block
+    assert not _close(expected, half.predict(x, verbose=0))
+    # Its MACs: each block's first 1x1 and last 1x1 halved, its 3x3 quartered.
+    flops = block.compute_flops()
+    k, hw = block.width // 2, block.output_hw[0] * block.output_hw[1]
+    one = block.in_channels * k * block.input_hw[0] * block.input_hw[1] + hw * (
+        9 * k * k + k * block.filters)
+    assert flops["paths"] == [one, one] and flops["pairs"] == [[0, 1, hw * 9 * k * k],
+                                                               [1, 0, hw * 9 * k * k]]
+    static_flops = static.get_layer("conv3_block1").compute_flops()
+    assert flops["always_on"] + 2 * one + 2 * hw * 9 * k * k == (
+        static_flops["always_on"] + sum(static_flops["paths"]))
+
+
+def test_from_static_names_the_splits_a_static_block_fits():
+    with pytest.raises(ValueError, match="split must be 'partition' or 'cross'.*'preserve'"):
+        dk.from_static(dk.ResNet(), groups=2, split="preserve")
+
+
 def test_mobilenet_v2_all_on_is_exactly_the_static_network():
     static = dk.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
     _randomise_batch_norms(static, seed=2)
