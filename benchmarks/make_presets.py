@@ -1,10 +1,12 @@
 """Builds the shipped presets (dmnn_keras/presets/) from trained rows of benchmarks/cifar10_pareto.py.
 
-    python -m benchmarks.make_presets ROW [--name NAME] [--twin_name NAME]
+    python -m benchmarks.make_presets ROW [--name NAME] [--twin_name NAME] [--keep_twin]
 
 ROW is a DMNN or early-exit row of `benchmarks/results/cifar10_pareto.json`
-(e.g. `dmnn_t050_s0`, `exits_t060_s0`); its static twin (the model it was
-warm-started from, e.g. `static_s0`) is written too. For each of the two: `runs/pareto/<row>/model.keras`
+(e.g. `dmnn_t050_s0`, `exits_joint_t059_s0`); its static twin (the model it
+was warm-started from, or for a row trained from the start the twin it is
+measured against, e.g. `static_s0`) is written too, unless `--keep_twin`
+leaves the shipped twin preset as it is. For each of the two: `runs/pareto/<row>/model.keras`
 becomes a preset (weights only: no optimizer state, no teacher) whose card
 gives the command and the resolved recipe (the run's `config.json`), the
 row's measured top-1, MACs per image and TFLite latency ratio, and the top-1 on
@@ -37,6 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("row", help="a DMNN row of cifar10_pareto.json, e.g. dmnn_t050_s0")
     parser.add_argument("--name", default=DMNN_PRESET, help="the DMNN's preset name")
     parser.add_argument("--twin_name", default=TWIN_PRESET, help="its static twin's preset name")
+    parser.add_argument("--keep_twin", action="store_true",
+                        help="leave the shipped twin preset as it is (write the row's only)")
     return parser.parse_args(argv)
 
 
@@ -58,12 +62,16 @@ def run_config(row):
         return json.load(f)
 
 
-def twin_of(row):
-    """The static row a DMNN row was warm-started from (its `init_from`)."""
+def twin_of(row, results):
+    """The static row of dynamic `row`: its `init_from`, or (trained from the start) its reference."""
     init_from = run_config(row).get("init_from")
-    if not init_from:
-        raise SystemExit(f"row {row} has no init_from in its config.json: not a warm-started DMNN")
-    return os.path.basename(os.path.dirname(init_from))
+    if init_from:
+        return os.path.basename(os.path.dirname(init_from))
+    reference = results.get(row, {}).get("reference")
+    if not reference or reference == row:
+        raise SystemExit(f"row {row} has neither an init_from in its config.json nor a reference "
+                         "twin in the results file: not a dynamic row")
+    return reference
 
 
 def command(row, twin):
@@ -120,7 +128,7 @@ def make_preset(row, name, images, labels, results, twin_preset=None):
     metrics = {key: result[key] for key in ("top1", "macs", "macs_ratio_to_twin", "flops_ratio",
                                             "latency_ratio_median", "latency_ratio_mean")}
     metrics["top1_first_1000"] = top1(logits, labels)
-    run = command(row, twin_of(row) if twin_preset else None)
+    run = command(row, twin_of(row, results) if twin_preset else None)
     directory = os.path.join(dk.presets.PRESETS_DIR, name)
     dk.save_to_preset(model, directory, card=card(row, result, metrics, config, run, twin_preset),
                       metadata={"dataset": "cifar10", "metrics": metrics, "twin": twin_preset,
@@ -138,9 +146,15 @@ def make_preset(row, name, images, labels, results, twin_preset=None):
 def main(argv=None):
     args = parse_args(argv)
     results = load_results()
-    twin = twin_of(args.row)
+    twin = twin_of(args.row, results)
     images, labels = first_test_images()
-    make_preset(twin, args.twin_name, images, labels, results)
+    if args.keep_twin:
+        import dmnn_keras as dk
+
+        if not os.path.isdir(os.path.join(dk.presets.PRESETS_DIR, args.twin_name)):
+            raise SystemExit(f"--keep_twin: no shipped preset {args.twin_name!r} to keep")
+    else:
+        make_preset(twin, args.twin_name, images, labels, results)
     make_preset(args.row, args.name, images, labels, results, twin_preset=args.twin_name)
 
 
