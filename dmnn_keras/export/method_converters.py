@@ -18,8 +18,8 @@ LC-Net keeps its learned scales). In `mode="dynamic"` (batch 1):
     not exploited: that would need a gather of channels). With a layer gate
     (LC-Net) the whole branch is inside one more `tf.cond`. With tied gates
     (the DMNN's `split="cross"`) the gates choose which set of sub-blocks
-    runs: nested `tf.cond`s, one branch per set, each a dense bottleneck of
-    that set's channels (conv 2 restricted to them in and out).
+    runs: a `tf.cond` per set, in a row, each a dense bottleneck of that
+    set's channels (conv 2 restricted to them in and out).
 """
 
 import numpy as np
@@ -139,20 +139,20 @@ def _dynamic_branch(layer, x, values, binary):
     return total
 
 
-def _tied_dynamic_branch(layer, x, binary):
-    """The residual branch of a tied-gate block (batch 1): one `tf.cond` branch per set of on groups.
+def _tied_dynamic_branch(layer, x, shortcut, binary):
+    """The block's sum before its ReLU with tied gates (batch 1): one `tf.cond` per set of on groups.
 
-    `G` nested levels of `tf.cond`, `2**G` leaves; the leaf of the on set S
-    adds `conv3_S(conv2_SS(conv1_S(x)))` (BN folded, constants created in the
-    branch) to the running sum, which the leaf of the empty set passes on.
+    The on groups, read as the bits of an index, choose one of `2**G - 1`
+    `tf.cond`s in a row; the set S's adds `conv3_S(conv2_SS(conv1_S(x)))`
+    (BN folded, constants created in the branch) to the running sum
+    `shortcut + BN3's shift`, which the other branches pass on.
     """
     groups = layer.gate_groups[0]
     k = layer.width // groups
-    oh, ow = layer.output_hw
     _, shift3 = bn_scale_shift(layer.bn3)
-    total = runtime_zeros(x, [1, oh, ow, layer.filters]) + tf.constant(shift3)
+    index = tf.reduce_sum(binary[0] * tf.constant([2.0 ** i for i in range(groups)]))
 
-    def run(on):
+    def run(on, total):
         channels = np.concatenate([np.arange(i * k, (i + 1) * k) for i in on])
         kernel1, bias1 = folded_conv_weights(layer.conv1, layer.bn1)
         kernel2, bias2 = folded_conv_weights(layer.conv2, layer.bn2)
@@ -164,13 +164,13 @@ def _tied_dynamic_branch(layer, x, binary):
         y = tf.nn.relu(tf.nn.bias_add(y, tf.constant(bias2[channels])))
         return total + tf.nn.conv2d(y, tf.constant(kernel3[:, :, channels]), 1, "SAME")
 
-    def choose(index, on):
-        if index == groups:
-            return (lambda: run(on)) if on else (lambda: tf.identity(total))
-        return lambda: tf.cond(binary[0, index] > ON_THRESHOLD, choose(index + 1, on + (index,)),
-                               choose(index + 1, on))
-
-    return choose(0, ())()
+    total = shortcut + tf.constant(shift3)
+    for pattern in range(1, 2 ** groups):
+        on = tuple(i for i in range(groups) if pattern >> i & 1)
+        total = tf.cond(tf.equal(index, float(pattern)),
+                        (lambda on, acc: lambda: run(on, acc))(on, total),
+                        (lambda acc: lambda: tf.identity(acc))(total))
+    return total
 
 
 def convert_channel_gated_block(layer, inputs, ctx):
@@ -197,7 +197,7 @@ def convert_channel_gated_block(layer, inputs, ctx):
             f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
         )
     if layer.tie_gates:
-        return tf.nn.relu(shortcut + _tied_dynamic_branch(layer, x, binary))
+        return tf.nn.relu(_tied_dynamic_branch(layer, x, shortcut, binary))
     if not layer.layer_gate:
         return tf.nn.relu(shortcut + _dynamic_branch(layer, x, values, binary))
     return tf.cond(
