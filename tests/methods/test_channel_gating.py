@@ -179,6 +179,10 @@ def test_force_gates_profile_and_round_trip(tmp_path, make_images):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="gate_groups"):
         ChannelGatedBlock(64, 16, gate_groups=(3, 4))
+    with pytest.raises(ValueError, match=r"tie_gates=True needs two equal gate_groups.*\(2, 4\)"):
+        ChannelGatedBlock(64, 16, gate_groups=(2, 4), tie_gates=True)
+    with pytest.raises(ValueError, match="no layer gate.*layer_gate=True"):
+        ChannelGatedBlock(64, 16, gate_groups=(2, 2), tie_gates=True, layer_gate=True)
     with pytest.raises(ValueError, match="gating"):
         dk.DynamicMobileNetV2(gating="channel", groups=1, input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match="groups=1"):
