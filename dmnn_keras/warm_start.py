@@ -289,7 +289,7 @@ RUN_STATE_LAYERS = (ResourceLoss, GumbelGate)
 
 
 def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
-               calibration_images=None, calibration_batches=10, **kwargs):
+               calibration_images=None, calibration_batches=10, split="partition", **kwargs):
     """The DMNN a training run starts from: a trained model of this library, fitted to new data.
 
     `init_from` is built again for `num_classes` classes and `input_shape`
@@ -309,8 +309,8 @@ def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
             classification head (static or DMNN).
         num_classes: classes of the new data.
         input_shape: `(H, W, 3)` of the new data.
-        groups, flops_target, calibration_images, calibration_batches: as in
-            `from_static` (`groups` and the calibration apply to static models).
+        groups, flops_target, calibration_images, calibration_batches, split:
+            as in `from_static` (they apply to static models).
         **kwargs: other arguments of the DMNN builder; `num_categories` is
             ignored for a DMNN (it keeps its controllers).
 
@@ -347,7 +347,7 @@ def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
     model, replaced = _rebuild(init_from, changes, fresh_controllers=freed)
     if static:
         model = from_static(model, groups, flops_target, calibration_images, calibration_batches,
-                            **kwargs)
+                            split=split, **kwargs)
     return model, replaced
 
 

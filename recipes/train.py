@@ -89,7 +89,8 @@ flags.DEFINE_float("peer_timeout", None, "--strategy=multi_worker: seconds a wor
 # The dynamic-network recipe (DMNN models): warm start, distillation, gate schedules.
 flags.DEFINE_enum("block_split", None, list(SPLITS), "DMNN ResNet sub-blocks: "
                   "'preserve' keeps the block's parameters (paper), 'partition' splits the static "
-                  "block's channels (warm-startable).")
+                  "block's channels (warm-startable), 'cross' also keeps the 3x3 between "
+                  "sub-blocks that run together (all on: the static block).")
 flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange multiplier per "
                    "training step (0: the paper's fixed penalty; default: the builder's).")
 flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: execution "

@@ -365,7 +365,8 @@ def _run(config, wall_start, strategy=None, twin=None):
             model, replaced = start_from(
                 load_model_or_preset(init_from, "init_from"), info.num_classes, (size, size, 3),
                 groups=config.groups, flops_target=config.flops_target, calibration_images=train,
-                calibration_batches=REBALANCE_BATCHES, **kwargs,
+                calibration_batches=REBALANCE_BATCHES,
+                split="cross" if config.block_split == "cross" else "partition", **kwargs,
             )
             if config.verbose and chief:
                 made = "".join(f"new {name} {shapes}; " for name, shapes in replaced.items())

@@ -95,6 +95,15 @@ def test_cross_split_all_on_is_exactly_the_dense_static_network_and_one_sub_bloc
         static_flops["always_on"] + sum(static_flops["paths"]))
 
 
+def test_start_from_a_static_model_takes_the_cross_split():
+    static = dk.ResNet()
+    _randomise_batch_norms(static, seed=5)
+    model, replaced = start_from(static, 10, (32, 32, 3), groups=2, split="cross")
+    assert replaced == {} and isinstance(model.get_layer("conv2_block1"), dk.ChannelGatedBlock)
+    x = _images()
+    assert _close(static.predict(x, verbose=0), dk.force_gates(model, 1.0).predict(x, verbose=0))
+
+
 def test_from_static_names_the_splits_a_static_block_fits():
     with pytest.raises(ValueError, match="split must be 'partition' or 'cross'.*'preserve'"):
         dk.from_static(dk.ResNet(), groups=2, split="preserve")
