@@ -159,8 +159,9 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     is one `IF` per set of sub-blocks, each a dense bottleneck of that set's
     channels. Seed 1 not run: seed 0 lost 12 points to dmnn_inplace_t060_s0
     (at 0.6x the twin's MACs the cross DMNN runs 0.6 of its own network, the
-    partition DMNN 0.71 of its cheaper one, and one BatchNorm after the
-    summed sub-blocks sees every set of them).
+    partition DMNN 0.71 of its cheaper one, one BatchNorm after the summed
+    sub-blocks sees every set of them, and the per-block rate term, linear in
+    the MACs then, asked for a rate of 0.415 where 0.474 was needed).
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """

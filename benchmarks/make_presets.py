@@ -36,7 +36,8 @@ NOT_RECIPE = ("output_dir", "verbose", "figures", "tpu", "strategy", "data_dir",
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("row", help="a DMNN row of cifar10_pareto.json, e.g. dmnn_t050_s0")
+    parser.add_argument("row", help="a DMNN or early-exit row of cifar10_pareto.json, e.g. "
+                        "dmnn_t050_s0")
     parser.add_argument("--name", default=DMNN_PRESET, help="the DMNN's preset name")
     parser.add_argument("--twin_name", default=TWIN_PRESET, help="its static twin's preset name")
     parser.add_argument("--keep_twin", action="store_true",
@@ -64,13 +65,16 @@ def run_config(row):
 
 def twin_of(row, results):
     """The static row of dynamic `row`: its `init_from`, or (trained from the start) its reference."""
-    init_from = run_config(row).get("init_from")
-    if init_from:
-        return os.path.basename(os.path.dirname(init_from))
+    config = run_config(row)
+    if not (config.get("model", "").startswith("dmnn") or config.get("early_exits")):
+        raise SystemExit(f"row {row} is static (model {config.get('model')!r}, no early exits): "
+                         "give a DMNN or early-exit row")
+    if config.get("init_from"):
+        return os.path.basename(os.path.dirname(config["init_from"]))
     reference = results.get(row, {}).get("reference")
-    if not reference or reference == row:
+    if not reference:
         raise SystemExit(f"row {row} has neither an init_from in its config.json nor a reference "
-                         "twin in the results file: not a dynamic row")
+                         "twin in the results file")
     return reference
 
 
@@ -151,8 +155,14 @@ def main(argv=None):
     if args.keep_twin:
         import dmnn_keras as dk
 
-        if not os.path.isdir(os.path.join(dk.presets.PRESETS_DIR, args.twin_name)):
+        metadata = os.path.join(dk.presets.PRESETS_DIR, args.twin_name, "metadata.json")
+        if not os.path.exists(metadata):
             raise SystemExit(f"--keep_twin: no shipped preset {args.twin_name!r} to keep")
+        with open(metadata) as f:
+            shipped = json.load(f).get("training", {}).get("row")
+        if shipped != twin:
+            raise SystemExit(f"--keep_twin: the shipped {args.twin_name!r} is row {shipped!r}, "
+                             f"not {args.row}'s twin {twin!r}")
     else:
         make_preset(twin, args.twin_name, images, labels, results)
     make_preset(args.row, args.name, images, labels, results, twin_preset=args.twin_name)

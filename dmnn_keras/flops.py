@@ -131,6 +131,23 @@ def gateable_fraction(table, flops):
     return (flops - table["always_on"]) / max(full_flops(table) - table["always_on"], 1.0)
 
 
+def rate_for_flops(table, flops):
+    """The execution rate r whose expected MACs are `flops`, every gate on with probability r.
+
+    Independent gates run `always_on + r * sum(paths) + r**2 * sum(pairs)`
+    MACs on average (a pair's convolution needs both of its gates); without
+    pairs that is `gateable_fraction`. `flops` may be a number or a tensor;
+    the rate is not clipped.
+    """
+    linear = sum(sum(block["paths"]) for block in table["blocks"])
+    quadratic = sum(f for block in table["blocks"] for _, _, f in block.get("pairs", ()))
+    if not quadratic:
+        return gateable_fraction(table, flops)
+    rest = flops - table["always_on"]
+    return (ops.sqrt(ops.maximum(linear ** 2 + 4.0 * quadratic * rest, 0.0)) - linear) / (
+        2.0 * quadratic)
+
+
 def executed_flops(table, gates, batch_size=None, dtype="float32"):
     """Executed MACs per image `[batch]` of a `flops_table` for its blocks' gates.
 

@@ -225,7 +225,8 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
     (`rebalance_sub_blocks`). With every gate on, the DMNN then computes the
     static network with its 3x3 convolutions reduced to their `groups`
     diagonal blocks (exactly the static network when those are zero, or
-    for MobileNetV2). Gates start mostly on (controller bias 2.0).
+    for MobileNetV2; with `split="cross"`, exactly the static network). Gates
+    start mostly on (controller bias 2.0).
 
     Args:
         static_model: a static model of this library (`gating=None`, groups 1).
@@ -270,11 +271,14 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
     if gating_config is not None:  # replaces the static model's gating fields
         config.update(GatingConfig.coerce(gating_config).get_config())
     config.update(gating="dmnn", groups=groups, flops_target=flops_target, **kwargs)
+    if split not in ("partition", "cross"):
+        raise ValueError("split must be 'partition' or 'cross' (the splits a static block's "
+                         f"weights have a place in). Received: split={split!r}")
     if isinstance(static_model, DynamicResNet):
-        if split not in ("partition", "cross"):
-            raise ValueError("split must be 'partition' or 'cross' (the splits a static "
-                             f"block's weights have a place in). Received: split={split!r}")
         config["split"] = split
+    elif split != "partition":
+        raise ValueError("split='cross' is for ResNets; a MobileNetV2's sub-blocks partition its "
+                         f"blocks. Received: split={split!r} for a {type(static_model).__name__}")
     model = type(static_model)(**config)
     copy_static_weights(static_model, model)
     if calibration_images is not None:

@@ -139,13 +139,16 @@ def _dynamic_branch(layer, x, values, binary):
     return total
 
 
-def _tied_dynamic_branch(layer, x, shortcut, binary):
+def _tied_dynamic_branch(layer, x, shortcut, binary, known):
     """The block's sum before its ReLU with tied gates (batch 1): one `tf.cond` per set of on groups.
 
     The on groups, read as the bits of an index, choose one of `2**G - 1`
     `tf.cond`s in a row; the set S's adds `conv3_S(conv2_SS(conv1_S(x)))`
     (BN folded, constants created in the branch) to the running sum
-    `shortcut + BN3's shift`, which the other branches pass on.
+    `shortcut + BN3's shift`, which the other branches pass on. Only the sets
+    that agree with the gates `known` at export get one (`ExportContext.known_gates`);
+    a single such set runs without `tf.cond`. Each set's branch holds its
+    own weights: the file grows with the number of sets.
     """
     groups = layer.gate_groups[0]
     k = layer.width // groups
@@ -165,11 +168,19 @@ def _tied_dynamic_branch(layer, x, shortcut, binary):
         return total + tf.nn.conv2d(y, tf.constant(kernel3[:, :, channels]), 1, "SAME")
 
     total = shortcut + tf.constant(shift3)
-    for pattern in range(1, 2 ** groups):
-        on = tuple(i for i in range(groups) if pattern >> i & 1)
-        total = tf.cond(tf.equal(index, float(pattern)),
-                        (lambda on, acc: lambda: run(on, acc))(on, total),
-                        (lambda acc: lambda: tf.identity(acc))(total))
+    patterns = [p for p in range(2 ** groups) if all(
+        value is None or (value > ON_THRESHOLD) == bool(p >> i & 1) for i, value in enumerate(known))]
+    sets = [tuple(i for i in range(groups) if p >> i & 1) for p in patterns]
+    if len(sets) == 1:
+        return run(sets[0], total) if sets[0] else total
+    if len(sets) == 2 and sets[0]:  # a gate known on: one of two sets, one tf.cond
+        return tf.cond(tf.equal(index, float(patterns[0])), lambda: run(sets[0], total),
+                       lambda: run(sets[1], total))
+    for pattern, on in zip(patterns, sets):
+        if on:  # (no group on: the running sum as it is)
+            total = tf.cond(tf.equal(index, float(pattern)),
+                            (lambda on, acc: lambda: run(on, acc))(on, total),
+                            (lambda acc: lambda: tf.identity(acc))(total))
     return total
 
 
@@ -197,7 +208,8 @@ def convert_channel_gated_block(layer, inputs, ctx):
             f"Received: input shape {tuple(x.shape)} at block {layer.name!r}"
         )
     if layer.tie_gates:
-        return tf.nn.relu(_tied_dynamic_branch(layer, x, shortcut, binary))
+        known = ctx.known_gates(inputs[1])
+        return tf.nn.relu(_tied_dynamic_branch(layer, x, shortcut, binary, known))
     if not layer.layer_gate:
         return tf.nn.relu(shortcut + _dynamic_branch(layer, x, values, binary))
     return tf.cond(

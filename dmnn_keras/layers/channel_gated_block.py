@@ -75,7 +75,8 @@ class ChannelGatedBlock(keras.layers.Layer):
 
     Call args:
         inputs: `[x, values]`, values `[batch, num_gates]` = `[l] + g1 + g2`
-            (0/1 gates, or gates times scales for LC-Net).
+            (0/1 gates, or gates times scales for LC-Net); with `tie_gates`,
+            the `G` gates of the sub-blocks.
 
     Returns:
         `[batch, H / strides, W / strides, filters]`.

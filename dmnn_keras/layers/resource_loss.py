@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from dmnn_keras.flops import executed_flops, full_flops, gateable_fraction
+from dmnn_keras.flops import executed_flops, full_flops, rate_for_flops
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 
 
@@ -189,9 +189,13 @@ class ResourceLoss(keras.layers.Layer):
         return executed_flops(self.flops_table, gates_list)
 
     def rate_target(self):
-        """The execution rate r that gives the current target FLOPs ratio (a scalar tensor)."""
+        """The execution rate r that gives the current target FLOPs ratio (a scalar tensor).
+
+        Blocks with pairs of gates (channel and cross-split blocks) take the
+        rate whose independent gates meet it (`rate_for_flops`).
+        """
         t = ops.convert_to_tensor(self.target)
-        return ops.clip(gateable_fraction(self.flops_table, t * self.full_flops), 0.0, 1.0)
+        return ops.clip(rate_for_flops(self.flops_table, t * self.full_flops), 0.0, 1.0)
 
     def resource_loss(self, executed, rates):
         """The loss (before `loss_weight`) from per-image executed MACs `[batch]`

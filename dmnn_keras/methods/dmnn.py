@@ -26,11 +26,11 @@ class DMNN(GatingMethod):
                 block_kwargs["filters"], block_kwargs["path_width"] * groups,
                 strides=block_kwargs["strides"], gate_groups=(groups, groups), tie_gates=True,
                 name=name, dtype=wiring.dtype)
-            shortcut = "bottleneck"  # every bottleneck has one (identity or projection)
+            min_active = 0  # a bottleneck always has a shortcut (identity or projection)
         else:
             block = MultiPathBlock(gated=True, name=name, dtype=wiring.dtype, **block_kwargs)
             shortcut = shortcut_kind(block.kind, x.shape[-1], block.filters, block.strides)
-        min_active = 0 if shortcut is not None else 1
+            min_active = 0 if shortcut is not None else 1
         controller = GateController(
             groups,
             use_previous_state=config.use_previous_state,

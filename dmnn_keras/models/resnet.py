@@ -136,6 +136,9 @@ class DynamicResNet(DynamicModel):
         gating_config, kwargs = GatingConfig.from_keywords(gating_config, kwargs)
         check_keyword_arguments(self, DynamicResNet, kwargs, MODEL_ARGUMENTS)
         method = check_gating(gating_config.gating, groups, "bottleneck", "DynamicResNet")
+        if split == "cross" and gating_config.gating != "dmnn":
+            raise ValueError("split='cross' ties each block's sub-blocks to DMNN gates: it needs "
+                             f"gating='dmnn'. Received: gating={gating_config.gating!r}")
         classifier_activation = check_applications_arguments(
             include_top, weights, pooling, classifier_activation)
         inputs, input_shape = model_inputs(input_tensor, input_shape)

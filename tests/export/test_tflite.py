@@ -116,6 +116,20 @@ def test_cross_split_parity_one_branch_per_set_of_sub_blocks(images, tmp_path):
     # All in the main graph: nested IFs (a set chosen gate by gate) ran several times slower.
     main = analyze(path).split("Subgraph#1 ")[0]
     assert main.count(" IF(") == 4 * 3
+    # A gate fixed (fix_constant_gates) leaves the sets that agree with it: on, {0} and {0, 1}
+    # (one IF); off, {} and {1} (one IF).
+    controller = model.controllers[0]
+    kernel, bias = controller.logits_dense.kernel.numpy(), controller.logits_dense.bias.numpy()
+    kernel[:, 0] *= 1e-6
+    bias[0] = 5.0
+    controller.logits_dense.kernel.assign(kernel)
+    controller.logits_dense.bias.assign(bias)
+    fixed = dk.fix_constant_gates(model, images)
+    assert fixed["conv2_block1"] == (1.0, None), fixed
+    check_parity(model, images, str(tmp_path / "fixed.tflite"))
+    ifs = sum(3 if values == (None, None) else 1 if None in values else 0
+              for values in fixed.values())
+    assert ifs < 4 * 3 and analyze(str(tmp_path / "fixed.tflite")).count(" IF(") == ifs
 
 
 def test_per_stage_groups_parity(images, tmp_path):

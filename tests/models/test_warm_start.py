@@ -107,6 +107,12 @@ def test_start_from_a_static_model_takes_the_cross_split():
 def test_from_static_names_the_splits_a_static_block_fits():
     with pytest.raises(ValueError, match="split must be 'partition' or 'cross'.*'preserve'"):
         dk.from_static(dk.ResNet(), groups=2, split="preserve")
+    mobilenet = dk.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3), num_classes=10)
+    with pytest.raises(ValueError, match="split='cross' is for ResNets.*DynamicMobileNetV2"):
+        dk.from_static(mobilenet, groups=2, split="cross")
+    with pytest.raises(ValueError, match="split='cross'.*needs gating='dmnn'.*gating=None"):
+        dk.DynamicResNet(gating=None, groups=2, split="cross", stack_sizes=(1, 1, 1, 1),
+                         width_multiplier=0.25, input_shape=(32, 32, 3))
 
 
 def test_mobilenet_v2_all_on_is_exactly_the_static_network():

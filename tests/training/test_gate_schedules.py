@@ -344,3 +344,14 @@ def test_rate_terms_use_the_rate_that_meets_the_flops_target():
         dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, rate_loss="image")
     with pytest.raises(ValueError, match="gate_rate_bounds"):
         dk.ResourceLoss(0.5, path_flops=[[1]], always_on_flops=0, gate_rate_bounds=(0.9, 0.1))
+
+
+def test_with_pairs_of_gates_the_rate_target_counts_a_pair_only_when_both_run():
+    # Cross-split block: 100 MACs per gate, 50 per pair (i, j), i != j; 200 always on. Independent
+    # gates at rate r run 200 + 200 r + 100 r^2 MACs: t = 400 / 500 = 0.8 needs r = sqrt(3) - 1,
+    # not the linear share (400 - 200) / 300 = 2/3.
+    layer = dk.ResourceLoss(0.8, path_flops=[[100, 100]], always_on_flops=200,
+                            pair_flops=[[[0, 1, 50], [1, 0, 50]]])
+    layer([np.zeros((2, 10), "float32"), np.ones((2, 2), "float32")])
+    assert float(layer.rate_target()) == pytest.approx(np.sqrt(3) - 1, rel=1e-5)
+    assert float(layer.rate_target()) != pytest.approx(2 / 3, rel=1e-3)
