@@ -88,16 +88,22 @@ def _masked_branch(layer, x, values):
     return _conv(y, layer.conv3, layer.bn3, None, relu=False)
 
 
-def _conv(x, conv, bn, out_channels, relu, in_channels=None):
-    """Conv + folded BN with constant weights, restricted to channel ranges."""
-    kernel, bias = folded_conv_weights(conv, bn)
+def _conv(x, conv, bn, out_channels, relu, in_channels=None, bias=True):
+    """Conv + folded BN with constant weights, restricted to channels.
+
+    `out_channels`, `in_channels`: None (all), or what numpy indexes the
+    channels with (a slice, or an array of indices); `bias=False` leaves the
+    folded bias out.
+    """
+    kernel, folded_bias = folded_conv_weights(conv, bn)
     if in_channels is not None:
-        kernel = kernel[:, :, in_channels[0]:in_channels[1], :]
+        kernel = kernel[:, :, in_channels, :]
     if out_channels is not None:
-        kernel, bias = kernel[..., out_channels[0]:out_channels[1]], bias[out_channels[0]:out_channels[1]]
+        kernel = kernel[..., out_channels]
+        folded_bias = None if folded_bias is None else folded_bias[out_channels]
     y = tf.nn.conv2d(x, tf.constant(kernel), (1,) + tuple(conv.strides) + (1,), "SAME")
-    if bias is not None:
-        y = tf.nn.bias_add(y, tf.constant(bias))
+    if bias and folded_bias is not None:
+        y = tf.nn.bias_add(y, tf.constant(folded_bias))
     return tf.nn.relu(y) if relu else y
 
 
@@ -118,11 +124,13 @@ def _dynamic_branch(layer, x, values, binary):
         )
 
     y1 = tf.concat([
-        group(x, layer.conv1, layer.bn1, s1.start + i, k1, (i * k1, (i + 1) * k1), [1, h, w, k1])
+        group(x, layer.conv1, layer.bn1, s1.start + i, k1, slice(i * k1, (i + 1) * k1),
+              [1, h, w, k1])
         for i in range(g1)
     ], axis=-1)
     y2 = [
-        group(y1, layer.conv2, layer.bn2, s2.start + j, k2, (j * k2, (j + 1) * k2), [1, oh, ow, k2])
+        group(y1, layer.conv2, layer.bn2, s2.start + j, k2, slice(j * k2, (j + 1) * k2),
+              [1, oh, ow, k2])
         for j in range(g2)
     ]
     _, shift3 = bn_scale_shift(layer.bn3)
@@ -140,7 +148,7 @@ def _dynamic_branch(layer, x, values, binary):
 
 
 def _tied_dynamic_branch(layer, x, shortcut, binary, known):
-    """The block's sum before its ReLU with tied gates (batch 1): one `tf.cond` per set of on groups.
+    """The block's sum before its ReLU with tied gates (batch 1): a `tf.cond` per set of on groups.
 
     The on groups, read as the bits of an index, choose one of `2**G - 1`
     `tf.cond`s in a row; the set S's adds `conv3_S(conv2_SS(conv1_S(x)))`
@@ -157,19 +165,15 @@ def _tied_dynamic_branch(layer, x, shortcut, binary, known):
 
     def run(on, total):
         channels = np.concatenate([np.arange(i * k, (i + 1) * k) for i in on])
-        kernel1, bias1 = folded_conv_weights(layer.conv1, layer.bn1)
-        kernel2, bias2 = folded_conv_weights(layer.conv2, layer.bn2)
-        kernel3, _ = folded_conv_weights(layer.conv3, layer.bn3)
-        y = tf.nn.conv2d(x, tf.constant(kernel1[..., channels]), 1, "SAME")
-        y = tf.nn.relu(tf.nn.bias_add(y, tf.constant(bias1[channels])))
-        strides = (1,) + tuple(layer.conv2.strides) + (1,)
-        y = tf.nn.conv2d(y, tf.constant(kernel2[:, :, channels][..., channels]), strides, "SAME")
-        y = tf.nn.relu(tf.nn.bias_add(y, tf.constant(bias2[channels])))
-        return total + tf.nn.conv2d(y, tf.constant(kernel3[:, :, channels]), 1, "SAME")
+        y = _conv(x, layer.conv1, layer.bn1, channels, relu=True)
+        y = _conv(y, layer.conv2, layer.bn2, channels, relu=True, in_channels=channels)
+        return total + _conv(y, layer.conv3, layer.bn3, None, relu=False, in_channels=channels,
+                             bias=False)  # (BN3's shift is in the running sum once)
 
     total = shortcut + tf.constant(shift3)
     patterns = [p for p in range(2 ** groups) if all(
-        value is None or (value > ON_THRESHOLD) == bool(p >> i & 1) for i, value in enumerate(known))]
+        value is None or (value > ON_THRESHOLD) == bool(p >> i & 1)
+        for i, value in enumerate(known))]
     sets = [tuple(i for i in range(groups) if p >> i & 1) for p in patterns]
     if len(sets) == 1:
         return run(sets[0], total) if sets[0] else total

@@ -132,7 +132,8 @@ class TrainingLog(keras.callbacks.CSVLogger):
         self.csv_file.close()
         with open(self.filename, newline="") as f:
             lines = list(csv.reader(f, delimiter=self.sep))
-        kept = lines[:1] + [row for row in lines[1:] if row and row[0].isdigit() and int(row[0]) < epoch]
+        kept = lines[:1] + [row for row in lines[1:]
+                            if row and row[0].isdigit() and int(row[0]) < epoch]
         if len(kept) < len(lines):
             incoming = self.filename + ".incoming"
             with open(incoming, "w", newline="") as f:
