@@ -113,7 +113,7 @@ def test_cross_split_parity_one_branch_per_set_of_sub_blocks(images, tmp_path):
     assert {tuple(g) for block in per_block.transpose(1, 0, 2) for g in block} == {
         (0, 0), (0, 1), (1, 0), (1, 1)}
     assert analyze(path).count(" IF(") == 4 * 3  # 2 sub-blocks: one IF per set (A, B, both)
-    # All in the main graph: nested IFs (a set chosen gate by gate) ran several times slower.
+    # All in the main graph: one IF per set, in a row, not nested.
     main = analyze(path).split("Subgraph#1 ")[0]
     assert main.count(" IF(") == 4 * 3
     # A gate fixed (fix_constant_gates) leaves the sets that agree with it: on, {0} and {0, 1}
