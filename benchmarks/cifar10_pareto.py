@@ -162,7 +162,7 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     partition DMNN 0.71 of its cheaper one, one BatchNorm after the summed
     sub-blocks sees every set of them, and the per-block rate term, linear in
     the MACs then, asked for a rate of 0.415 where 0.474 was needed).
-  * `dmnn_preserve_inplace_t060_s0`: dmnn_inplace_t060 with the DMNN paper's
+  * `dmnn_preserve_inplace_t060_s0`, `dmnn_preserve_inplace_t060_s1`: dmnn_inplace_t060 with the DMNN paper's
     split (`split="preserve"`): 2 independent sub-blocks of width 0.625-0.75x
     the twin's bottleneck width (12, 20, 40, 80 channels), the twin's parameters
     and 1.06x its MACs with every gate on. Like the cross split, its all-on
@@ -318,6 +318,7 @@ ROWS = {
     "dmnn_d2_inplace_t060_s1": dict(INPLACE, seed=1, groups=1, **DEEP),
     "dmnn_cross_inplace_t060_s0": dict(INPLACE, seed=0, block_split="cross"),
     "dmnn_preserve_inplace_t060_s0": dict(INPLACE, seed=0, block_split="preserve"),
+    "dmnn_preserve_inplace_t060_s1": dict(INPLACE, seed=1, block_split="preserve"),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
