@@ -171,8 +171,8 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     sub-block's output does not depend on which others run. Seed 0: 79.25%;
     all on, 82.30% (above the twin trained as long): its gates, running 0.57
     of the network, cost 2.9 points. Seed 0 trained beside seed 1 for 12 of
-    its 25 epochs (its wall time is inflated); seed 1 was stopped after 9
-    epochs for the session's end, its backup kept: the same command resumes it.
+    its 25 epochs (its wall time is inflated); seed 1 is not finished, its
+    backup kept: the same command resumes it.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
