@@ -168,11 +168,11 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     bottlenecks: 16, 32, 64, 128), about the twin's parameters and 1.06x its MACs
     with every gate on. Like the cross split, its all-on network has the
     twin's capacity; unlike it, each sub-block has its own BatchNorms, so a
-    sub-block's output does not depend on which others run. Seed 0: 79.25%;
-    all on, 82.30% (above the twin trained as long): its gates, running 0.57
-    of the network, cost 2.9 points. Seed 0 trained beside seed 1 for 12 of
-    its 25 epochs (its wall time is inflated); seed 1 is not finished, its
-    backup kept: the same command resumes it.
+    sub-block's output does not depend on which others run. 79.25% and
+    76.64% (mean 77.95%); all on, 82.30% and 81.18% (level with the twin
+    trained as long): its gates, running 0.57 of the network, cost 2.9 and
+    4.7 points. Seed 0 trained beside seed 1 for 12 of its 25 epochs (its
+    wall time is inflated); seed 1 was stopped and resumed from its backup.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
