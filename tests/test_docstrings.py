@@ -23,6 +23,8 @@ from dmnn_keras.data import load_dataset
 from dmnn_keras.export import classify_image, set_execution
 from dmnn_keras.training import run_training
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 
 def public_objects():
     objects = {

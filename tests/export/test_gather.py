@@ -8,6 +8,8 @@ import dmnn_keras as dk
 from dmnn_keras.export import batched, set_execution
 from dmnn_keras.layers import MultiPathBlock
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 CASES = [
     ("bottleneck", dict(filters=64, path_width=8, strides=2)),  # projection shortcut
     ("bottleneck", dict(filters=16, path_width=8)),  # identity shortcut

@@ -14,6 +14,8 @@ from dmnn_keras.export import to_tflite
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tflite_helpers import analyze, run_tflite  # noqa: E402
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 NUM_IMAGES = 100
 
 

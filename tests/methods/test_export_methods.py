@@ -11,6 +11,8 @@ from dmnn_keras.models.aig import AIGResNet
 from dmnn_keras.models.channel_gated import ChannelGatedResNet
 from dmnn_keras.models.lcnet import LCNetResNet
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 
 def _spread_gates(model, seed):
     """Random gate-network biases so that some gates are off and some on."""

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 import dmnn_keras as dk
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 

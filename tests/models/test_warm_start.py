@@ -8,6 +8,8 @@ import dmnn_keras as dk
 from dmnn_keras.batch_norm import batch_norm_layers
 from dmnn_keras.warm_start import start_from
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 
 def _randomise_batch_norms(model, seed=0):
     rng = np.random.default_rng(seed)

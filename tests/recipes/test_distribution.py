@@ -9,6 +9,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_helpers import run  # noqa: E402
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 MIRRORED_WARM_START = """
 import json, sys
 import tensorflow as tf

@@ -11,9 +11,12 @@ import time
 import zipfile
 
 import h5py
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_helpers import REPO, TRAIN, env, run  # noqa: E402
+
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
 
 ARGS = ["--config=tiny", "--epochs=4", "--max_train_examples=512", "--batch_size=32",
         "--max_eval_examples=32", "--figures=false"]

@@ -13,8 +13,12 @@ import sys
 import time
 import zipfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_helpers import REPO, TRAIN, env  # noqa: E402
+
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
 
 TINY = ["--config=tiny", "--epochs=1", "--max_train_examples=128", "--batch_size=32",
         "--max_eval_examples=32", "--figures=false"]

@@ -10,6 +10,8 @@ import tensorflow_datasets as tfds
 
 from dmnn_keras.training import run_training
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 
 @pytest.mark.parametrize("dataset, image_size, num_categories, mixed_precision, inplace", [
     # One run also covers bfloat16 training on CPU, and in-place distillation with them.

@@ -13,6 +13,8 @@ from dmnn_keras.training.presets import PRESETS, scaled_learning_rate
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_helpers import EVALUATE, TINY, TRAIN, load_recipe, run  # noqa: E402
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 ARTEFACTS = ("model.keras", "config.json", "training_log.csv", "report.json", "logs",
              "flops_histogram.png", "execution_heatmap.png", "flops_extremes.png")
 REPORT_KEYS = ("top1_error", "params", "flops", "executed_flops_mean", "flops_ratio",

@@ -11,6 +11,8 @@ from dmnn_keras.flops_calibration import InferenceFlopsRatio
 from dmnn_keras.training import BatchNormRecalibration, FlopsTargetSchedule, GateNoiseSchedule
 from dmnn_keras.training.gate_schedules import MIN_TARGET
 
+pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
+
 
 def _data(n=16, seed=0):
     rng = np.random.default_rng(seed)
