@@ -233,6 +233,10 @@ JOINT = dict(config="cpu_scratch", epochs=25, twin_share=0.6, groups=2, block_sp
              dual_step=0.5, gate_logit_bound=4.0, rate_loss="block", uncertainty_spread=6.0,
              target_schedule_epochs=8.0, noise_off_epochs=5, target_correction_batches=10,
              calibrate_flops_batches=20)
+# The difficulty signal: a classifier head after stage 2 (the first exit's place), trained on
+# the labels; the controllers of stages 3 and 4 read its uncertainty, which also sets the
+# per-image FLOPs targets (`GatingConfig.difficulty_head`).
+DIFFICULTY_HEAD = "conv3_block1"
 # JOINT with in-place distillation (the sandwich rule, `inplace_distill_weight`): each step
 # also trains the all-on network on the labels and distils it into the gated one.
 INPLACE = dict(JOINT, inplace_distill_weight=1.0)
@@ -324,6 +328,7 @@ ROWS = {
     "dmnn_cross_inplace_t060_s0": dict(INPLACE, seed=0, block_split="cross"),
     "dmnn_preserve_inplace_t060_s0": dict(INPLACE, seed=0, block_split="preserve"),
     "dmnn_preserve_inplace_t060_s1": dict(INPLACE, seed=1, block_split="preserve"),
+    "dmnn_difficulty_joint_t060_s0": dict(JOINT, seed=0, difficulty_head=DIFFICULTY_HEAD),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
@@ -388,18 +393,21 @@ def train_row(row):
         of = twin or reference(row)
         target = exits_flops_target(share, spec["early_exits"], of) if spec.get(
             "early_exits") else flops_target_for(share, spec["groups"], of,
-                                                 spec.get("block_split", "partition"))
+                                                 spec.get("block_split", "partition"),
+                                                 spec.get("difficulty_head"))
         spec.update(flops_target=round(target, 4))
     return run_training(preset, output_dir=output_dir, **{**BASE, **spec})
 
 
-def flops_target_for(share, groups, twin_row="static_s0", split="partition"):
-    """The flops_target of the DMNN with `groups` and `split` whose executed MACs are `share` of the twin's."""
+def flops_target_for(share, groups, twin_row="static_s0", split="partition", difficulty_head=None):
+    """The flops_target of the DMNN with `groups`, `split` (and `difficulty_head`) whose executed MACs
+    are `share` of the twin's."""
     import dmnn_keras as dk
 
     model = {k: v for k, v in ROWS[twin_row].items() if k in DEEP}
     twin = dk.profile(dk.ResNet(**model))["flops"]
-    full = dk.profile(dk.DMNNResNet(groups=groups, split=split, **model))["flops"]
+    full = dk.profile(dk.DMNNResNet(groups=groups, split=split, difficulty_head=difficulty_head,
+                                    **model))["flops"]
     target = share * twin / full
     if not 0 < target <= 1:
         raise ValueError(f"share {share} of the twin is out of the DMNN's reach (target {target})")

@@ -260,13 +260,11 @@ def fix_constant_gates(model, images, batch_size=64):
     fixed = {}
     gates = predict_gates(model, images, batch_size)  # a ValueError for no images
     for (controller, block), decided in zip(model.gated_blocks, gates.values()):
-        dense = controller.logits_dense
-        kernel, bias = (np.array(keras.ops.convert_to_numpy(w)) for w in (dense.kernel, dense.bias))
+        kernel, bias = controller.logit_weights()
         for j in np.flatnonzero((decided == decided[:1]).all(axis=0)):
             kernel[:, j] = 0.0
             bias[j] = FIXED_GATE_LOGIT if decided[0, j] > ON_THRESHOLD else -FIXED_GATE_LOGIT
-        dense.kernel.assign(kernel)
-        dense.bias.assign(bias)
+        controller.set_logit_weights(kernel, bias)
         fixed[block.name] = constant_gates(kernel, bias, controller.min_active)
     return fixed
 

@@ -99,6 +99,10 @@ flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: exe
 flags.DEFINE_float("uncertainty_spread", None, "DMNN resource loss: per-image FLOPs targets "
                    "raised by this times the image's prediction entropy (normalised, minus the "
                    "batch mean), so that hard images run more sub-blocks (default: 0, none).")
+flags.DEFINE_string("difficulty_head", None, "DMNN: a block (e.g. conv3_block1) after which a "
+                    "classifier head, trained on the labels, gives the later controllers its "
+                    "uncertainty as an input and, with uncertainty_spread, the per-image FLOPs "
+                    "targets (default: none).")
 flags.DEFINE_float("gate_logit_bound", None, "In training, penalise gate logits beyond "
                    "+-this value (mean squared excess) so the gates' straight-through gradient "
                    "does not vanish (default: none).")

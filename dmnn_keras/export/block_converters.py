@@ -14,7 +14,7 @@ from dmnn_keras.export.tf_ops import dense, global_average_pool, numpy_weight, r
 from dmnn_keras.gate_decisions import ON_THRESHOLD, constant_gates, forced_pattern, hard_gates
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
-from dmnn_keras.layers.resource_loss import ResourceLoss
+from dmnn_keras.layers.resource_loss import ResourceLoss, prediction_uncertainty
 
 
 @register_converter(ResourceLoss)
@@ -30,23 +30,29 @@ def known_gates(layer):
     """
     if layer.forced_rate is not None:
         return tuple(forced_pattern(layer.forced_rate, (layer.groups,), layer.min_active))
-    dense = layer.logits_dense
-    return constant_gates(numpy_weight(dense.kernel), numpy_weight(dense.bias),
-                          layer.gate.min_active)
+    with tf.init_scope():  # read eagerly while a tf.function traces
+        kernel, bias = layer.logit_weights()
+    return constant_gates(kernel, bias, layer.gate.min_active)
 
 
-def controller_gates(layer, hidden, known):
+def controller_gates(layer, hidden, known, difficulty=None):
     """Deterministic inference gates `[batch, G]` of a GateController from its hidden state.
 
-    The gates in `known` (`known_gates`) take their value for every input; the
-    logits are computed only if some gate is decided per input.
+    `difficulty`: the difficulty head's logits `[batch, classes]` (a controller
+    with `difficulty_input`), else None. The gates in `known` (`known_gates`)
+    take their value for every input; the logits are computed only if some
+    gate is decided per input.
     """
     batch = [tf.shape(hidden)[0]]
     if all(value is not None for value in known):
         return tf.tile(tf.constant([known], tf.float32), [batch[0], 1])
     # One always-on gate is a constant: the converter then drops the `IF` and the
     # block runs as a plain graph.
-    gates = hard_gates(dense(hidden, layer.logits_dense), layer.gate.min_active)
+    logits = dense(hidden, layer.logits_dense)
+    if difficulty is not None:
+        uncertainty = tf.convert_to_tensor(prediction_uncertainty(difficulty))  # keras ops on TF
+        logits = logits + dense(uncertainty[:, None], layer.difficulty_dense)
+    gates = hard_gates(logits, layer.gate.min_active)
     if all(value is None for value in known):
         return gates
     return tf.stack([gates[:, j] if value is None else tf.fill(batch, value)
@@ -55,6 +61,8 @@ def controller_gates(layer, hidden, known):
 
 @register_converter(GateController)
 def _convert_gate_controller(layer, inputs, ctx):
+    inputs = list(inputs)
+    difficulty = inputs.pop() if layer.difficulty_input else None
     x = inputs[0]
     previous = inputs[1] if len(inputs) > 1 else None
     if not ctx.dynamic:
@@ -65,7 +73,7 @@ def _convert_gate_controller(layer, inputs, ctx):
     if layer.has_state_input and previous is not None:
         hidden = hidden + dense(previous, layer.state_dense)
     known = known_gates(layer)
-    gates = controller_gates(layer, hidden, known)
+    gates = controller_gates(layer, hidden, known, difficulty)
     ctx.set_known_gates(gates, known)  # their sub-blocks run without tf.cond (conditional_sum)
     return [gates, hidden]  # the category head (training only) is never exported
 

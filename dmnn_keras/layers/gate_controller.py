@@ -1,11 +1,13 @@
 """The DMNN gate controller: one per multi-path block."""
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from dmnn_keras.gate_decisions import forced_pattern, tile_pattern
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gumbel_gate import GumbelGate, gate_spec
+from dmnn_keras.layers.resource_loss import prediction_uncertainty
 
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")
@@ -14,6 +16,12 @@ class GateController(keras.layers.Layer):
 
     `hidden = ReLU(Dense(GAP(x))) [+ ReLU(Dense(previous_hidden))]`, then one
     logit per sub-block, turned into hard 0/1 gates by a `GumbelGate`.
+    With `difficulty_input=True` the call also takes the logits of an earlier
+    classifier head (the model's difficulty head, see `GatingConfig`) and
+    adds `u * w` to the gate logits: `u = prediction_uncertainty(head
+    logits)` `[batch]` in [0, 1] (no gradient), `w` `[groups]` learned from
+    zeros (`difficulty_dense`), so a gate can open for images the head is
+    unsure of and close for the others.
     Optionally a category head (Dense on `hidden`) predicts a coarse category
     for category supervision; it is used only by the training loss.
 
@@ -31,10 +39,13 @@ class GateController(keras.layers.Layer):
             the first `round(forced_rate * groups)` sub-blocks (halves rounded
             up, `forced_pattern`) for every sample (for benchmarks and export
             checks; see `dmnn_keras.force_gates`).
+        difficulty_input: whether the call's last input is a difficulty
+            head's logits `[batch, classes]`.
 
     Call args:
         inputs: `x` `[batch, H, W, C]`, or `[x, previous_hidden]` with
-            previous_hidden `[batch, hidden_units]`.
+            previous_hidden `[batch, hidden_units]`; with `difficulty_input`
+            `[x, difficulty_logits]` or `[x, previous_hidden, difficulty_logits]`.
 
     Returns:
         `(gates, hidden)` with gates `[batch, groups]` in {0, 1} and hidden
@@ -67,6 +78,7 @@ class GateController(keras.layers.Layer):
         min_active=0,
         forced_rate=None,
         seed=None,
+        difficulty_input=False,
         **kwargs,
     ):
         check_keyword_arguments(self, GateController, kwargs, LAYER_ARGUMENTS)
@@ -84,8 +96,12 @@ class GateController(keras.layers.Layer):
         self.initial_gate_bias = initial_gate_bias
         self.temperature = temperature
         self.min_active = min_active
+        if not isinstance(difficulty_input, bool):
+            raise ValueError("difficulty_input must be True or False. "
+                             f"Received: difficulty_input={difficulty_input!r}")
         self.forced_rate = forced_rate
         self.seed = seed
+        self.difficulty_input = difficulty_input
 
         # === Layers ===
         policy = self.dtype_policy  # sublayers compute in the controller's dtype
@@ -101,6 +117,10 @@ class GateController(keras.layers.Layer):
             name="logits_dense",
             dtype=policy,
         )
+        self.difficulty_dense = layers.Dense(
+            groups, use_bias=False, kernel_initializer="zeros", name="difficulty_dense",
+            dtype=policy,
+        ) if difficulty_input else None
         self.gate = GumbelGate(temperature, min_active=min_active, seed=seed, name="gate",
                                dtype=policy)
         self.category_dense = (
@@ -109,18 +129,24 @@ class GateController(keras.layers.Layer):
         )
 
     def _split_inputs(self, inputs):
-        if isinstance(inputs, (list, tuple)):
-            if len(inputs) == 2:
-                return inputs[0], inputs[1]
-            return inputs[0], None
-        return inputs, None
+        """`(x, previous_hidden or None, difficulty_logits or None)` from the call's inputs."""
+        if not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]
+        inputs = list(inputs)
+        difficulty = None
+        if self.difficulty_input:
+            if len(inputs) < 2:
+                raise ValueError("A GateController with difficulty_input=True takes [x, "
+                                 "difficulty_logits] or [x, previous_hidden, difficulty_logits]. "
+                                 f"Received: {len(inputs)} input(s)")
+            difficulty = inputs.pop()
+        return inputs[0], inputs[1] if len(inputs) > 1 else None, difficulty
 
     def build(self, input_shape):
         if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):
-            x_shape = input_shape[0]
-            state_shape = input_shape[1] if len(input_shape) > 1 else None
+            x_shape, state_shape, difficulty_shape = self._split_inputs(input_shape)
         else:
-            x_shape, state_shape = input_shape, None
+            x_shape, state_shape, difficulty_shape = self._split_inputs([input_shape])
         if len(x_shape) != 4:
             raise ValueError(
                 f"GateController expects a 4D feature map [batch, H, W, C]. Received shape: {x_shape}"
@@ -131,6 +157,11 @@ class GateController(keras.layers.Layer):
         if self.has_state_input:
             self.state_dense.build((x_shape[0], self.hidden_units))
         self.logits_dense.build((x_shape[0], self.hidden_units))
+        if self.difficulty_dense is not None:
+            if len(difficulty_shape) != 2:
+                raise ValueError("difficulty_logits must be [batch, classes]. Received shape: "
+                                 f"{tuple(difficulty_shape)}")
+            self.difficulty_dense.build((x_shape[0], 1))
         self.gate.build((x_shape[0], self.groups))
         if self.category_dense is not None:
             self.category_dense.build((x_shape[0], self.hidden_units))
@@ -144,10 +175,17 @@ class GateController(keras.layers.Layer):
             hidden = hidden + self.state_dense(previous_hidden)
         return hidden
 
+    def difficulty_logits_shift(self, difficulty_logits):
+        """`u * w` `[batch, groups]`: the head's uncertainty u (no gradient) times the learned w."""
+        uncertainty = prediction_uncertainty(ops.stop_gradient(difficulty_logits))
+        return self.difficulty_dense(ops.cast(uncertainty[:, None], self.compute_dtype))
+
     def call(self, inputs, training=None):
-        x, previous_hidden = self._split_inputs(inputs)
+        x, previous_hidden, difficulty = self._split_inputs(inputs)
         hidden = self.hidden_state(x, previous_hidden)
         logits = self.logits_dense(hidden)
+        if difficulty is not None:
+            logits = logits + self.difficulty_logits_shift(difficulty)
         if self.forced_rate is not None:
             gates = self.forced_gates(ops.shape(logits)[0])
         else:
@@ -155,6 +193,22 @@ class GateController(keras.layers.Layer):
         if self.category_dense is not None:
             return gates, hidden, self.category_dense(hidden)
         return gates, hidden
+
+    def logit_weights(self):
+        """`(kernel, bias)` as numpy: `[hidden_units, groups]` (one more row, the difficulty
+        weights, with `difficulty_input`) and `[groups]`; a zero column makes a gate constant."""
+        kernel = keras.ops.convert_to_numpy(self.logits_dense.kernel)
+        if self.difficulty_dense is not None:
+            kernel = np.concatenate(
+                [kernel, keras.ops.convert_to_numpy(self.difficulty_dense.kernel)], axis=0)
+        return np.array(kernel), np.array(keras.ops.convert_to_numpy(self.logits_dense.bias))
+
+    def set_logit_weights(self, kernel, bias):
+        """Sets the weights `logit_weights` returns."""
+        self.logits_dense.kernel.assign(kernel[:self.hidden_units])
+        self.logits_dense.bias.assign(bias)
+        if self.difficulty_dense is not None:
+            self.difficulty_dense.kernel.assign(kernel[self.hidden_units:])
 
     def forced_gates(self, batch_size):
         """Gates `[batch, groups]`, the first round(forced_rate * groups) on (`forced_pattern`)."""
@@ -164,6 +218,8 @@ class GateController(keras.layers.Layer):
     def compute_flops(self):
         """Multiply-accumulates per sample (the category head is training-only)."""
         flops = self.input_channels * self.hidden_units + self.hidden_units * self.groups
+        if self.difficulty_input:
+            flops += self.groups
         if self.has_state_input:
             flops += self.hidden_units * self.hidden_units
         return flops
@@ -196,5 +252,6 @@ class GateController(keras.layers.Layer):
             min_active=self.min_active,
             forced_rate=self.forced_rate,
             seed=self.seed,
+            difficulty_input=self.difficulty_input,
         )
         return config

@@ -73,7 +73,10 @@ class ResourceLoss(keras.layers.Layer):
     `u_i = entropy(softmax(logits_i)) / log(classes)` (in [0, 1], no
     gradient), so images the network is unsure of get more sub-blocks and
     confident ones fewer, with the batch mean still at t. `min_ratio` is the
-    always-on share. The first input must then be the logits.
+    always-on share. The first input must then be the logits; with
+    `uncertainty_from_input=True` the second input is, instead, the logits
+    whose uncertainty `u_i` is read (a difficulty head's, which the
+    controllers also read: see `GatingConfig.difficulty_head`).
 
     Args:
         flops_target: float in (0, 1].
@@ -89,6 +92,8 @@ class ResourceLoss(keras.layers.Layer):
             "bounded" (per block, and every gate's rate inside `gate_rate_bounds`).
         gate_rate_bounds: `(low, high)`, 0 <= low < high <= 1, for "bounded".
         uncertainty_spread: float >= 0, `s` of the per-image targets (0: none).
+        uncertainty_from_input: whether the call's second input holds the
+            logits of the per-image targets (needs `uncertainty_spread > 0`).
 
     Subclasses change only the loss (`resource_loss`): they share the FLOPs
     accounting, the metrics and the place on the main path.
@@ -98,7 +103,9 @@ class ResourceLoss(keras.layers.Layer):
     weights `target` and `multiplier` are float32.
 
     Call args:
-        inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`.
+        inputs: `[outputs, gates_1, ..., gates_L]`, gates_l `[batch, groups_l]`;
+            `[outputs, uncertainty_logits, gates_1, ...]` with
+            `uncertainty_from_input`.
 
     Returns:
         `outputs`, unchanged.
@@ -118,7 +125,8 @@ class ResourceLoss(keras.layers.Layer):
 
     def __init__(self, flops_target, path_flops, always_on_flops, loss_weight=1.0,
                  pair_flops=None, dual_step=0.0, rate_loss="block",
-                 gate_rate_bounds=GATE_RATE_BOUNDS, uncertainty_spread=0.0, **kwargs):
+                 gate_rate_bounds=GATE_RATE_BOUNDS, uncertainty_spread=0.0,
+                 uncertainty_from_input=False, **kwargs):
         check_keyword_arguments(self, ResourceLoss, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         check_flops_target(flops_target)
@@ -143,6 +151,12 @@ class ResourceLoss(keras.layers.Layer):
             raise ValueError("uncertainty_spread must be a number >= 0. Received: "
                              f"uncertainty_spread={uncertainty_spread!r}")
         self.uncertainty_spread = float(uncertainty_spread)
+        if uncertainty_from_input not in (True, False) or (
+                uncertainty_from_input and not self.uncertainty_spread):
+            raise ValueError("uncertainty_from_input must be True (with uncertainty_spread > 0) "
+                             f"or False. Received: uncertainty_from_input={uncertainty_from_input!r}"
+                             f" with uncertainty_spread={uncertainty_spread!r}")
+        self.uncertainty_from_input = bool(uncertainty_from_input)
         self.flops_target = float(flops_target)
         self.path_flops = [[float(f) for f in block] for block in path_flops]
         self.always_on_flops = float(always_on_flops)
@@ -169,10 +183,11 @@ class ResourceLoss(keras.layers.Layer):
         self.suspended = False
 
     def build(self, input_shape):
-        if self.uncertainty_spread and len(input_shape[0]) != 2:
+        position = 1 if self.uncertainty_from_input else 0
+        if self.uncertainty_spread and len(input_shape[position]) != 2:
             raise ValueError(
-                "uncertainty_spread > 0 needs the logits [batch, classes] as the first input. "
-                f"Received: a first input of shape {tuple(input_shape[0])}"
+                f"uncertainty_spread > 0 needs logits [batch, classes] as input {position}. "
+                f"Received: an input {position} of shape {tuple(input_shape[position])}"
             )
         self.target = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.flops_target),
@@ -226,6 +241,7 @@ class ResourceLoss(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         outputs, gates_list = inputs[0], list(inputs[1:])
+        uncertainty_logits = gates_list.pop(0) if self.uncertainty_from_input else outputs
         if not gates_list or self.suspended:
             return outputs
         executed = self.executed_flops(gates_list)
@@ -238,7 +254,7 @@ class ResourceLoss(keras.layers.Layer):
         if self.rate_loss == "bounded":
             loss = loss + self.loss_weight * self.bounds_loss(gate_rates)
         if self.uncertainty_spread:
-            loss = loss + self.loss_weight * self.image_targets_loss(executed, outputs)
+            loss = loss + self.loss_weight * self.image_targets_loss(executed, uncertainty_logits)
         if self.dual_step:
             violation = ratio - ops.convert_to_tensor(self.target)
             loss = loss + ops.stop_gradient(ops.convert_to_tensor(self.multiplier)) * violation
@@ -260,6 +276,7 @@ class ResourceLoss(keras.layers.Layer):
             pair_flops=self.pair_flops, dual_step=self.dual_step, rate_loss=self.rate_loss,
             gate_rate_bounds=list(self.gate_rate_bounds),
             uncertainty_spread=self.uncertainty_spread,
+            uncertainty_from_input=self.uncertainty_from_input,
         )
         return config
 

@@ -47,6 +47,9 @@ _ALLOWED = {
     "dependent": (_boolean, "True or False"),
     "stochastic_inference": (_boolean, "True or False"),
     "one_sided": (_boolean, "True or False"),
+    "difficulty_head": (lambda v: v is None or (isinstance(v, str) and bool(v)),
+                        "None or the name of a block, e.g. 'conv3_block1'"),
+    "difficulty_loss_weight": (lambda v: _number(v) and v >= 0, "a number >= 0"),
 }
 
 
@@ -99,6 +102,16 @@ class GatingConfig:
         stochastic_inference: "aig"/"channel"/"lcnet": keep the Gumbel noise
             in inference (the original ConvNet-AIG); default deterministic.
         one_sided: "channel": penalise only a batch activation above target.
+        difficulty_head: None, or the block after which a classifier head
+            (an early exit's: average pool to 2x2, Dense; always run) gives
+            the DMNN controllers of every later gated block a difficulty
+            signal: its softmax uncertainty is an input of their gate logits
+            (`GateController(difficulty_input=True)`) and, with
+            `uncertainty_spread > 0`, the uncertainty that raises the
+            per-image FLOPs targets (in place of the final logits'). DMNN
+            with the top (`include_top=True`) only.
+        difficulty_loss_weight: weight of the difficulty head's
+            cross-entropy on the labels (added in `fit`), >= 0.
 
     Returns:
         A frozen dataclass; `get_config()` gives its fields as a dict and
@@ -130,6 +143,8 @@ class GatingConfig:
     dependent: bool = True
     stochastic_inference: bool = False
     one_sided: bool = False
+    difficulty_head: Optional[str] = None
+    difficulty_loss_weight: float = 1.0
 
     def __post_init__(self):
         get_method(self.gating)

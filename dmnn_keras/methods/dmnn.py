@@ -31,14 +31,18 @@ class DMNN(GatingMethod):
             block = MultiPathBlock(gated=True, name=name, dtype=wiring.dtype, **block_kwargs)
             shortcut = shortcut_kind(block.kind, x.shape[-1], block.filters, block.strides)
             min_active = 0 if shortcut is not None else 1
+        difficulty = wiring.difficulty_logits
         controller = GateController(
             groups,
             use_previous_state=config.use_previous_state,
             num_categories=config.num_categories,
             min_active=min_active,
+            difficulty_input=difficulty is not None,
             **wiring.controller_kwargs(name, wiring.forced_rate(groups, min_active)),
         )
-        outputs = controller(x if wiring.hidden is None else [x, wiring.hidden])
+        inputs = [x] + ([] if wiring.hidden is None else [wiring.hidden]) + (
+            [] if difficulty is None else [difficulty])
+        outputs = controller(inputs[0] if len(inputs) == 1 else inputs)
         gates, wiring.hidden = outputs[0], outputs[1]
         if config.num_categories:
             wiring.category_logits.append(outputs[2])

@@ -270,6 +270,15 @@ class InPlaceDistillation(Distillation):
         return ops.cast(outputs["logits"] if isinstance(outputs, dict) else outputs, "float32")
 
 
+def weighted_cross_entropy(labels, logits, sample_weight=None):
+    """Sparse cross-entropy of `logits` `[batch, classes]`, weighted as the compiled loss: sum / batch."""
+    values = keras.losses.sparse_categorical_crossentropy(
+        labels, ops.cast(logits, "float32"), from_logits=True)
+    if sample_weight is not None:
+        values = values * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+    return ops.mean(values)
+
+
 class DynamicModel(keras.Model):
     """Base class of every dmnn_keras model (a functional `keras.Model`).
 
@@ -279,7 +288,10 @@ class DynamicModel(keras.Model):
     `call` returns that dict and `compute_loss` adds the weighted
     cross-entropy of every controller's category head. In inference (`training`
     False or None) `call` returns only the logits, so `predict`, `evaluate` and
-    export never see the category heads.
+    export never see the category heads. A difficulty head
+    (`GatingConfig.difficulty_head`) adds the entry `"difficulty"`, whose
+    cross-entropy on the labels `compute_loss` adds with
+    `difficulty_loss_weight`.
 
     Labels for category supervision: `y = {"label": [batch], "category":
     [batch]}` or `y = (label, category)`.
@@ -289,6 +301,8 @@ class DynamicModel(keras.Model):
             in [0, 255]; see `DynamicResNet` for what is checked where).
         outputs: logits `[batch, num_classes]`, or the dict above.
         category_loss_weights: one weight per category head (empty: none).
+        difficulty_loss_weight: float >= 0, the weight of the difficulty
+            head's loss (0 without one).
         dtype: None, or the dtype policy the subclass built every layer with
             (a name such as "mixed_bfloat16", or a `keras.DTypePolicy`); it
             becomes the model's `dtype_policy` and is kept in `get_config`.
@@ -308,10 +322,12 @@ class DynamicModel(keras.Model):
     ```
     """
 
-    def __init__(self, inputs, outputs, category_loss_weights=(), dtype=None, **kwargs):
+    def __init__(self, inputs, outputs, category_loss_weights=(), difficulty_loss_weight=0.0,
+                 dtype=None, **kwargs):
         check_keyword_arguments(self, DynamicModel, kwargs, MODEL_ARGUMENTS)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.category_loss_weights = tuple(float(w) for w in category_loss_weights)
+        self.difficulty_loss_weight = float(difficulty_loss_weight)
         self.distillation = None
         policy = model_dtype_policy(dtype)
         self._dtype_config = None if policy is None else keras.dtype_policies.serialize(policy)
@@ -429,13 +445,18 @@ class DynamicModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         labels, categories = self._split_labels(y)
-        category_logits = []
+        category_logits, difficulty_logits = [], None
         if isinstance(y_pred, dict):
             category_logits = [y_pred[f"category_{i}"] for i in range(len(self.category_loss_weights))]
+            difficulty_logits = y_pred.get("difficulty")
             y_pred = y_pred["logits"]
         loss = super().compute_loss(
             x=x, y=labels, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
+        if difficulty_logits is not None and self.difficulty_loss_weight:
+            head_loss = self.difficulty_loss_weight * weighted_cross_entropy(
+                labels, difficulty_logits, sample_weight)
+            loss = loss + ops.cast(scale_additional_loss(self, head_loss), loss.dtype)
         if categories is not None and category_logits:
             category_loss = 0.0
             for weight, logits in zip(self.category_loss_weights, category_logits):
@@ -450,10 +471,8 @@ class DynamicModel(keras.Model):
                 return loss
             # After the task loss: the full pass clears the losses the gated pass added.
             full = self.distillation.full_logits(x)
-            full_loss = keras.losses.sparse_categorical_crossentropy(labels, full, from_logits=True)
-            if sample_weight is not None:  # weighted as the compiled loss: sum / batch size
-                full_loss = full_loss * ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-            extra = ops.mean(full_loss) + self.distillation.weight * self.distillation.loss_from(
+            extra = weighted_cross_entropy(labels, full, sample_weight) + \
+                self.distillation.weight * self.distillation.loss_from(
                 ops.stop_gradient(full), y_pred)
             loss = loss + ops.cast(scale_additional_loss(self, extra), loss.dtype)
         elif self.distillation is not None and self.distillation.weight:

@@ -76,16 +76,19 @@ def _exit_features(backbone, exits):
     return names, tensors
 
 
-def exit_head(features, name, num_classes, grid, dtype=None):
-    """Average-pools `features` `[batch, H, W, C]` to `grid x grid`, then a Dense: logits `[batch, classes]`."""
+def exit_head(features, name, num_classes, grid, dtype=None, suffix=EXIT_SUFFIX):
+    """Average-pools `features` `[batch, H, W, C]` to `grid x grid`, then a Dense: logits `[batch, classes]`.
+
+    Its layers are `{name}{suffix}_pool`, `{name}{suffix}_flatten` and `{name}{suffix}`.
+    """
     height, width = int(features.shape[1]), int(features.shape[2])
     if height % grid or width % grid:
         raise ValueError(f"grid must divide the exit's feature map. Received: grid={grid} for "
                          f"{name!r} of {height}x{width}")
-    x = layers.AveragePooling2D((height // grid, width // grid), name=f"{name}{EXIT_SUFFIX}_pool",
+    x = layers.AveragePooling2D((height // grid, width // grid), name=f"{name}{suffix}_pool",
                                 dtype=dtype)(features)
-    x = layers.Flatten(name=f"{name}{EXIT_SUFFIX}_flatten", dtype=dtype)(x)
-    return layers.Dense(num_classes, name=f"{name}{EXIT_SUFFIX}", dtype=dtype)(x)
+    x = layers.Flatten(name=f"{name}{suffix}_flatten", dtype=dtype)(x)
+    return layers.Dense(num_classes, name=f"{name}{suffix}", dtype=dtype)(x)
 
 
 @keras.saving.register_keras_serializable(package="dmnn_keras")

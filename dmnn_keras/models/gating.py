@@ -46,6 +46,8 @@ def check_groups(groups):
 
 
 FIRST_OF_STAGE = "first_of_stage"
+DIFFICULTY_SUFFIX = "_difficulty"  # the difficulty head's layers: `{block}_difficulty[_pool, ...]`
+DIFFICULTY_OUTPUT = "difficulty"  # its logits' key in the training outputs
 
 
 def is_ungated(ungated_blocks, name, first_of_stage):
@@ -104,6 +106,8 @@ class GateWiring:
         gates: the gates `[batch, n]` of every gated block so far.
         hidden: the previous DMNN controller's state, or None.
         category_logits, category_stages: the category heads and their stages.
+        difficulty_logits: the difficulty head's logits `[batch, classes]`
+            once its block is built (`config.difficulty_head`), else None.
     """
 
     def __init__(self, method, config, dtype=None):
@@ -115,6 +119,13 @@ class GateWiring:
         self.gates = []
         self.category_logits = []
         self.category_stages = []
+        self.difficulty_logits = None
+        self.gates_before_difficulty = 0
+        if config.difficulty_head is not None and (method is None or not method.multi_path):
+            raise ValueError(
+                "difficulty_head feeds DMNN gate controllers: it needs gating='dmnn'. "
+                f"Received: difficulty_head={config.difficulty_head!r} with "
+                f"gating={config.gating!r}")
 
     def block(self, x, stage, name, gate=True, **block_kwargs):
         """Applies block `name` (a `MultiPathBlock` or the method's block) and its controller `name_gate`.
@@ -125,6 +136,39 @@ class GateWiring:
         if self.method is None or not gate:
             return MultiPathBlock(gated=False, name=name, dtype=self.dtype, **block_kwargs)(x)
         return self.method.block(self, x, stage, name, **block_kwargs)
+
+    def after_block(self, x, name, num_classes):
+        """Attaches the difficulty head to block output `x` `[batch, H, W, C]` if `name` is its block.
+
+        `num_classes`: the classes of the model's top (None without the top:
+        the head is then refused). Returns `x`.
+        """
+        if name != self.config.difficulty_head:
+            return x
+        if num_classes is None:
+            raise ValueError(
+                "difficulty_head is a classifier of the model's classes: it needs "
+                f"include_top=True. Received: difficulty_head={name!r} with include_top=False")
+        from dmnn_keras.models.early_exit import exit_head
+
+        grid = 2 if int(x.shape[1]) % 2 == 0 and int(x.shape[2]) % 2 == 0 else 1
+        self.difficulty_logits = exit_head(x, name, num_classes, grid, self.dtype,
+                                           suffix=DIFFICULTY_SUFFIX)
+        self.gates_before_difficulty = len(self.gates)
+        return x
+
+    def check_difficulty_head(self, block_names):
+        """Raises ValueError unless the difficulty head (if any) sits before a gated block."""
+        name = self.config.difficulty_head
+        if name is None:
+            return
+        if name not in block_names:
+            raise ValueError(f"difficulty_head names a block the model does not have: {name!r}. "
+                             f"Allowed: {list(block_names)}")
+        if len(self.gates) == self.gates_before_difficulty:
+            raise ValueError(
+                f"difficulty_head must come before a gated block (its controllers read it). "
+                f"Received: difficulty_head={name!r}, after which no block is gated")
 
     def controller_seed(self):
         """Seed of the next controller: None, or the model's seed + the number of gated blocks so far."""
@@ -177,20 +221,33 @@ class GateWiring:
             )
             if any("pairs" in b for b in table["blocks"]):
                 kwargs["pair_flops"] = [b.get("pairs", []) for b in table["blocks"]]
+            uncertainty = [] if self.difficulty_logits is None or not spread else [
+                self.difficulty_logits]
+            if uncertainty:
+                kwargs["uncertainty_from_input"] = True
             loss_layer = self.method.loss_layer(self.config, **kwargs)
             if spread and getattr(loss_layer, "uncertainty_spread", 0.0) != spread:
                 raise ValueError(
                     f"uncertainty_spread applies to the gatings whose loss is a ResourceLoss "
                     f"(dmnn, lcnet). Received: uncertainty_spread={spread!r} with "
                     f"gating={self.config.gating!r}")
-            outputs = loss_layer([outputs] + self.gates)
-        if self.category_logits:
+            outputs = loss_layer([outputs] + uncertainty + self.gates)
+        if self.category_logits or self.difficulty_logits is not None:
             named = {"logits": outputs}
             for i, logits in enumerate(self.category_logits):
                 named[f"category_{i}"] = logits
+            if self.difficulty_logits is not None:
+                named[DIFFICULTY_OUTPUT] = self.difficulty_logits
             return named
         return outputs
 
     def category_loss_weights(self, first_weight, growth=10.0):
         """Weight of each controller's category loss: first_weight * growth**stage."""
         return [first_weight * growth**stage for stage in self.category_stages]
+
+    def loss_weights(self):
+        """`DynamicModel`'s weights of the heads' losses: each category head's and the difficulty head's."""
+        return dict(
+            category_loss_weights=self.category_loss_weights(self.config.category_loss_weight),
+            difficulty_loss_weight=(0.0 if self.difficulty_logits is None
+                                    else self.config.difficulty_loss_weight))

@@ -146,8 +146,10 @@ class DynamicMobileNetV2(DynamicModel):
                     kind="inverted_residual", filters=filters, groups=g,
                     path_width=expanded // g, strides=s if i == 0 else 1, expand=t != 1,
                 )
+                x = wiring.after_block(x, names[-1], num_classes if include_top else None)
                 block_id += 1
         check_ungated(ungated_blocks, names)
+        wiring.check_difficulty_head(names)
         last_filters = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
         x = layers.Conv2D(last_filters, 1, use_bias=False, kernel_initializer="he_normal",
                           name="head_conv", dtype=policy)(x)
@@ -159,8 +161,7 @@ class DynamicMobileNetV2(DynamicModel):
         super().__init__(
             inputs=inputs,
             outputs=outputs,
-            category_loss_weights=wiring.category_loss_weights(
-                gating_config.category_loss_weight),
+            **wiring.loss_weights(),
             dtype=policy,
             **kwargs,
         )

@@ -196,15 +196,16 @@ class DynamicResNet(DynamicModel):
                     strides=strides, **({"cross": True} if split == "cross" and gate and g > 1
                                         else {}),
                 )
+                x = wiring.after_block(x, names[-1], num_classes if include_top else None)
         check_ungated(ungated_blocks, names)
+        wiring.check_difficulty_head(names)
         x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
         outputs = wiring.outputs(
             inputs, x, logits=include_top and classifier_activation is None)
         super().__init__(
             inputs=inputs,
             outputs=outputs,
-            category_loss_weights=wiring.category_loss_weights(
-                gating_config.category_loss_weight),
+            **wiring.loss_weights(),
             dtype=policy,
             **kwargs,
         )

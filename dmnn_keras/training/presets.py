@@ -77,7 +77,7 @@ BASE_BATCH_SIZE = 256
 DEFAULT_PRESET = "cpu"
 PEER_TIMEOUT = 300.0  # seconds a multi-worker run waits for another worker (--peer_timeout)
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
-GATE_FIELDS = ("forced_gate_rate", "uncertainty_spread", "gate_logit_bound",
+GATE_FIELDS = ("forced_gate_rate", "uncertainty_spread", "difficulty_head", "gate_logit_bound",
                "target_schedule_epochs", "target_correction_batches", "correction_shifts_gates",
                "noise_off_epochs", "start_temperature", "end_temperature", "recalibrate_batches",
                "calibrate_flops_batches", "fix_constant_gates")
@@ -133,6 +133,8 @@ class TrainConfig:
     rate_loss: Optional[str] = None  # "block" / "gate" / "bounded" (DMNN; None: the builder's)
     # Per-image FLOPs targets raised by the image's own uncertainty (DMNN; None: the builder's, 0).
     uncertainty_spread: Optional[float] = None
+    # A classifier head after this block whose uncertainty the later controllers read (DMNN).
+    difficulty_head: Optional[str] = None
     gate_logit_bound: Optional[float] = None  # training penalty on |gate logits| above it
     # Train with this share of sub-blocks on for every image (1.0: the all-on network, the
     # pre-training of a partition DMNN before it learns its gates from init_from).
@@ -360,6 +362,11 @@ def check_dynamic_recipe(config, entry):
         if not dmnn:
             _fail("uncertainty_spread", config.uncertainty_spread,
                   f"None for model={config.model!r} (the DMNN resource loss only)")
+    if config.difficulty_head is not None:
+        GatingConfig(difficulty_head=config.difficulty_head)
+        if not dmnn:
+            _fail("difficulty_head", config.difficulty_head,
+                  f"None for model={config.model!r} (DMNN gate controllers only)")
     for name in ("gate_logit_bound", "start_temperature", "end_temperature"):
         value = getattr(config, name)
         if value is not None and not value > 0:

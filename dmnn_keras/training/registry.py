@@ -40,9 +40,9 @@ def static_twin_name(name):
 
 
 def resource_loss_kwargs(config, dmnn=True):
-    """The resource-loss arguments a config sets (None fields keep the builder's defaults)."""
+    """The resource-loss and gate-signal arguments a config sets (None keeps the builder's defaults)."""
     names = ("resource_loss_weight", "dual_step") + (
-        ("rate_loss", "uncertainty_spread") if dmnn else ())
+        ("rate_loss", "uncertainty_spread", "difficulty_head") if dmnn else ())
     return {name: getattr(config, name) for name in names if getattr(config, name) is not None}
 
 
