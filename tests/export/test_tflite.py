@@ -149,6 +149,31 @@ def test_per_stage_groups_parity(images, tmp_path):
     assert analyze(path).count(" IF(") == gates.shape[1] - sum(always_on)
 
 
+def test_difficulty_head_parity_and_fixed_gates(images, tmp_path):
+    """Gates that follow the difficulty head's uncertainty decide alike in TFLite; fixing a
+    constant one zeroes its difficulty weight too."""
+    keras.utils.set_random_seed(0)
+    model = scale_logits(dk.DMNNResNet(groups=2, split="partition", seed=0,
+                                       difficulty_head="conv3_block1"), 0.3)
+    probe = keras.Model(model.input, model.get_layer("conv3_block1_difficulty").output)
+    uncertainty = np.asarray(dk.layers.resource_loss.prediction_uncertainty(
+        probe.predict(images, verbose=0)))
+    middle = float(np.median(uncertainty))
+    assert uncertainty.min() < middle < uncertainty.max()
+    for controller in model.controllers[2:]:  # conv4 and conv5: gate 0 on iff u > the median
+        controller.logits_dense.kernel.assign(np.zeros_like(controller.logits_dense.kernel))
+        controller.logits_dense.bias.assign(np.array([-40.0 * middle, 1.0], "float32"))
+        controller.difficulty_dense.kernel.assign(np.array([[40.0, 0.0]], "float32"))
+    gates, _ = check_parity(model, images, str(tmp_path / "difficulty.tflite"))
+    np.testing.assert_array_equal(gates[:, 4], uncertainty > middle)
+    fixed = dk.fix_constant_gates(model, images)
+    assert fixed["conv4_block1"] == (None, 1.0)
+    kernel, _ = model.controllers[2].logit_weights()
+    assert (kernel[:, 1] == 0).all() and kernel[-1, 0] == 40.0
+    gates, _ = check_parity(model, images, str(tmp_path / "fixed.tflite"))
+    np.testing.assert_array_equal(gates[:, 4], uncertainty > middle)
+
+
 def test_fixed_constant_gates_become_graph_constants(resnet, images, tmp_path):
     """fix_constant_gates keeps the outputs on its images; each fixed gate loses its IF."""
     model = type(resnet).from_config(resnet.get_config())

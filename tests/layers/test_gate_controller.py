@@ -47,3 +47,38 @@ def test_bad_arguments(kwargs, name):
 def test_rejects_non_image_input():
     with pytest.raises(ValueError, match="4D"):
         GateController(2)(np.zeros((2, 8), "float32"))
+
+
+def test_difficulty_input_opens_gates_for_uncertain_images():
+    controller = GateController(2, hidden_units=4, difficulty_input=True, seed=0)
+    x = np.random.rand(2, 4, 4, 8).astype("float32")
+    head = np.array([[30.0] + [0.0] * 9, [0.0] * 10], "float32")  # confident, then uniform
+    controller([x, head])
+    # Gate logits = hidden part (0) + bias + u * w: u = 0 for the confident image, 1 for the other.
+    controller.logits_dense.kernel.assign(np.zeros((4, 2), "float32"))
+    controller.logits_dense.bias.assign(np.array([-4.0, 4.0], "float32"))
+    controller.difficulty_dense.kernel.assign(np.array([[8.0, -8.0]], "float32"))
+    gates, hidden = controller([x, head])
+    np.testing.assert_array_equal(gates.numpy(), [[0, 1], [1, 0]])
+    assert hidden.shape == (2, 4)
+    # With a previous state, the difficulty logits come last.
+    state = GateController(2, hidden_units=4, difficulty_input=True)
+    assert state([x, hidden, head])[0].shape == (2, 2) and state.has_state_input
+    # One more multiply-accumulate per gate; the weights of a constant gate are all zero.
+    assert controller.compute_flops() == 8 * 4 + 4 * 2 + 2
+    kernel, bias = controller.logit_weights()
+    assert kernel.shape == (5, 2) and kernel[4].tolist() == [8.0, -8.0]
+    controller.set_logit_weights(np.zeros((5, 2), "float32"), np.array([1.0, -1.0], "float32"))
+    np.testing.assert_array_equal(controller([x, head])[0].numpy(), [[1, 0], [1, 0]])
+    clone = GateController.from_config(controller.get_config())
+    assert clone.difficulty_input and clone.get_config() == controller.get_config()
+
+
+def test_difficulty_input_errors():
+    with pytest.raises(ValueError, match="difficulty_input must be True or False"):
+        GateController(2, difficulty_input="yes")
+    with pytest.raises(ValueError, match=r"difficulty_logits\] or \[x, previous_hidden"):
+        GateController(2, difficulty_input=True)(np.zeros((2, 4, 4, 8), "float32"))
+    with pytest.raises(ValueError, match=r"difficulty_logits must be \[batch, classes\]"):
+        GateController(2, difficulty_input=True)(
+            [np.zeros((2, 4, 4, 8), "float32"), np.zeros((2, 4, 4, 8), "float32")])

@@ -196,3 +196,53 @@ def test_groups_per_stage():
     mobile = dk.DMNNMobileNetV2(alpha=0.35, groups=(1, 1, 2, 2, 4, 4, 4),
                                 input_shape=(32, 32, 3), num_classes=10)
     assert [b.groups for _, b in mobile.gated_blocks][:4] == [1, 1, 1, 2]
+
+
+def test_difficulty_head_feeds_later_controllers_and_trains_on_the_labels(tmp_path):
+    tiny = dict(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125, input_shape=(32, 32, 3),
+                num_classes=10, groups=2, split="partition", seed=0)
+    model = dk.DynamicResNet(difficulty_head="conv3_block1", uncertainty_spread=1.0,
+                             difficulty_loss_weight=0.5, **tiny)
+    assert [c.difficulty_input for c in model.controllers] == [False, False, True, True]
+    assert model.resource_loss.uncertainty_from_input
+    head = model.get_layer("conv3_block1_difficulty")
+    x, y = images(8), np.arange(8) % 10
+    outputs = model(x, training=True)
+    assert sorted(outputs) == ["difficulty", "logits"] and model(x).shape == (8, 10)
+    # compute_loss adds the head's cross-entropy on the labels, times its weight.
+    with_head = float(model.compute_loss(x, y, outputs))
+    model.difficulty_loss_weight = 0.0
+    without = float(model.compute_loss(x, y, outputs))
+    cross_entropy = float(LOSS(y, outputs["difficulty"]))
+    assert with_head - without == pytest.approx(0.5 * cross_entropy, rel=1e-5)
+    model.difficulty_loss_weight = 0.5
+    # fit trains the head; the saved model keeps it and predicts the same.
+    before = head.kernel.numpy().copy()
+    model.compile(optimizer="sgd", loss=LOSS)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert np.abs(head.kernel.numpy() - before).max() > 0
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+    assert loaded.difficulty_loss_weight == 0.5
+    # MobileNetV2 takes it too.
+    mobile = dk.DMNNMobileNetV2(input_shape=(32, 32, 3), num_classes=10, alpha=0.35,
+                                difficulty_head="block_6")
+    assert any(c.difficulty_input for c in mobile.controllers)
+    assert not mobile.get_layer("block_1_gate").difficulty_input
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(difficulty_head="conv9_block1"), "difficulty_head names a block the model does not "
+                                           "have: 'conv9_block1'"),
+    (dict(difficulty_head="conv5_block1"), "after which no block is gated"),
+    (dict(difficulty_head="conv3_block1", include_top=False), "needs include_top=True"),
+    (dict(difficulty_head="conv3_block1", gating="aig", groups=1), "needs gating='dmnn'"),
+    (dict(difficulty_head=""), "difficulty_head must be None or the name of a block"),
+    (dict(difficulty_loss_weight=-1.0), "difficulty_loss_weight must be a number >= 0"),
+])
+def test_difficulty_head_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dk.DynamicResNet(**{**dict(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125,
+                                   input_shape=(32, 32, 3), num_classes=10, groups=2), **kwargs})

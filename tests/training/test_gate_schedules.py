@@ -301,6 +301,29 @@ def test_uncertain_images_are_pulled_toward_more_macs_and_confident_ones_toward_
             [np.zeros((2, 4, 4, 8), "float32"), gates])
 
 
+def test_uncertainty_from_input_reads_the_second_input():
+    # The per-image targets of a difficulty head's logits, given as the second input, are
+    # those of the same logits given as the outputs.
+    kwargs = dict(path_flops=[[100, 100]], always_on_flops=200, uncertainty_spread=1.0)
+    logits = np.array([[50.0] + [0.0] * 9, [0.0] * 10], "float32")
+    gates = np.array([[1, 0], [1, 0]], "float32")
+    own = dk.ResourceLoss(0.75, **kwargs)
+    own([logits, gates])
+    head = dk.ResourceLoss(0.75, uncertainty_from_input=True, **kwargs)
+    outputs = np.zeros((2, 3), "float32")  # passed through, not read
+    assert np.asarray(head([outputs, logits, gates])).shape == (2, 3)
+    assert float(head.losses[-1]) == pytest.approx(float(own.losses[-1]))
+    # Read from the (uninformative) outputs instead, both images get the batch target: 0.0625 less.
+    from_outputs = dk.ResourceLoss(0.75, **kwargs)
+    from_outputs([np.zeros((2, 10), "float32"), gates])
+    assert float(head.losses[-1]) - float(from_outputs.losses[-1]) == pytest.approx(0.0625)
+    assert dk.ResourceLoss.from_config(head.get_config()).uncertainty_from_input
+    with pytest.raises(ValueError, match="uncertainty_from_input must be True .with "
+                                         "uncertainty_spread > 0."):
+        dk.ResourceLoss(0.75, path_flops=[[100, 100]], always_on_flops=200,
+                        uncertainty_from_input=True)
+
+
 def test_uncertainty_spread_needs_logits_and_the_dmnn_loss():
     tiny = dict(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125, input_shape=(32, 32, 3),
                 num_classes=10)

@@ -38,6 +38,9 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(uncertainty_spread=-0.5), "uncertainty_spread"),
     (dict(model="resnet", uncertainty_spread=1.0), "uncertainty_spread"),
     (dict(model="aig_resnet", uncertainty_spread=1.0), "uncertainty_spread"),
+    (dict(model="resnet", difficulty_head="conv3_block1"), "difficulty_head"),
+    (dict(model="aig_resnet", difficulty_head="conv3_block1"), "difficulty_head"),
+    (dict(difficulty_head=""), "difficulty_head"),
     (dict(early_exits=("conv3_block1",), calibrate_flops_batches=2), "early_exits"),  # gated
     (dict(model="resnet", early_exits="conv3_block1", calibrate_flops_batches=2), "early_exits"),
     (dict(model="resnet", early_exits=("conv3_block1",)), "calibrate_flops_batches"),
