@@ -164,14 +164,15 @@ def test_difficulty_head_parity_and_fixed_gates(images, tmp_path):
         controller.logits_dense.kernel.assign(np.zeros_like(controller.logits_dense.kernel))
         controller.logits_dense.bias.assign(np.array([-40.0 * middle, 1.0], "float32"))
         controller.difficulty_dense.kernel.assign(np.array([[40.0, 0.0]], "float32"))
-    gates, _ = check_parity(model, images, str(tmp_path / "difficulty.tflite"))
-    np.testing.assert_array_equal(gates[:, 4], uncertainty > middle)
-    fixed = dk.fix_constant_gates(model, images)
-    assert fixed["conv4_block1"] == (None, 1.0)
+    fixed = dk.fix_constant_gates(model, images)  # gate 1 of conv4 and conv5: fixed on
+    assert fixed["conv4_block1"] == (None, 1.0) and fixed["conv5_block1"] == (None, 1.0)
     kernel, _ = model.controllers[2].logit_weights()
     assert (kernel[:, 1] == 0).all() and kernel[-1, 0] == 40.0
-    gates, _ = check_parity(model, images, str(tmp_path / "fixed.tflite"))
+    path = str(tmp_path / "difficulty.tflite")
+    gates, _ = check_parity(model, images, path)
     np.testing.assert_array_equal(gates[:, 4], uncertainty > middle)
+    constants = sum(value is not None for values in fixed.values() for value in values)
+    assert analyze(path).count(" IF(") == gates.shape[1] - constants
 
 
 def test_fixed_constant_gates_become_graph_constants(resnet, images, tmp_path):
