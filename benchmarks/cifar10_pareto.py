@@ -173,6 +173,12 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     trained as long): its gates, running 0.57 of the network, cost 2.9 and
     4.7 points. Seed 0 trained beside seed 1 for 12 of its 25 epochs (its
     wall time is inflated); seed 1 was stopped and resumed from its backup.
+  * `dmnn_difficulty_joint_t060_s0`, `dmnn_difficulty_joint_t060_s1`: dmnn_joint_t060 with a difficulty signal
+    for the gates (`difficulty_head="conv3_block1"`): an exit head after
+    stage 2, trained on the labels, whose softmax uncertainty the controllers
+    of stages 3 and 4 read and which sets the per-image FLOPs targets. The
+    splits together said the gates lose because they hardly depend on the
+    image; the exits, which do, read exactly this signal.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -329,6 +335,7 @@ ROWS = {
     "dmnn_preserve_inplace_t060_s0": dict(INPLACE, seed=0, block_split="preserve"),
     "dmnn_preserve_inplace_t060_s1": dict(INPLACE, seed=1, block_split="preserve"),
     "dmnn_difficulty_joint_t060_s0": dict(JOINT, seed=0, difficulty_head=DIFFICULTY_HEAD),
+    "dmnn_difficulty_joint_t060_s1": dict(JOINT, seed=1, difficulty_head=DIFFICULTY_HEAD),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
