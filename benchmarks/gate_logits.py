@@ -21,11 +21,13 @@ def gate_logits(model, images):
     from dmnn_keras.layers import GateController
 
     controllers = [c for c, _ in model.gated_blocks if isinstance(c, GateController)]
-    hidden = [c.output[1] for c in controllers]  # hidden state; logits = logits_dense(hidden)
-    probe = keras.Model(model.input, hidden)
-    states = probe.predict(images, batch_size=256, verbose=0)
-    states = states if isinstance(states, list) else [states]
-    return {c.name: np.asarray(c.logits_dense(s)) for c, s in zip(controllers, states)}
+    # Each controller's hidden state and, with a difficulty input, the difficulty head's logits.
+    inputs = [[c.output[1]] + ([c.input[-1]] if c.difficulty_input else []) for c in controllers]
+    probe = keras.Model(model.input, [t for pair in inputs for t in pair])
+    outputs = probe.predict(images, batch_size=256, verbose=0)
+    outputs = iter(outputs if isinstance(outputs, list) else [outputs])
+    return {c.name: np.asarray(c.logits_from_hidden(*[next(outputs) for _ in pair]))
+            for c, pair in zip(controllers, inputs)}
 
 
 def main(argv=None):

@@ -175,17 +175,19 @@ class GateController(keras.layers.Layer):
             hidden = hidden + self.state_dense(previous_hidden)
         return hidden
 
-    def difficulty_logits_shift(self, difficulty_logits):
-        """`u * w` `[batch, groups]`: the head's uncertainty u (no gradient) times the learned w."""
+    def logits_from_hidden(self, hidden, difficulty_logits=None):
+        """Gate logits `[batch, groups]` from the hidden state and, with `difficulty_input`, the
+        difficulty head's logits: `logits_dense(hidden) [+ u * w]`, u its uncertainty (no gradient)."""
+        logits = self.logits_dense(hidden)
+        if self.difficulty_dense is None:
+            return logits
         uncertainty = prediction_uncertainty(ops.stop_gradient(difficulty_logits))
-        return self.difficulty_dense(ops.cast(uncertainty[:, None], self.compute_dtype))
+        return logits + self.difficulty_dense(ops.cast(uncertainty[:, None], self.compute_dtype))
 
     def call(self, inputs, training=None):
         x, previous_hidden, difficulty = self._split_inputs(inputs)
         hidden = self.hidden_state(x, previous_hidden)
-        logits = self.logits_dense(hidden)
-        if difficulty is not None:
-            logits = logits + self.difficulty_logits_shift(difficulty)
+        logits = self.logits_from_hidden(hidden, difficulty)
         if self.forced_rate is not None:
             gates = self.forced_gates(ops.shape(logits)[0])
         else:

@@ -60,6 +60,8 @@ def test_difficulty_input_opens_gates_for_uncertain_images():
     controller.difficulty_dense.kernel.assign(np.array([[8.0, -8.0]], "float32"))
     gates, hidden = controller([x, head])
     np.testing.assert_array_equal(gates.numpy(), [[0, 1], [1, 0]])
+    np.testing.assert_allclose(controller.logits_from_hidden(hidden, head).numpy(),
+                               [[-4, 4], [4, -4]], atol=1e-3)
     assert hidden.shape == (2, 4)
     # With a previous state, the difficulty logits come last.
     state = GateController(2, hidden_units=4, difficulty_input=True)
