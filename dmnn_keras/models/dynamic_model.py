@@ -270,6 +270,9 @@ class InPlaceDistillation(Distillation):
         return ops.cast(outputs["logits"] if isinstance(outputs, dict) else outputs, "float32")
 
 
+DIFFICULTY_OUTPUT = "difficulty"  # the difficulty head's logits' key in the training outputs
+
+
 def weighted_cross_entropy(labels, logits, sample_weight=None):
     """Sparse cross-entropy of `logits` `[batch, classes]`, weighted as the compiled loss: sum / batch."""
     values = keras.losses.sparse_categorical_crossentropy(
@@ -448,7 +451,7 @@ class DynamicModel(keras.Model):
         category_logits, difficulty_logits = [], None
         if isinstance(y_pred, dict):
             category_logits = [y_pred[f"category_{i}"] for i in range(len(self.category_loss_weights))]
-            difficulty_logits = y_pred.get("difficulty")
+            difficulty_logits = y_pred.get(DIFFICULTY_OUTPUT)
             y_pred = y_pred["logits"]
         loss = super().compute_loss(
             x=x, y=labels, y_pred=y_pred, sample_weight=sample_weight, training=training

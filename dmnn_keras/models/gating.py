@@ -4,6 +4,7 @@ from dmnn_keras.flops import flops_table
 from dmnn_keras.gate_decisions import carried_active
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.methods import METHODS, GatingConfig, get_method
+from dmnn_keras.models.dynamic_model import DIFFICULTY_OUTPUT
 
 # `GatingConfig`'s defaults under their former names.
 DEFAULT_RESOURCE_LOSS_WEIGHT = GatingConfig.resource_loss_weight
@@ -47,7 +48,6 @@ def check_groups(groups):
 
 FIRST_OF_STAGE = "first_of_stage"
 DIFFICULTY_SUFFIX = "_difficulty"  # the difficulty head's layers: `{block}_difficulty[_pool, ...]`
-DIFFICULTY_OUTPUT = "difficulty"  # its logits' key in the training outputs
 
 
 def is_ungated(ungated_blocks, name, first_of_stage):
