@@ -178,7 +178,9 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     stage 2, trained on the labels, whose softmax uncertainty the controllers
     of stages 3 and 4 read and which sets the per-image FLOPs targets. The
     splits together said the gates lose because they hardly depend on the
-    image; the exits, which do, read exactly this signal.
+    image; the exits, which do, read exactly this signal. 79.73% and 79.55%
+    (mean 79.64%, +0.80 over dmnn_joint_t060), per-image MACs spread 0.047
+    (0.042-0.043 without the head), 3 of 8 gates constant.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
