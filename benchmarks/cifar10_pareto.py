@@ -183,8 +183,10 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     (0.042-0.043 without the head), 3 of 8 gates constant.
     `dmnn_difficulty_inplace_t060_s0`, `dmnn_difficulty_inplace_t060_s1`: the same with
     in-place distillation (dmnn_inplace_t060 plus the head): the two best DMNN levers
-    together. Seed 0: 80.78% (+1.08 over dmnn_inplace_t060's mean, +0.26 over
-    static_w020_e25), trained in two parts (stopped at 8 epochs, resumed from its backup).
+    together. 80.78% and 80.47% (mean 80.62%: +0.93 over dmnn_inplace_t060, +0.10 over
+    static_w020_e25, -1.27 against the twin trained as long), 4 of 8 gates constant, MACs
+    spread 0.042-0.044. Seed 0 trained in two parts (stopped at 8 epochs, resumed from its
+    backup); seed 1 trained while the test suite ran beside it (its wall time is inflated).
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
