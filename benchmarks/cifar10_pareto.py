@@ -187,6 +187,8 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     static_w020_e25, -1.27 against the twin trained as long), 4 of 8 gates constant, MACs
     spread 0.042-0.044. Seed 0 trained in two parts (stopped at 8 epochs, resumed from its
     backup); seed 1 trained while the test suite ran beside it (its wall time is inflated).
+    `dmnn_early_difficulty_inplace_t060_s0`: the same with the head one stage earlier
+    (`difficulty_head="conv2_block1"`), so the controllers of 3 of the 4 gated blocks read it.
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -346,6 +348,7 @@ ROWS = {
     "dmnn_difficulty_joint_t060_s1": dict(JOINT, seed=1, difficulty_head=DIFFICULTY_HEAD),
     "dmnn_difficulty_inplace_t060_s0": dict(INPLACE, seed=0, difficulty_head=DIFFICULTY_HEAD),
     "dmnn_difficulty_inplace_t060_s1": dict(INPLACE, seed=1, difficulty_head=DIFFICULTY_HEAD),
+    "dmnn_early_difficulty_inplace_t060_s0": dict(INPLACE, seed=0, difficulty_head="conv2_block1"),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;
