@@ -740,7 +740,7 @@ def verdict(results, twins=MAIN_TWINS, kind="DMNN", measured_within=False):
                          f"latency median x static_s0: {kind} {dmnn_latency:.2f}, static "
                          f"{results[equal]['latency_ratio_median']:.2f}")
     macs = mean("macs_ratio_to_twin")
-    lines.append(f"- MACs <= 0.6x the twin: {macs:.4f}x, {'met' if macs <= 0.6 else 'missed'}")
+    lines.append(f"- MACs <= 0.6x the twin: {macs:.5f}x, {'met' if macs <= 0.6 else 'missed'}")
     lines.append(f"- learned-gate TFLite latency <= 0.8x (judged on the median: the mean of per-image "
                  f"times swings with the other jobs on the machine): median "
                  f"{mean('latency_ratio_median'):.2f}x, mean {mean('latency_ratio_mean'):.2f}x, "

@@ -35,7 +35,7 @@ def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
     assert "77.00% vs twin 79.50%: -2.500 points, missed" in lines
     assert "(static_w018, 0.52x, 15 epochs): +2.000 points, met" in lines  # nearest in MACs
     assert "static_w021" not in lines
-    assert "MACs <= 0.6x the twin: 0.5050x, met" in lines
+    assert "MACs <= 0.6x the twin: 0.50500x, met" in lines
     assert "0.600, 0.600 vs 0.594, met" in lines
     assert "constant gates < 1/4: 0.50, missed" in lines
     results["dmnn_t050_s1"]["top1"] = 0.81
@@ -63,7 +63,7 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
     assert "(static_w020, 0.62x, 15 epochs): +0.400 points, missed" in lines
     assert "(static_w020_e25, 0.62x, 25 epochs): -0.300 points, missed" in lines
     assert "static_w020_e35" not in lines  # compared at the DMNN's budget, not beyond
-    assert "MACs <= 0.6x the twin: 0.6040x, missed" in lines
+    assert "MACs <= 0.6x the twin: 0.60400x, missed" in lines
     assert "median 0.81x, mean 0.81x, missed" in lines
 
 
@@ -192,8 +192,8 @@ def test_when_the_best_aimed_at_the_budget_runs_over_it_the_best_within_it_is_ju
                        "exits_joint_t060")
     within = body.index("Targets (best early-exit network measured at <= 0.6x the MACs of "
                         "static_s0: exits_joint_t059")
-    assert aimed < within and "MACs <= 0.6x the twin: 0.6050x, missed" in body[aimed:within]
-    assert "MACs <= 0.6x the twin: 0.5950x, met" in body[within:]
+    assert aimed < within and "MACs <= 0.6x the twin: 0.60500x, missed" in body[aimed:within]
+    assert "MACs <= 0.6x the twin: 0.59500x, met" in body[within:]
     for seed in (0, 1):  # nothing within the budget: no second verdict
         results[f"exits_joint_t059_s{seed}"]["macs_ratio_to_twin"] = 0.601
     assert "measured at" not in section(results)
