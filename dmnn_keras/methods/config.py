@@ -81,7 +81,8 @@ class GatingConfig:
             the uncertainty of the image's own prediction, so that hard images
             get more sub-blocks and easy ones fewer (see `ResourceLoss`; DMNN
             and LC-Net, with the logits as output: `include_top=True`,
-            `classifier_activation=None`). 0: the batch mean only.
+            `classifier_activation=None`; or a `difficulty_head`, read in
+            their place). 0: the batch mean only.
         num_categories: 0, or the number of coarse categories predicted by
             every controller (category supervision; DMNN only).
         category_loss_weight: weight of stage 0's category losses; each later
@@ -109,7 +110,10 @@ class GatingConfig:
             (`GateController(difficulty_input=True)`) and, with
             `uncertainty_spread > 0`, the uncertainty that raises the
             per-image FLOPs targets (in place of the final logits'). DMNN
-            with the top (`include_top=True`) only.
+            only. It classifies into the model's `num_classes`; without the
+            top (`include_top=False`) it is kept for the controllers but is
+            not an output, so no labels train it (load it, e.g. `weights=`
+            a preset trained with it).
         difficulty_loss_weight: weight of the difficulty head's
             cross-entropy on the labels (added in `fit`), >= 0.
 

@@ -108,6 +108,8 @@ class GateWiring:
         category_logits, category_stages: the category heads and their stages.
         difficulty_logits: the difficulty head's logits `[batch, classes]`
             once its block is built (`config.difficulty_head`), else None.
+        difficulty_trained: whether that head is a model output trained on
+            the labels (with the top) or only feeds the controllers.
     """
 
     def __init__(self, method, config, dtype=None):
@@ -120,6 +122,7 @@ class GateWiring:
         self.category_logits = []
         self.category_stages = []
         self.difficulty_logits = None
+        self.difficulty_trained = False
         self.gates_before_difficulty = 0
         if config.difficulty_head is not None and (method is None or not method.multi_path):
             raise ValueError(
@@ -137,23 +140,22 @@ class GateWiring:
             return MultiPathBlock(gated=False, name=name, dtype=self.dtype, **block_kwargs)(x)
         return self.method.block(self, x, stage, name, **block_kwargs)
 
-    def after_block(self, x, name, num_classes):
+    def after_block(self, x, name, num_classes, trained=True):
         """Attaches the difficulty head to block output `x` `[batch, H, W, C]` if `name` is its block.
 
-        `num_classes`: the classes of the model's top (None without the top:
-        the head is then refused). Returns `x`.
+        `num_classes`: the classes of the head (the model's `num_classes`).
+        `trained`: whether the head is a model output trained on the labels
+        (with the top); without the top it only feeds the controllers, as
+        loaded (e.g. from a preset): no labels reach it. Returns `x`.
         """
         if name != self.config.difficulty_head:
             return x
-        if num_classes is None:
-            raise ValueError(
-                "difficulty_head is a classifier of the model's classes: it needs "
-                f"include_top=True. Received: difficulty_head={name!r} with include_top=False")
         from dmnn_keras.models.early_exit import exit_head
 
         grid = 2 if int(x.shape[1]) % 2 == 0 and int(x.shape[2]) % 2 == 0 else 1
         self.difficulty_logits = exit_head(x, name, num_classes, grid, self.dtype,
                                            suffix=DIFFICULTY_SUFFIX)
+        self.difficulty_trained = trained
         self.gates_before_difficulty = len(self.gates)
         return x
 
@@ -201,13 +203,14 @@ class GateWiring:
         """Adds the resource loss; returns the model outputs (a dict with category heads).
 
         `logits`: whether `outputs` are the logits (not features or
-        probabilities); `uncertainty_spread > 0` needs them.
+        probabilities); `uncertainty_spread > 0` needs them, unless a
+        difficulty head gives the uncertainty.
         """
         spread = self.config.uncertainty_spread
-        if spread and not logits:
+        if spread and not logits and self.difficulty_logits is None:
             raise ValueError(
                 "uncertainty_spread > 0 reads the model's logits: it needs include_top=True and "
-                f"classifier_activation=None. Received: uncertainty_spread={spread!r} with a "
+                "classifier_activation=None, or a difficulty_head. Received: uncertainty_spread={spread!r} with a "
                 "model that outputs features or probabilities")
         if self.gates:
             table = flops_table(inputs, outputs)
@@ -232,11 +235,11 @@ class GateWiring:
                     f"(dmnn, lcnet). Received: uncertainty_spread={spread!r} with "
                     f"gating={self.config.gating!r}")
             outputs = loss_layer([outputs] + uncertainty + self.gates)
-        if self.category_logits or self.difficulty_logits is not None:
+        if self.category_logits or self.difficulty_trained:
             named = {"logits": outputs}
             for i, logits in enumerate(self.category_logits):
                 named[f"category_{i}"] = logits
-            if self.difficulty_logits is not None:
+            if self.difficulty_trained:
                 named[DIFFICULTY_OUTPUT] = self.difficulty_logits
             return named
         return outputs
@@ -249,5 +252,5 @@ class GateWiring:
         """`DynamicModel`'s weights of the heads' losses: each category head's and the difficulty head's."""
         return dict(
             category_loss_weights=self.category_loss_weights(self.config.category_loss_weight),
-            difficulty_loss_weight=(0.0 if self.difficulty_logits is None
-                                    else self.config.difficulty_loss_weight))
+            difficulty_loss_weight=(self.config.difficulty_loss_weight
+                                    if self.difficulty_trained else 0.0))

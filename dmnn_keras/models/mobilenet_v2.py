@@ -146,7 +146,7 @@ class DynamicMobileNetV2(DynamicModel):
                     kind="inverted_residual", filters=filters, groups=g,
                     path_width=expanded // g, strides=s if i == 0 else 1, expand=t != 1,
                 )
-                x = wiring.after_block(x, names[-1], num_classes if include_top else None)
+                x = wiring.after_block(x, names[-1], num_classes, trained=include_top)
                 block_id += 1
         check_ungated(ungated_blocks, names)
         wiring.check_difficulty_head(names)

@@ -196,7 +196,7 @@ class DynamicResNet(DynamicModel):
                     strides=strides, **({"cross": True} if split == "cross" and gate and g > 1
                                         else {}),
                 )
-                x = wiring.after_block(x, names[-1], num_classes if include_top else None)
+                x = wiring.after_block(x, names[-1], num_classes, trained=include_top)
         check_ungated(ungated_blocks, names)
         wiring.check_difficulty_head(names)
         x = top_layers(x, include_top, pooling, num_classes, classifier_activation, policy)
