@@ -10,6 +10,9 @@ with the twin's), and the paired training-step time against the twin's. Each
 finished row is stored in `benchmarks/results/cifar10_pareto.json` (committed,
 so rows measured in different sessions add up) and the section of
 BENCHMARKS.md is rewritten from it (`--rewrite` only rewrites the section).
+A reference twin missing from `runs/` (a new checkout) is restored from the
+shipped preset made from it, if there is one (`static_s0`: `resnet_cifar10`),
+instead of being trained again.
 
 Model: the small CIFAR ResNet (stack (1, 1, 1, 1), width 0.25, 7.33 M MACs),
 the main job's model, trained 15 epochs on the 50,000 training images: the
@@ -379,6 +382,40 @@ def model_path(row):
     return os.path.join(RUNS, row, "model.keras")
 
 
+def restore_from_preset(row):
+    """Writes `row`'s model.keras from the shipped preset made from it, if any; returns the preset's name or None.
+
+    A preset keeps its row's architecture and weights (`benchmarks.make_presets`
+    checks the same logits and gates), so a reference twin lost with `runs/`
+    (e.g. `static_s0`, preset `resnet_cifar10`) is measured against without
+    being trained again. Only the model is written, not the run's report: a
+    row that is charged for the twin's training (a fine-tune) still needs it
+    trained here.
+    """
+    import dmnn_keras as dk
+
+    for name in dk.presets.list_presets():
+        if (dk.presets.load_metadata(name).get("training") or {}).get("row") == row:
+            model = dk.from_preset(name)
+            os.makedirs(os.path.join(RUNS, row), exist_ok=True)
+            model.save(model_path(row))
+            return name
+    return None
+
+
+def reference_flops(row):
+    """MACs per image of `row`'s reference twin: its run's report's, else (restored) its model's."""
+    report = os.path.join(RUNS, reference(row), "report.json")
+    if os.path.exists(report):
+        with open(report) as f:
+            return json.load(f)["flops"]
+    import keras
+
+    import dmnn_keras as dk
+
+    return dk.profile(keras.models.load_model(model_path(reference(row)), compile=False))["flops"]
+
+
 def twins_of(row):
     """The two seeds of the static twin `row` is measured against (its family's, FAMILY_TWINS)."""
     spec = ROWS.get(row, {})
@@ -406,8 +443,9 @@ def train_row(row):
         with open(report_path) as f:
             return json.load(f)
     if twin:
-        if not os.path.exists(model_path(twin)):
-            raise SystemExit(f"row {row} needs its twin: run --only {twin} first")
+        if not all(os.path.exists(path) for path in (model_path(twin), os.path.join(
+                RUNS, twin, "report.json"))):  # its weights, and its cost charged to the row
+            raise SystemExit(f"row {row} needs its twin trained here: run --only {twin} first")
         spec.update(init_from=model_path(twin), teacher=model_path(twin))
     if share is not None:  # of the twin's MACs (trained from the start: its family's seed 0's)
         of = twin or reference(row)
@@ -507,8 +545,7 @@ def test_images(count):
 def measure_row(row, report):
     """The row's entry of the results file."""
     dynamics = report.get("gate_dynamics") or {}
-    with open(os.path.join(RUNS, reference(row), "report.json")) as f:
-        twin_flops = json.load(f)["flops"]
+    twin_flops = reference_flops(row)
     executed = report["executed_flops_mean"]
     twin_row = ROWS[row].get("twin")
     twin_report = None
@@ -778,6 +815,11 @@ def main(argv=None):
         # Measured against these (latency_ratios, measure_row): missing, the training is wasted.
         missing = [name for name in dict.fromkeys(("static_s0", reference(row)))
                    if name != row and not os.path.exists(model_path(name))]
+        for name in list(missing):
+            preset = restore_from_preset(name)
+            if preset:
+                print(f"{model_path(name)}: restored from the shipped preset {preset}", flush=True)
+                missing.remove(name)
         if missing:
             raise SystemExit(f"row {row} is measured against {missing}, not trained here "
                              f"({RUNS}): run --only {','.join(missing + [row])}")

@@ -200,16 +200,15 @@ def test_when_the_best_aimed_at_the_budget_runs_over_it_the_best_within_it_is_ju
 
 
 def test_a_row_stops_before_training_when_its_twin_is_not_trained(tmp_path, monkeypatch):
+    """static_s0 comes back from its preset; the deeper family's twin (no preset) must be trained."""
     from benchmarks.cifar10_pareto import main
 
     monkeypatch.chdir(tmp_path)  # no runs/pareto here
-    with pytest.raises(SystemExit, match=r"measured against \['static_s0'\].*run --only "
-                                         r"static_s0,dmnn_inplace_t060_s0"):
-        main(["--only", "dmnn_inplace_t060_s0"])
-    with pytest.raises(SystemExit, match=r"\['static_s0', 'static_d2_s0'\].*run --only "
-                                         r"static_s0,static_d2_s0,dmnn_d2_joint_t060_s0"):
+    with pytest.raises(SystemExit, match=r"measured against \['static_d2_s0'\].*run --only "
+                                         r"static_d2_s0,dmnn_d2_joint_t060_s0"):
         main(["--only", "dmnn_d2_joint_t060_s0"])
-    assert not (tmp_path / "runs").exists()  # nothing started
+    assert os.listdir(tmp_path / "runs" / "pareto") == ["static_s0"]  # restored, nothing started
+    assert os.listdir(tmp_path / "runs" / "pareto" / "static_s0") == ["model.keras"]
 
 
 def test_the_twin_is_also_judged_trained_as_long_as_the_dmnn():
@@ -235,3 +234,26 @@ def test_the_twin_is_also_judged_trained_as_long_as_the_dmnn():
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+def test_a_lost_reference_twin_is_restored_from_its_preset(tmp_path, monkeypatch):
+    """static_s0's model comes back from resnet_cifar10 (same logits); a row with no preset does not."""
+    import keras
+    import numpy as np
+
+    import dmnn_keras as dk
+    from benchmarks import cifar10_pareto
+
+    monkeypatch.setattr(cifar10_pareto, "RUNS", str(tmp_path))
+    assert cifar10_pareto.restore_from_preset("static_s0") == "resnet_cifar10"
+    assert cifar10_pareto.restore_from_preset("static_s1") is None
+    assert not (tmp_path / "static_s1").exists()
+    restored = keras.models.load_model(tmp_path / "static_s0" / "model.keras")
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(restored.predict(images, verbose=0),
+                                  dk.from_preset("resnet_cifar10").predict(images, verbose=0))
+    # Measured against without its run's report: the twin's MACs come from its model.
+    assert cifar10_pareto.reference_flops("dmnn_inplace_t060_s0") == 7328768
+    # A fine-tune is charged for its twin's training: a restored twin is not enough.
+    with pytest.raises(SystemExit, match="needs its twin trained here: run --only static_s0"):
+        cifar10_pareto.train_row("dmnn_lr10_t060_s0")
