@@ -2,7 +2,8 @@
 
     python -m benchmarks.fixed_gates [--rows ROW,...]
 
-For each finished `cifar10_pareto` DMNN row (its `runs/pareto/<row>/model.keras`;
+For each finished `cifar10_pareto` DMNN row (its `runs/pareto/<row>/model.keras`,
+restored from the shipped preset made from it if missing, as `static_s0`;
 by default every DMNN row trained there): `dmnn_keras.fix_constant_gates` on
 the 2,560 un-augmented training images that `calibrate_flops` meets the target
 on (20 batches of 128), so gates that none of them switches become constants
@@ -50,12 +51,12 @@ def measure(row):
     import keras
 
     import dmnn_keras as dk
-    from benchmarks.cifar10_pareto import LATENCY_IMAGES, RUNS, model_path, reference, test_images
+    from benchmarks.cifar10_pareto import (LATENCY_IMAGES, model_path, reference,
+                                           reference_flops, test_images)
     from dmnn_keras.data import load_dataset
     from dmnn_keras.export.latency import compare_latency
 
-    with open(os.path.join(RUNS, reference(row), "report.json")) as f:
-        twin_flops = json.load(f)["flops"]
+    twin_flops = reference_flops(row)
     learned = keras.models.load_model(model_path(row), compile=False)
     fixed = keras.models.load_model(model_path(row), compile=False)
     clean = load_dataset("cifar10", "train", batch_size=BATCH_SIZE, training=False,
@@ -143,7 +144,7 @@ def main(argv=None):
     parser.add_argument("--rows", default=None,
                         help="comma-separated cifar10_pareto DMNN rows (default: every trained one)")
     args = parser.parse_args(argv)
-    from benchmarks.cifar10_pareto import model_path
+    from benchmarks.cifar10_pareto import model_path, restore_from_preset
     from benchmarks.report import save_json, write_section
 
     rows = trained_dmnn_rows() if args.rows is None else [r for r in args.rows.split(",") if r]
@@ -151,7 +152,8 @@ def main(argv=None):
     if others:
         raise SystemExit(f"--rows: {others} are not DMNN rows; allowed: cifar10_pareto rows "
                          "named dmnn_*")
-    missing = [row for row in rows + ["static_s0"] if not os.path.exists(model_path(row))]
+    missing = [row for row in rows + ["static_s0"] if not os.path.exists(model_path(row))
+               and not restore_from_preset(row)]  # a shipped preset's row needs no training
     if missing:
         raise SystemExit(f"--rows: no trained model for {missing} in runs/pareto; "
                          "run python -m benchmarks.cifar10_pareto --only ROW first")

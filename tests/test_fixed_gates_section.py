@@ -3,6 +3,8 @@
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.fixed_gates import section  # noqa: E402
 
@@ -32,3 +34,13 @@ def test_the_rows_second_measurement_is_shown_beside_the_fixing():
     del results["dmnn_x_s1"]["latency_ratio_mean_to_static_s0_again"]
     text = section(results)
     assert "| 0.80 / 0.80 | 0.70 / 0.70 | - |" in text and "measured twice" not in text
+
+
+def test_rows_without_a_model_or_a_preset_are_refused(tmp_path, monkeypatch):
+    """A shipped preset's row (static_s0, dmnn_lr10_t060_s0) is restored; another row is named."""
+    from benchmarks import cifar10_pareto, fixed_gates
+
+    monkeypatch.setattr(cifar10_pareto, "RUNS", str(tmp_path))
+    with pytest.raises(SystemExit, match=r"no trained model for \['dmnn_inplace_t060_s0'\]"):
+        fixed_gates.main(["--rows", "dmnn_lr10_t060_s0,dmnn_inplace_t060_s0"])
+    assert sorted(os.listdir(tmp_path)) == ["dmnn_lr10_t060_s0", "static_s0"]
