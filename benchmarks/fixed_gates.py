@@ -19,6 +19,7 @@ section of BENCHMARKS.md as soon as it is measured.
 """
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -53,6 +54,7 @@ def measure(row):
     import dmnn_keras as dk
     from benchmarks.cifar10_pareto import (LATENCY_IMAGES, model_path, reference,
                                            reference_flops, test_images)
+    from benchmarks.report import machine_description
     from dmnn_keras.data import load_dataset
     from dmnn_keras.export.latency import compare_latency
 
@@ -71,6 +73,8 @@ def measure(row):
     return {
         "row": row,
         "reference": reference(row),
+        "machine": machine_description(),
+        "date": datetime.date.today().isoformat(),
         "fixed_gates": sum(value is not None for value in values),
         "gates": len(values),
         "top1_before": before[0],
@@ -124,6 +128,13 @@ def section(results):
             f"{r['latency_ratio_mean_to_static_s0_after']:.2f} | "
             f"{_again(r)} |")
     lines.append("")
+    machines = {}
+    for r in results.values():
+        machines.setdefault((r.get("machine"), r.get("date")), []).append(r["row"])
+    lines.append("- Measured on (the header names the last run's machine only): " + "; ".join(
+        f"{machine}, {date}: {', '.join(rows)}" if machine else
+        f"an earlier session's machine, not recorded: {', '.join(rows)}"
+        for (machine, date), rows in machines.items()))
     for family, rows in seed_families(results).items():
         mean = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0] if key.startswith(
             ("top1", "latency")) and all(key in r for r in rows)}

@@ -36,6 +36,16 @@ def test_the_rows_second_measurement_is_shown_beside_the_fixing():
     assert "| 0.80 / 0.80 | 0.70 / 0.70 | - |" in text and "measured twice" not in text
 
 
+def test_each_rows_machine_is_named():
+    """The header names the last run's machine: the rows measured elsewhere say where."""
+    results = {"dmnn_x_s0": _row("dmnn_x_s0", 0.9, 0.8), "dmnn_y_s0": _row("dmnn_y_s0", 0.9, 0.8),
+               "dmnn_z_s0": {**_row("dmnn_z_s0", 0.9, 0.8), "machine": "AMD EPYC, 2 cores",
+                             "date": "2026-12-02"}}
+    assert ("- Measured on (the header names the last run's machine only): an earlier session's "
+            "machine, not recorded: dmnn_x_s0, dmnn_y_s0; AMD EPYC, 2 cores, 2026-12-02: "
+            "dmnn_z_s0") in section(results)
+
+
 def test_rows_without_a_model_or_a_preset_are_refused(tmp_path, monkeypatch):
     """A shipped preset's row (static_s0, dmnn_lr10_t060_s0) is restored; another row is named."""
     from benchmarks import cifar10_pareto, fixed_gates
