@@ -559,9 +559,12 @@ def measure_row(row, report):
         latency = latency_ratios(row, test_images(LATENCY_IMAGES))
         step_ratio = step_time_ratio(row) if row != reference(row) else 1.0
     spread = dynamics.get("flops_ratio_std", 0.0) * report["flops"] / twin_flops
+    from benchmarks.report import measured_where
+
     return {
         "row": row,
         "reference": reference(row),
+        **measured_where(),
         "seed": ROWS[row].get("seed", 0),
         "top1": report["top1_accuracy"],
         "macs": executed,
@@ -617,6 +620,8 @@ def fmt(value, spec, missing="-"):
 
 def section(results):
     """The markdown body of the section, from every measured row."""
+    from benchmarks.report import measured_on
+
     lines = [
         "Small CIFAR ResNet (stack (1,1,1,1), width 0.25; the twin has 7.33 M MACs), CIFAR-10 "
         "train 50,000 / test 10,000 images; the `d2` rows: stack (2,2,2,2), width 0.2 (their "
@@ -650,6 +655,7 @@ def section(results):
             f"| {r['step_time_ratio']:.2f} | {r['train_images'] / 1e6:.2f} M, "
             f"{r['train_seconds'] / 60:.0f} min{_timed(r)} |"
         )
+    lines += ["", measured_on(results)]
     for row in earlier:
         lines.append(f"\n`{row}`: an earlier variant, not rerun: {results[row].get('note', '')}.")
     for twins in FAMILY_TWINS:
@@ -803,13 +809,13 @@ def main(argv=None):
 
     import fcntl
 
-    def write(results):
+    def write(results, measured=True):
         write_section(SECTION, section(results),
                       command="TFDS_DATA_DIR=../shared/tfds python -m benchmarks.cifar10_pareto "
-                              "[--only ROW,...]")
+                              "[--only ROW,...]", measured=measured)
 
     if args.rewrite:
-        write(load_results())
+        write(load_results(), measured=False)
         return
     for row in args.only:
         # Measured against these (latency_ratios, measure_row): missing, the training is wasted.

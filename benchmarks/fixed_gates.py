@@ -1,6 +1,6 @@
 """A trained DMNN exported with its constant gates fixed: top-1, MACs and TFLite latency, before and after.
 
-    python -m benchmarks.fixed_gates [--rows ROW,...]
+    python -m benchmarks.fixed_gates [--rows ROW,...] [--rewrite]
 
 For each finished `cifar10_pareto` DMNN row (its `runs/pareto/<row>/model.keras`,
 restored from the shipped preset made from it if missing, as `static_s0`;
@@ -19,7 +19,6 @@ section of BENCHMARKS.md as soon as it is measured.
 """
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -54,7 +53,7 @@ def measure(row):
     import dmnn_keras as dk
     from benchmarks.cifar10_pareto import (LATENCY_IMAGES, model_path, reference,
                                            reference_flops, test_images)
-    from benchmarks.report import machine_description
+    from benchmarks.report import measured_where
     from dmnn_keras.data import load_dataset
     from dmnn_keras.export.latency import compare_latency
 
@@ -73,8 +72,7 @@ def measure(row):
     return {
         "row": row,
         "reference": reference(row),
-        "machine": machine_description(),
-        "date": datetime.date.today().isoformat(),
+        **measured_where(),
         "fixed_gates": sum(value is not None for value in values),
         "gates": len(values),
         "top1_before": before[0],
@@ -104,6 +102,8 @@ def seed_families(results):
 
 
 def section(results):
+    from benchmarks.report import measured_on
+
     lines = [
         f"`fix_constant_gates` on {CALIBRATION_BATCHES * BATCH_SIZE} un-augmented training images "
         "(the `calibrate_flops` images); top-1 and MACs on the 10,000 test images; TFLite batch-1 "
@@ -128,13 +128,7 @@ def section(results):
             f"{r['latency_ratio_mean_to_static_s0_after']:.2f} | "
             f"{_again(r)} |")
     lines.append("")
-    machines = {}
-    for r in results.values():
-        machines.setdefault((r.get("machine"), r.get("date")), []).append(r["row"])
-    lines.append("- Measured on (the header names the last run's machine only): " + "; ".join(
-        f"{machine}, {date}: {', '.join(rows)}" if machine else
-        f"an earlier session's machine, not recorded: {', '.join(rows)}"
-        for (machine, date), rows in machines.items()))
+    lines.append(measured_on(results))
     for family, rows in seed_families(results).items():
         mean = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0] if key.startswith(
             ("top1", "latency")) and all(key in r for r in rows)}
@@ -154,9 +148,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default=None,
                         help="comma-separated cifar10_pareto DMNN rows (default: every trained one)")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="only rewrite the section of BENCHMARKS.md from the results file")
     args = parser.parse_args(argv)
     from benchmarks.cifar10_pareto import model_path, restore_from_preset
     from benchmarks.report import save_json, write_section
+
+    def write(results, measured=True):
+        write_section(SECTION, section(results), command="TFDS_DATA_DIR=../shared/tfds python -m "
+                      "benchmarks.fixed_gates [--rows ROW,...]", measured=measured)
+
+    if args.rewrite:
+        with open(RESULTS) as f:
+            write(json.load(f), measured=False)
+        return
 
     rows = trained_dmnn_rows() if args.rows is None else [r for r in args.rows.split(",") if r]
     others = [row for row in rows if not row.startswith("dmnn")]
@@ -175,7 +180,7 @@ def main(argv=None):
     for row in rows:
         results[row] = measure(row)
         save_json(RESULTS, results)
-        write_section(SECTION, section(results))
+        write(results)
         print(section({row: results[row]}).splitlines()[-1], flush=True)
 
 

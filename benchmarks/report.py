@@ -29,11 +29,37 @@ def machine_description():
             f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
 
-def write_section(name, body, command=None):
+def measured_where():
+    """`{"machine", "date"}` of a result measured now, for `measured_on`."""
+    return {"machine": machine_description(), "date": datetime.date.today().isoformat()}
+
+
+def measured_on(results):
+    """The line naming the machine and date of each result that has them (`measured_where`).
+
+    A section's header names the last run's machine only; rows measured before
+    machines were recorded are counted as "every other row".
+    """
+    machines, unrecorded = {}, 0
+    for row, r in results.items():
+        if r.get("machine"):
+            machines.setdefault((r["machine"], r.get("date")), []).append(r.get("row", row))
+        else:
+            unrecorded += 1
+    parts = [f"{machine}, {date}: {', '.join(rows)}" for (machine, date), rows in machines.items()]
+    if unrecorded:
+        parts.append(f"{'every other row' if parts else 'every row'} ({unrecorded}): an earlier "
+                     "session's machine, not recorded")
+    return "- Measured on (the header names the last run's machine only): " + "; ".join(parts)
+
+
+def write_section(name, body, command=None, measured=True):
     """Replaces (or appends) the section `name` of BENCHMARKS.md.
 
     The section gets a heading, the command that produced it (default: this
     process's command line), the machine and the date, then `body` (markdown).
+    `measured=False` (a rewrite from stored results) names no machine: the
+    body says where each result was measured (`measured_on`).
     """
     if command is None:
         script = os.path.relpath(os.path.abspath(sys.argv[0]), os.path.dirname(BENCHMARKS_MD))
@@ -50,7 +76,8 @@ def write_section(name, body, command=None):
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
     section = (
         f"{begin}\n## {name}\n\n"
-        f"- Command: `{command}`\n- Machine: {machine_description()}\n"
+        f"- Command: `{command}`\n- Machine: "
+        f"{machine_description() if measured else 'none: rewritten from the stored results'}\n"
         f"- Date: {datetime.date.today().isoformat()} (commit {commit or 'unknown'})\n\n"
         f"{body.strip()}\n{end}"
     )

@@ -257,3 +257,15 @@ def test_a_lost_reference_twin_is_restored_from_its_preset(tmp_path, monkeypatch
     # A fine-tune is charged for its twin's training: a restored twin is not enough.
     with pytest.raises(SystemExit, match="needs its twin trained here: run --only static_s0"):
         cifar10_pareto.train_row("dmnn_lr10_t060_s0")
+
+
+def test_the_section_says_where_its_rows_were_measured():
+    results = {"static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
+               "dmnn_t050_s0": {**_row(0.78, 0.50), "row": "dmnn_t050_s0",
+                                "machine": "AMD EPYC, 2 cores", "date": "2026-12-02"}}
+    for r in results.values():
+        r.update(macs_ratio_std_to_twin=0.0, distinct_costs=None, ratio_correct_confident=None,
+                 ratio_misclassified=None, step_time_ratio=1.0, train_images=1e6,
+                 train_seconds=60.0, latency_order=ROTATED)
+    assert ("only): AMD EPYC, 2 cores, 2026-12-02: dmnn_t050_s0; every other row (2): an "
+            "earlier session's machine, not recorded") in section(results)
