@@ -210,8 +210,9 @@ class GateWiring:
         if spread and not logits and self.difficulty_logits is None:
             raise ValueError(
                 "uncertainty_spread > 0 reads the model's logits: it needs include_top=True and "
-                "classifier_activation=None, or a difficulty_head. Received: uncertainty_spread={spread!r} with a "
-                "model that outputs features or probabilities")
+                "classifier_activation=None, or a difficulty_head. Received: "
+                f"uncertainty_spread={spread!r} with a model that outputs features or "
+                "probabilities")
         if self.gates:
             table = flops_table(inputs, outputs)
             kwargs = dict(

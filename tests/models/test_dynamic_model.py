@@ -272,8 +272,9 @@ def test_headless_difficulty_head_routes_as_loaded_and_is_not_trained(tmp_path):
     (dict(difficulty_head="conv9_block1"), "difficulty_head names a block the model does not "
                                            "have: 'conv9_block1'"),
     (dict(difficulty_head="conv5_block1"), "after which no block is gated"),
-    (dict(uncertainty_spread=1.0, include_top=False), "needs include_top=True and "
-                                                     "classifier_activation=None, or a difficulty"),
+    (dict(uncertainty_spread=1.0, include_top=False),
+     "needs include_top=True and classifier_activation=None, or a difficulty_head. Received: "
+     "uncertainty_spread=1.0 with a model that outputs features"),
     (dict(difficulty_head="conv3_block1", gating="aig", groups=1), "needs gating='dmnn'"),
     (dict(difficulty_head=""), "difficulty_head must be None or the name of a block"),
     (dict(difficulty_loss_weight=-1.0), "difficulty_loss_weight must be a number >= 0"),
