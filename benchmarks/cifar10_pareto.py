@@ -403,17 +403,21 @@ def restore_from_preset(row):
     return None
 
 
-def reference_flops(row):
-    """MACs per image of `row`'s reference twin: its run's report's, else (restored) its model's."""
-    report = os.path.join(RUNS, reference(row), "report.json")
-    if os.path.exists(report):
-        with open(report) as f:
-            return json.load(f)["flops"]
-    import keras
-
+def twin_flops(twin_row):
+    """MACs per image of static row `twin_row`, from its architecture in ROWS (its run's report has the same)."""
     import dmnn_keras as dk
 
-    return dk.profile(keras.models.load_model(model_path(reference(row)), compile=False))["flops"]
+    return dk.profile(dk.ResNet(**twin_architecture(twin_row)))["flops"]
+
+
+def twin_architecture(twin_row):
+    """The ResNet arguments of static row `twin_row` (the deeper family's stack and width, or none)."""
+    return {k: v for k, v in ROWS[twin_row].items() if k in DEEP}
+
+
+def reference_flops(row):
+    """MACs per image of `row`'s reference twin (needs neither its run nor its model)."""
+    return twin_flops(reference(row))
 
 
 def twins_of(row):
@@ -462,11 +466,9 @@ def flops_target_for(share, groups, twin_row="static_s0", split="partition", dif
     are `share` of the twin's."""
     import dmnn_keras as dk
 
-    model = {k: v for k, v in ROWS[twin_row].items() if k in DEEP}
-    twin = dk.profile(dk.ResNet(**model))["flops"]
     full = dk.profile(dk.DMNNResNet(groups=groups, split=split, difficulty_head=difficulty_head,
-                                    **model))["flops"]
-    target = share * twin / full
+                                    **twin_architecture(twin_row)))["flops"]
+    target = share * twin_flops(twin_row) / full
     if not 0 < target <= 1:
         raise ValueError(f"share {share} of the twin is out of the DMNN's reach (target {target})")
     return target
@@ -476,8 +478,7 @@ def exits_flops_target(share, exits, twin_row="static_s0"):
     """The flops_target of the twin with `exits` whose executed MACs are `share` of the twin's."""
     import dmnn_keras as dk
 
-    model = {k: v for k, v in ROWS[twin_row].items() if k in DEEP}
-    twin = dk.ResNet(**model)
+    twin = dk.ResNet(**twin_architecture(twin_row))
     full = dk.profile(dk.EarlyExitModel(twin, exits=exits))["flops"]
     return share * dk.profile(twin)["flops"] / full
 
@@ -545,7 +546,7 @@ def test_images(count):
 def measure_row(row, report):
     """The row's entry of the results file."""
     dynamics = report.get("gate_dynamics") or {}
-    twin_flops = reference_flops(row)
+    twin_macs = reference_flops(row)
     executed = report["executed_flops_mean"]
     twin_row = ROWS[row].get("twin")
     twin_report = None
@@ -558,7 +559,7 @@ def measure_row(row, report):
     else:
         latency = latency_ratios(row, test_images(LATENCY_IMAGES))
         step_ratio = step_time_ratio(row) if row != reference(row) else 1.0
-    spread = dynamics.get("flops_ratio_std", 0.0) * report["flops"] / twin_flops
+    spread = dynamics.get("flops_ratio_std", 0.0) * report["flops"] / twin_macs
     from benchmarks.report import measured_where
 
     return {
@@ -568,7 +569,7 @@ def measure_row(row, report):
         "seed": ROWS[row].get("seed", 0),
         "top1": report["top1_accuracy"],
         "macs": executed,
-        "macs_ratio_to_twin": executed / twin_flops,
+        "macs_ratio_to_twin": executed / twin_macs,
         "flops_target": report["flags"].get("flops_target") if report["flags"].get(
             "model", "").startswith("dmnn") or report["flags"].get("early_exits") else None,
         "flops_ratio": report["flops_ratio"],

@@ -252,8 +252,9 @@ def test_a_lost_reference_twin_is_restored_from_its_preset(tmp_path, monkeypatch
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(restored.predict(images, verbose=0),
                                   dk.from_preset("resnet_cifar10").predict(images, verbose=0))
-    # Measured against without its run's report: the twin's MACs come from its model.
+    # Measured against without its run's report: the twin's MACs come from its architecture.
     assert cifar10_pareto.reference_flops("dmnn_inplace_t060_s0") == 7328768
+    assert cifar10_pareto.reference_flops("dmnn_d2_inplace_t060_s0") == 7256112
     # A fine-tune is charged for its twin's training: a restored twin is not enough.
     with pytest.raises(SystemExit, match="needs its twin trained here: run --only static_s0"):
         cifar10_pareto.train_row("dmnn_lr10_t060_s0")
