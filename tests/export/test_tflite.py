@@ -175,6 +175,29 @@ def test_difficulty_head_parity_and_fixed_gates(images, tmp_path):
     assert analyze(path).count(" IF(") == gates.shape[1] - constants
 
 
+def test_headless_difficulty_backbone_parity(images, tmp_path):
+    """A backbone built with include_top=False keeps its difficulty head for its controllers:
+    TFLite computes the head, and the same features `[1, C]` and gates as Keras."""
+    keras.utils.set_random_seed(0)
+    model = varied_gates(dk.DMNNResNet(groups=2, split="partition", seed=0, include_top=False,
+                                       pooling="avg", difficulty_head="conv3_block1"))
+    for controller in model.controllers[2:]:  # a trained head's weight, not the zero init
+        assert controller.difficulty_input
+        controller.difficulty_dense.kernel.assign(np.full((1, 2), 3.0, "float32"))
+    gates, features = dk.predict_gates(model, images, return_logits=True)
+    gates = np.concatenate(list(gates.values()), axis=-1)
+    info = to_tflite(model, str(tmp_path / "headless.tflite"))
+    assert info["outputs"]["logits"] == (1, int(model.output.shape[-1]))
+    out = run_tflite(info["path"], images)
+    np.testing.assert_array_equal(out["gates"], gates)
+    assert 0.0 < gates.mean() < 1.0 and len({tuple(g) for g in gates}) > 1
+    scale = np.abs(features).max()
+    assert np.abs(out["logits"] - features).max() <= 1e-5 * scale, scale
+    np.testing.assert_allclose(out["executed_flops"], dk.profile(model, images)["executed_flops"],
+                               rtol=1e-6)
+    assert analyze(info["path"]).count(" IF(") == gates.shape[1]
+
+
 def test_fixed_constant_gates_become_graph_constants(resnet, images, tmp_path):
     """fix_constant_gates keeps the outputs on its images; each fixed gate loses its IF."""
     model = type(resnet).from_config(resnet.get_config())
