@@ -3,13 +3,11 @@
 import dataclasses
 import inspect
 import json
-import os
 
 import keras
 import pytest
 
 import dmnn_keras as dk
-from dmnn_keras.presets import PRESETS_DIR
 
 TINY = dict(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125, input_shape=(32, 32, 3),
             num_classes=10)
@@ -23,10 +21,28 @@ def test_constructors_show_every_field_as_a_keyword_with_its_one_default(model_c
         assert parameters[field.name].kind is inspect.Parameter.KEYWORD_ONLY
 
 
+# A config.json saved before gating_config existed (flat keywords): the dmnn_resnet_cifar10
+# preset's as first shipped (row dmnn_lr10_t060_s0), kept here whichever preset ships.
+FLAT_CONFIG = {
+    "module": "dmnn_keras.models.resnet", "class_name": "DynamicResNet",
+    "registered_name": "dmnn_keras>DynamicResNet",
+    "config": {
+        "name": "dmnn_resnet_cifar10", "trainable": True, "dtype": None,
+        "stack_sizes": [1, 1, 1, 1], "width_multiplier": 0.25, "groups": 2,
+        "split": "partition", "ungated_blocks": [], "num_classes": 10,
+        "input_shape": [32, 32, 3], "include_top": True, "pooling": None,
+        "classifier_activation": None, "stem": "cifar", "gating": "dmnn",
+        "flops_target": 0.713, "resource_loss_weight": 2.0, "dual_step": 0.5,
+        "rate_loss": "block", "num_categories": 0, "category_loss_weight": 0.0001,
+        "use_previous_state": True, "controller_units": 32, "temperature": 1.0,
+        "forced_gate_rate": None, "seed": 0, "dependent": True,
+        "stochastic_inference": False, "one_sided": False,
+    },
+}
+
+
 def test_a_config_saved_in_the_flat_form_still_loads_and_is_written_back_unchanged():
-    # The shipped preset's config.json was saved before gating_config existed: flat keywords.
-    with open(os.path.join(PRESETS_DIR, "dmnn_resnet_cifar10", "config.json")) as f:
-        saved = json.load(f)
+    saved = json.loads(json.dumps(FLAT_CONFIG))
     model = keras.saving.deserialize_keras_object(saved)
     assert model.gating_config == dk.GatingConfig(flops_target=0.713, dual_step=0.5, seed=0)
     written = json.loads(json.dumps(model.get_config()))
