@@ -69,6 +69,29 @@ def test_round_trip_gives_the_same_outputs_and_gates(tmp_path):
         np.testing.assert_array_equal(loaded_gates[block], gates[block])
 
 
+def test_from_preset_keywords_replace_its_constructor_arguments():
+    """keras-hub's `from_preset(preset, **kwargs)`: the preset without its top is a backbone."""
+    import keras
+
+    preset = dk.from_preset("dmnn_resnet_cifar10")
+    backbone = dk.from_preset("dmnn_resnet_cifar10", include_top=False, pooling="avg")
+    assert type(backbone) is type(preset) and not backbone.get_config()["include_top"]
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    features = keras.Model(preset.input, preset.get_layer("avg_pool").output)(x)
+    np.testing.assert_allclose(np.asarray(backbone(x)), np.asarray(features), rtol=1e-5, atol=1e-5)
+    gates, expected = dk.predict_gates(backbone, x), dk.predict_gates(preset, x)
+    for name in expected:
+        np.testing.assert_array_equal(gates[name], expected[name])
+    fresh = dk.from_preset("dmnn_resnet_cifar10", load_weights=False, num_classes=3)
+    assert fresh.output.shape[-1] == 3
+    with pytest.raises(ValueError, match="does not fit this model"):  # its classifier has 10
+        dk.from_preset("dmnn_resnet_cifar10", num_classes=3)
+    with pytest.raises(ValueError, match=r"from_preset's keywords must be constructor arguments "
+                                         r"of the preset \(\[.*'include_top'.*\]\)\. "
+                                         r"Received: includ_top=False$"):
+        dk.from_preset("dmnn_resnet_cifar10", includ_top=False)
+
+
 def test_unknown_preset_names_the_shipped_ones(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown preset 'dmnn_resnet_imagenet': the shipped "
                                          r"presets are \[.*'dmnn_resnet_cifar10'"):

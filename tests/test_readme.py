@@ -94,3 +94,11 @@ def test_early_exit_snippet_runs(tmp_path, monkeypatch):
     teacher = model.distillation.teacher
     assert not (teacher.get_layer("conv1_conv").kernel.numpy()
                 == model.get_layer("conv1_conv").kernel.numpy()).all()
+
+
+def test_preset_snippet_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = run_shrunk(snippet('dk.from_preset("dmnn_resnet_cifar10")'), {})
+    model, backbone = namespace["model"], namespace["backbone"]
+    assert (tmp_path / "my_preset" / "model.weights.h5").exists()
+    assert tuple(backbone.output.shape) == (None, int(model.get_layer("avg_pool").output.shape[-1]))

@@ -66,7 +66,7 @@ def load_metadata(preset):
         return json.load(f)
 
 
-def from_preset(preset, load_weights=True):
+def from_preset(preset, load_weights=True, **kwargs):
     """The model of a preset: built from its `config.json`, with its weights.
 
     The model is built from its constructor arguments, as `keras-hub`'s
@@ -79,6 +79,10 @@ def from_preset(preset, load_weights=True):
         preset: the name of a shipped preset (`list_presets()`) or the path of
             a directory written by `save_to_preset`.
         load_weights: False builds the architecture with fresh weights.
+        **kwargs: constructor arguments that replace the preset's, as
+            keras-hub's `from_preset(preset, **kwargs)`; e.g.
+            `include_top=False, pooling="avg"`: the backbone, its gates and
+            controllers, without the classifier (weights copied by layer name).
 
     Returns:
         the model, e.g. a `DynamicResNet`.
@@ -91,14 +95,29 @@ def from_preset(preset, load_weights=True):
     images = np.random.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     model(images).shape  # (2, 10)
     dk.profile(model, images)["executed_flops"].shape  # (2,)
+    backbone = dk.from_preset("dmnn_resnet_cifar10", include_top=False, pooling="avg")
+    backbone(images).shape  # (2, 512): features, for a head of your own
     ```
     """
     import keras
 
+    from dmnn_keras.models.dynamic_model import load_builder_weights
+
     directory = preset_dir(preset)
     with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
-        model = keras.saving.deserialize_keras_object(json.load(f), safe_mode=True)
-    if load_weights:
+        config = json.load(f)
+    unknown = sorted(set(kwargs) - set(config["config"]))
+    if unknown:
+        raise ValueError(
+            "from_preset's keywords must be constructor arguments of the preset "
+            f"({sorted(config['config'])}). Received: "
+            + ", ".join(f"{key}={kwargs[key]!r}" for key in unknown)
+        )
+    config["config"].update(kwargs)
+    model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    if load_weights and kwargs:
+        load_builder_weights(model, directory)  # by layer name: the top may be left out
+    elif load_weights:
         model.load_weights(os.path.join(directory, WEIGHTS_FILE))
     return model
 
