@@ -192,6 +192,10 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     backup); seed 1 trained while the test suite ran beside it (its wall time is inflated).
     `dmnn_early_difficulty_inplace_t060_s0`: the same with the head one stage earlier
     (`difficulty_head="conv2_block1"`), so the controllers of 3 of the 4 gated blocks read it.
+    79.48% (seed 0; -1.30 against the head at conv3_block1, seed 0) at 0.60x, MACs spread
+    0.034, 4 of 8 gates constant, latency 0.84x static_s0 (this row alone measured on the
+    slower AMD machine): the earlier head reads shallower features and costs points, so
+    the head stays at conv3_block1. Trained in two parts (resumed from its backup).
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
