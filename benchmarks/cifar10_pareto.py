@@ -194,8 +194,8 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     (`difficulty_head="conv2_block1"`), so the controllers of 3 of the 4 gated blocks read it.
     79.48% (seed 0; -1.30 against the head at conv3_block1, seed 0) at 0.60x, MACs spread
     0.034, 4 of 8 gates constant, latency 0.84x static_s0 (this row alone measured on the
-    slower AMD machine): the earlier head reads shallower features and costs points, so
-    the head stays at conv3_block1. Trained in two parts (resumed from its backup).
+    slower AMD machine): one seed, below both seeds of the head at conv3_block1, so the
+    head stays there. Trained in two parts (resumed from its backup).
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -408,7 +408,7 @@ def restore_from_preset(row):
 
 
 def twin_flops(twin_row):
-    """MACs per image of static row `twin_row`, from its architecture in ROWS (its run's report has the same)."""
+    """MACs per image of static row `twin_row`, from its architecture in ROWS (as its report)."""
     import dmnn_keras as dk
 
     return dk.profile(dk.ResNet(**twin_architecture(twin_row)))["flops"]

@@ -112,8 +112,8 @@ def to_tflite(model, path, mode=None, quantization=None, representative_dataset=
     `[1, H, W, 3]` float32 raw pixels in [0, 255]): `logits` `[1, num_classes]`
     (the model's output: for a backbone built with `include_top=False`, its
     features, e.g. `[1, C]` with `pooling="avg"`), `executed_flops` `[1]`
-    (multiply-accumulates run for this image, as `dmnn_keras.profile` counts them) and, for gated models, `gates`
-    `[1, sum of groups]`.
+    (multiply-accumulates run for this image, as `dmnn_keras.profile` counts
+    them) and, for gated models, `gates` `[1, sum of groups]`.
 
     Example:
     ```python
