@@ -84,7 +84,9 @@ def test_from_preset_keywords_replace_its_constructor_arguments():
         np.testing.assert_array_equal(gates[name], expected[name])
     fresh = dk.from_preset("dmnn_resnet_cifar10", load_weights=False, num_classes=3)
     assert fresh.output.shape[-1] == 3
-    with pytest.raises(ValueError, match="does not fit this model"):  # its classifier has 10
+    with pytest.raises(ValueError, match=r"from_preset\('dmnn_resnet_cifar10', num_classes=3\) "
+                                         r"does not fit this model: the preset has no layer "
+                                         r"'predictions' .*need load_weights=False$"):
         dk.from_preset("dmnn_resnet_cifar10", num_classes=3)
     with pytest.raises(ValueError, match=r"from_preset's keywords must be constructor arguments "
                                          r"of the preset \(\[.*'include_top'.*\]\)\. "

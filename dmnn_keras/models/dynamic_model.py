@@ -146,13 +146,18 @@ def check_applications_arguments(include_top, weights, pooling, classifier_activ
     return keras.activations.serialize(activation)
 
 
-def load_builder_weights(model, weights):
+def load_builder_weights(model, weights, received=None, remedy=None):
     """Loads a builder's `weights` into `model`: a `.weights.h5`/`.keras` file, or a preset.
 
     A preset's weights are copied layer by layer (by name), so a model with
     the preset's architecture but `include_top=False` (or other `pooling`)
     takes its backbone, gates and controllers, as `keras.applications` loads
     its "notop" weights.
+
+    Args:
+        received: what the caller was given, for the error when the preset
+            does not fit (default: `weights=<weights>`, the builders').
+        remedy: what to do instead, for that error (default: the builders').
     """
     if os.path.isfile(weights):
         model.load_weights(weights)
@@ -168,10 +173,10 @@ def load_builder_weights(model, weights):
         source_layer = source_layers.get(layer.name)
         if source_layer is None or [tuple(w.shape) for w in source_layer.weights] != shapes:
             raise ValueError(
-                f"weights={weights!r} does not fit this model: the preset has no layer "
-                f"{layer.name!r} with weights of shapes {shapes}. Build the model with the "
-                "preset's architecture arguments (its config.json), with include_top=False to "
-                "leave out its classifier"
+                f"{received or f'weights={weights!r}'} does not fit this model: the preset has "
+                f"no layer {layer.name!r} with weights of shapes {shapes}. "
+                + (remedy or "Build the model with the preset's architecture arguments (its "
+                   "config.json), with include_top=False to leave out its classifier")
             )
         layer.set_weights(source_layer.get_weights())
 

@@ -116,7 +116,13 @@ def from_preset(preset, load_weights=True, **kwargs):
     config["config"].update(kwargs)
     model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     if load_weights and kwargs:
-        load_builder_weights(model, directory)  # by layer name: the top may be left out
+        load_builder_weights(  # by layer name: the top may be left out
+            model, directory,
+            received=f"from_preset({preset!r}, "
+            + ", ".join(f"{key}={value!r}" for key, value in kwargs.items()) + ")",
+            remedy="Keywords that change the shape of a layer's weights (e.g. num_classes, "
+            "groups, width_multiplier) need load_weights=False",
+        )
     elif load_weights:
         model.load_weights(os.path.join(directory, WEIGHTS_FILE))
     return model
