@@ -39,6 +39,18 @@ def trained_dmnn_rows():
     return [row for row in ROWS if row.startswith("dmnn") and os.path.exists(model_path(row))]
 
 
+def calibration_images():
+    """The images the gates are fixed on: the first 2,560 un-augmented CIFAR-10 training images.
+
+    The ones `calibrate_flops` meets the target on, as a dataset of
+    `([128, 32, 32, 3], [128])` batches.
+    """
+    from dmnn_keras.data import load_dataset
+
+    return load_dataset("cifar10", "train", batch_size=BATCH_SIZE, training=False,
+                        max_examples=CALIBRATION_BATCHES * BATCH_SIZE)
+
+
 def top1_and_macs(model, twin_flops):
     from dmnn_keras.training.evaluation import evaluate_model
 
@@ -54,15 +66,12 @@ def measure(row):
     from benchmarks.cifar10_pareto import (LATENCY_IMAGES, model_path, reference,
                                            reference_flops, test_images)
     from benchmarks.report import measured_where
-    from dmnn_keras.data import load_dataset
     from dmnn_keras.export.latency import compare_latency
 
     twin_flops = reference_flops(row)
     learned = keras.models.load_model(model_path(row), compile=False)
     fixed = keras.models.load_model(model_path(row), compile=False)
-    clean = load_dataset("cifar10", "train", batch_size=BATCH_SIZE, training=False,
-                         max_examples=CALIBRATION_BATCHES * BATCH_SIZE)
-    gates = dk.fix_constant_gates(fixed, clean)
+    gates = dk.fix_constant_gates(fixed, calibration_images())
     values = [value for block in gates.values() for value in block]
     before, after = top1_and_macs(learned, twin_flops), top1_and_macs(fixed, twin_flops)
     static = keras.models.load_model(model_path("static_s0"), compile=False)

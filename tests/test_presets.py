@@ -111,3 +111,35 @@ def test_shipped_preset_files_are_package_data():
         for file in os.listdir(os.path.join(package, "presets", name)):
             path = f"presets/{name}/{file}"
             assert any(fnmatch.fnmatch(path, p) for p in patterns), path
+
+
+def test_a_card_with_fixed_gates_gives_the_fixed_models_figures():
+    """make_presets --fix_constant_gates: the card and metadata are the fixed model's, from fixed_gates."""
+    from benchmarks.make_presets import card, fixed_metrics
+
+    result = {"top1": 0.80, "macs": 4.4e6, "macs_ratio_to_twin": 0.6, "flops_ratio": 0.71,
+              "latency_ratio_median": 0.92, "latency_ratio_mean": 0.95}
+    fixed = {"reference": "static_s0", "fixed_gates": 4, "gates": 8, "top1_before": 0.80,
+             "top1_after": 0.805, "macs_ratio_to_twin_before": 0.6,
+             "macs_ratio_to_twin_after": 0.57, "latency_ratio_median_to_static_s0_before": 0.93,
+             "latency_ratio_mean_to_static_s0_before": 0.96,
+             "latency_ratio_median_to_static_s0_after": 0.85,
+             "latency_ratio_mean_to_static_s0_after": 0.88}
+    metrics = fixed_metrics("dmnn_x_s0", result, fixed)
+    assert metrics == pytest.approx({"top1": 0.805, "macs": 4.18e6, "macs_ratio_to_twin": 0.57,
+                                     "flops_ratio": 0.6745, "latency_ratio_median": 0.85,
+                                     "latency_ratio_mean": 0.88})
+    text = card("dmnn_x_s0", result, {**metrics, "top1_first_1000": 0.81}, {}, "a command",
+                "resnet_cifar10", fixed)
+    assert "| top-1, the 10,000 CIFAR-10 test images | 80.50% |" in text
+    assert "(1 thread, learned gates, the constant ones fixed; median, mean) | 0.85x, 0.88x |" in text
+    assert ("4 of its 8 gates are constants" in text and "--rows dmnn_x_s0" in text
+            and "the row has 80.00% top-1 and TFLite latency 0.93x the twin's" in text)
+    assert "constant ones fixed" not in card("dmnn_x_s0", result, {**result, "top1_first_1000": 0.81},
+                                             {}, "a command", "resnet_cifar10")
+    with pytest.raises(SystemExit, match=r"row dmnn_x_s0 is not in benchmarks/results/fixed_gates"
+                                         r"\.json; run python -m benchmarks\.fixed_gates --rows "
+                                         r"dmnn_x_s0"):
+        fixed_metrics("dmnn_x_s0", result, None)
+    with pytest.raises(SystemExit, match="twin is 'static_d2_s0'; .* against static_s0 only"):
+        fixed_metrics("dmnn_x_s0", result, {**fixed, "reference": "static_d2_s0"})
