@@ -239,11 +239,12 @@ def quickstart():
 
         `dk.from_preset(name_or_path)` loads a trained model shipped with dmnn_keras (or a
         preset directory written by `dk.save_to_preset`), without its training state.
-        `dmnn_resnet_cifar10` is a DMNN ResNet of the same size with 2 sub-blocks per block,
-        warm-started from its static twin (the preset `resnet_cifar10`, 15 epochs) and
-        distilled from it for 10 epochs by `benchmarks/cifar10_pareto.py`; its model card
-        (the preset's `README.md`) gives the recipe and the figures measured on the 10,000
-        test images. Set `PRESET` in the parameters cell to load another one.
+        `dmnn_resnet_cifar10` is a DMNN ResNet of the same size with 2 sub-blocks per block
+        and a difficulty head, trained with its gates for 25 epochs (distilled from its own
+        network with every gate on) by `benchmarks/cifar10_pareto.py`; its gates that no
+        image switched are fixed. Its model card (the preset's `README.md`) gives the recipe
+        and the figures measured on the 10,000 test images, beside its static twin (the
+        preset `resnet_cifar10`). Set `PRESET` in the parameters cell to load another one.
         """),
         code("""
         trained = dk.from_preset(PRESET)

@@ -83,10 +83,12 @@ def test_from_preset_keywords_replace_its_constructor_arguments():
     for name in expected:
         np.testing.assert_array_equal(gates[name], expected[name])
     fresh = dk.from_preset("dmnn_resnet_cifar10", load_weights=False, num_classes=3)
-    assert fresh.output.shape[-1] == 3
+    from dmnn_keras.models.dynamic_model import logits_tensor
+
+    assert logits_tensor(fresh).shape[-1] == 3  # (a difficulty head's model: a dict output)
     with pytest.raises(ValueError, match=r"from_preset\('dmnn_resnet_cifar10', num_classes=3\) "
                                          r"does not fit this model: the preset has no layer "
-                                         r"'predictions' .*need load_weights=False$"):
+                                         r"'\w+' with weights of shapes .*need load_weights=False$"):
         dk.from_preset("dmnn_resnet_cifar10", num_classes=3)
     with pytest.raises(ValueError, match=r"from_preset's keywords must be constructor arguments "
                                          r"of the preset \(\[.*'include_top'.*\]\)\. "
@@ -143,3 +145,15 @@ def test_a_card_with_fixed_gates_gives_the_fixed_models_figures():
         fixed_metrics("dmnn_x_s0", result, None)
     with pytest.raises(SystemExit, match="twin is 'static_d2_s0'; .* against static_s0 only"):
         fixed_metrics("dmnn_x_s0", result, {**fixed, "reference": "static_d2_s0"})
+
+
+def test_the_dmnn_preset_ships_with_its_constant_gates_fixed():
+    """Its metadata's fixed gates are constants of its controllers (no IF op for them in TFLite)."""
+    from dmnn_keras.gate_decisions import constant_gates
+
+    recorded = load_metadata("dmnn_resnet_cifar10")["fixed_gates"]
+    model = dk.from_preset("dmnn_resnet_cifar10")
+    held = {block.name: list(constant_gates(*controller.logit_weights(), controller.min_active))
+            for controller, block in model.gated_blocks}
+    assert held == recorded
+    assert any(value is not None for values in held.values() for value in values)

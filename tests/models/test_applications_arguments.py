@@ -71,8 +71,8 @@ def test_weights_from_a_file(tmp_path):
 
 
 def test_weights_from_a_preset_without_its_top():
-    backbone = dk.DMNNResNet(groups=2, split="partition", include_top=False, pooling="avg",
-                             weights="dmnn_resnet_cifar10")
+    backbone = dk.DMNNResNet(groups=2, split="partition", difficulty_head="conv3_block1",
+                             include_top=False, pooling="avg", weights="dmnn_resnet_cifar10")
     preset = dk.from_preset("dmnn_resnet_cifar10")
     x = images(2)
     features = keras.Model(preset.input, preset.get_layer("avg_pool").output)(x)
