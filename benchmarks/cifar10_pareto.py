@@ -186,13 +186,14 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     (0.042-0.043 without the head), 3 of 8 gates constant.
     `dmnn_difficulty_inplace_t060_s0`, `dmnn_difficulty_inplace_t060_s1`: the same with
     in-place distillation (dmnn_inplace_t060 plus the head): the two best DMNN levers
-    together. 80.78% and 80.47% (mean 80.62%: +0.93 over dmnn_inplace_t060, +0.10 over
-    static_w020_e25, -1.27 against the twin trained as long), 4 of 8 gates constant, MACs
-    spread 0.042-0.044. Seed 0 trained in two parts (stopped at 8 epochs, resumed from its
-    backup); seed 1 trained while the test suite ran beside it (its wall time is inflated).
+    together. 80.98% and 80.47% (mean 80.73%: +1.03 over dmnn_inplace_t060, +0.21 over
+    static_w020_e25, -1.17 against the twin trained as long), 4 of 8 gates constant, MACs
+    spread 0.042-0.045. Seed 0 trained twice (its first model, 80.78%, was lost with a
+    checkout; the second, on a Xeon, is the shipped preset dmnn_resnet_cifar10); seed 1
+    trained while the test suite ran beside it (its wall time is inflated).
     `dmnn_early_difficulty_inplace_t060_s0`: the same with the head one stage earlier
     (`difficulty_head="conv2_block1"`), so the controllers of 3 of the 4 gated blocks read it.
-    79.48% (seed 0; -1.30 against the head at conv3_block1, seed 0) at 0.60x, MACs spread
+    79.48% (seed 0; -1.30 against the head at conv3_block1, seed 0 as first trained) at 0.60x, MACs spread
     0.034, 4 of 8 gates constant, latency 0.84x static_s0 (this row alone measured on the
     slower AMD machine): one seed, below both seeds of the head at conv3_block1, so the
     head stays there. Trained in two parts (resumed from its backup).
