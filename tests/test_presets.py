@@ -148,12 +148,11 @@ def test_a_card_with_fixed_gates_gives_the_fixed_models_figures():
 
 
 def test_the_dmnn_preset_ships_with_its_constant_gates_fixed():
-    """Its metadata's fixed gates are constants of its controllers (no IF op for them in TFLite)."""
-    from dmnn_keras.gate_decisions import constant_gates
+    """Its metadata's fixed gates are the ones the TFLite export knows (no IF op for them)."""
+    from dmnn_keras.export.block_converters import known_gates
 
     recorded = load_metadata("dmnn_resnet_cifar10")["fixed_gates"]
     model = dk.from_preset("dmnn_resnet_cifar10")
-    held = {block.name: list(constant_gates(*controller.logit_weights(), controller.min_active))
-            for controller, block in model.gated_blocks}
+    held = {block.name: list(known_gates(controller)) for controller, block in model.gated_blocks}
     assert held == recorded
     assert any(value is not None for values in held.values() for value in values)
