@@ -299,6 +299,7 @@ ROWS = {
     "dmnn_gaterange_t060_s0": fine_tune(0, 0.6, BOUND, rate_loss="bounded"),
     "static_w020_e25": dict(config="cpu_static", seed=0, width_multiplier=0.20, epochs=25),
     "static_w021_e25": dict(config="cpu_static", seed=0, width_multiplier=0.21, epochs=25),
+    "static_w020_e25_s1": dict(config="cpu_static", seed=1, width_multiplier=0.20, epochs=25),
     "dmnn_stage_t060_s0": fine_tune(0, 0.6, BOUND, groups=STAGE_GROUPS),
     "dmnn_scratch": dict(config="cpu_scratch", seed=0, flops_target=0.5),
     "static_d2_s0": dict(config="cpu_static", seed=0, **DEEP),
@@ -773,21 +774,26 @@ def verdict(results, twins=MAIN_TWINS, kind="DMNN", measured_within=False):
                          f"{budget} epochs, {seeds} seed(s)): {kind} {100 * best:.2f}% vs "
                          f"{100 * long_twin:.2f}%: {100 * (best - long_twin):+.3f} points, "
                          f"{'met' if best >= long_twin - 0.005 else 'missed'}")
-    statics = [r for r in results if r.startswith("static_w")]  # measured against static_s0
+    statics = {}  # measured against static_s0; a family's seeds (`static_w020_e25`, `..._s1`)
+    for r in sorted(results):
+        if r.startswith("static_w"):
+            statics.setdefault(r.rsplit("_s", 1)[0], []).append(r)
     if statics:  # the static networks nearest in MACs: 15 epochs, and the DMNN's budget in images
 
-        def share(r):  # of this family's twin
-            return results[r]["macs"] / results[twins[0]]["macs"]
-        nearest = min(statics, key=lambda r: abs(share(r) - mean("macs_ratio_to_twin")))
+        def share(family):  # of this family's twin
+            return results[statics[family][0]]["macs"] / results[twins[0]]["macs"]
+        nearest = min(statics, key=lambda f: abs(share(f) - mean("macs_ratio_to_twin")))
         dmnn_latency = mean("latency_ratio_median_to_static_s0")
-        for equal in sorted(r for r in statics if r.startswith(nearest.split("_e")[0])
-                            and results[r]["epochs"] <= budget):  # trained as long or less
-            gap = best - results[equal]["top1"]
+        for equal in sorted(f for f in statics if f.startswith(nearest.split("_e")[0])
+                            and results[statics[f][0]]["epochs"] <= budget):  # as long or less
+            seeds = statics[equal]
+            gap = best - _mean(results, seeds)[0]
             lines.append(f"- >= 1 point above the static net of equal MACs ({equal}, "
-                         f"{share(equal):.2f}x, {results[equal]['epochs']} "
-                         f"epochs): {100 * gap:+.3f} points, {'met' if gap >= 0.01 else 'missed'}; "
-                         f"latency median x static_s0: {kind} {dmnn_latency:.2f}, static "
-                         f"{results[equal]['latency_ratio_median']:.2f}")
+                         f"{share(equal):.2f}x, {results[seeds[0]]['epochs']} epochs, "
+                         f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}): {100 * gap:+.3f} "
+                         f"points, {'met' if gap >= 0.01 else 'missed'}; latency median x "
+                         f"static_s0: {kind} {dmnn_latency:.2f}, static "
+                         f"{_mean(results, seeds, 'latency_ratio_median')[0]:.2f}")
     macs = mean("macs_ratio_to_twin")
     lines.append(f"- MACs <= 0.6x the twin: {macs:.5f}x, {'met' if macs <= 0.6 else 'missed'}")
     lines.append(f"- learned-gate TFLite latency <= 0.8x (judged on the median: the mean of per-image "

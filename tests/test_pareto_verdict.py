@@ -33,7 +33,7 @@ def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
     assert family == "dmnn_t050" and rows == ["dmnn_t050_s0", "dmnn_t050_s1"]
     lines = "\n".join(verdict(results))
     assert "77.00% vs twin 79.50%: -2.500 points, missed" in lines
-    assert "(static_w018, 0.52x, 15 epochs): +2.000 points, met" in lines  # nearest in MACs
+    assert "(static_w018, 0.52x, 15 epochs, 1 seed): +2.000 points, met" in lines  # nearest in MACs
     assert "static_w021" not in lines
     assert "MACs <= 0.6x the twin: 0.50500x, met" in lines
     assert "0.600, 0.600 vs 0.594, met" in lines
@@ -41,7 +41,7 @@ def test_best_recipe_is_the_most_accurate_within_the_macs_budget():
     results["dmnn_t050_s1"]["top1"] = 0.81
     assert "+0.000 points, met" in "\n".join(verdict(results))
     results["dmnn_t050_s1"]["top1"] = 0.7399  # mean 0.995 point above static_w018: not "1.00"
-    assert "(static_w018, 0.52x, 15 epochs): +0.995 points, missed" in "\n".join(verdict(results))
+    assert "(static_w018, 0.52x, 15 epochs, 1 seed): +0.995 points, missed" in "\n".join(verdict(results))
 
 
 def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_compared():
@@ -60,11 +60,26 @@ def test_recipe_aimed_at_the_budget_counts_and_every_static_of_equal_macs_is_com
     del two_seeds["dmnn_bound_t060_s1"]
     assert best_dmnn(two_seeds)[0] == "dmnn_gaterange_t060"
     lines = "\n".join(verdict(results))
-    assert "(static_w020, 0.62x, 15 epochs): +0.400 points, missed" in lines
-    assert "(static_w020_e25, 0.62x, 25 epochs): -0.300 points, missed" in lines
+    assert "(static_w020, 0.62x, 15 epochs, 1 seed): +0.400 points, missed" in lines
+    assert "(static_w020_e25, 0.62x, 25 epochs, 1 seed): -0.300 points, missed" in lines
     assert "static_w020_e35" not in lines  # compared at the DMNN's budget, not beyond
     assert "MACs <= 0.6x the twin: 0.60400x, missed" in lines
     assert "median 0.81x, mean 0.81x, missed" in lines
+
+
+def test_the_seeds_of_a_static_net_of_equal_macs_are_averaged():
+    results = {
+        "static_s0": _row(0.80, 1.0), "static_s1": _row(0.79, 1.0),
+        "static_w020_e25": _row(0.785, 0.62, latency=0.76, epochs=25),
+        "static_w020_e25_s1": _row(0.795, 0.62, latency=0.80, epochs=25),
+        "dmnn_bound_t060_s0": _row(0.80, 0.60, epochs=10),
+    }
+    lines = verdict(results)
+    equal = [line for line in lines if "static net of equal MACs" in line]
+    # one line for the family, its mean 79.00%: 80.00 - 79.00 = +1.000, latency mean 0.78
+    assert equal == ["- >= 1 point above the static net of equal MACs (static_w020_e25, 0.62x, "
+                     "25 epochs, 2 seeds): +1.000 points, met; latency median x static_s0: "
+                     "DMNN 0.70, static 0.78"]
 
 
 def test_deeper_family_is_judged_against_its_own_twin():
@@ -82,7 +97,7 @@ def test_deeper_family_is_judged_against_its_own_twin():
     lines = "\n".join(verdict(results, DEEP_TWINS))
     assert "DMNN 81.50% vs twin 81.50%: +0.000 points, met" in lines
     # 0.62 x static_s0's MACs is 0.63 x static_d2_s0's; both latencies x static_s0
-    assert "(static_w020, 0.63x, 15 epochs): +3.700 points, met; latency median x static_s0: " \
+    assert "(static_w020, 0.63x, 15 epochs, 1 seed): +3.700 points, met; latency median x static_s0: " \
         "DMNN 0.68, static 0.77" in lines
     assert reference("dmnn_d2_block_t060_s1") == "static_d2_s0"
     assert reference("static_w020") == "static_s0"
@@ -168,7 +183,7 @@ def test_exits_trained_from_the_start_compete_in_the_twins_family():
         "exits_joint_t060", ["exits_joint_t060_s0", "exits_joint_t060_s1"])
     body = section(results)
     # judged against the static net trained its 25 epochs (no twin epochs charged)
-    assert "(static_w020_e25, 0.62x, 25 epochs): +0.750 points, missed" in body
+    assert "(static_w020_e25, 0.62x, 25 epochs, 1 seed): +0.750 points, missed" in body
     assert "measured at" not in body  # the best aimed at 0.6x ran within it
 
 
