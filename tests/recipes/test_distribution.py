@@ -71,12 +71,9 @@ def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
     import keras
 
     import dmnn_keras  # noqa: F401  (registers the layers for load_model)
-    from dmnn_keras.gate_decisions import constant_gates
+    from dmnn_keras.export.block_converters import known_gates  # what the TFLite export reads
 
     model = keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)
-    saved = {block.name: list(constant_gates(controller.logits_dense.kernel.numpy(),
-                                             controller.logits_dense.bias.numpy(),
-                                             controller.min_active))
-             for controller, block in model.gated_blocks}
+    saved = {block.name: list(known_gates(controller)) for controller, block in model.gated_blocks}
     assert report["fixed_gates"] == saved and any(
         v is not None for values in saved.values() for v in values)
