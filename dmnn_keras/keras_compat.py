@@ -10,6 +10,7 @@ the installed Keras (`missing_private_attributes`).
 """
 
 import keras
+import numpy as np
 
 CHECKED_KERAS = "3.15"  # the pin in setup.cfg: keras>=3.15,<3.16
 
@@ -73,6 +74,40 @@ def symbolic_build(model, data_batch):
     `Trainer._symbolic_build` (checked against Keras 3.15).
     """
     model._symbolic_build(data_batch=data_batch)
+
+
+def build_before_first_step(model, iterator=None, data_batch=None):
+    """Builds `model`'s metrics, losses and optimizer from shapes before a step is traced; bool.
+
+    Keras 3.15's TF trainer does it (`Trainer._maybe_symbolic_build`, then
+    `_symbolic_build`) only under a `tf.distribute` strategy. Without one
+    those variables are created while `fit` or `evaluate` traces its first
+    step, and `tf.function` traces a function that created variables a second
+    time: building first saves that second trace. Done while the compiled
+    metrics, losses or optimizer are unbuilt (not for a layer never called,
+    such as the first controller's `state_dense`). Returns False when it did
+    nothing: under a strategy (Keras' own build runs) or with no shapes to
+    build from.
+
+    Args:
+        model: a compiled Keras model whose layers are built (a functional model).
+        iterator: the epoch iterator `fit`/`evaluate` pass, or None; only the
+            `element_spec` of its dataset is read (`TFEpochIterator._distributed_dataset`,
+            checked against Keras 3.15): no iterator is made, so no shuffle
+            is drawn and no batch is taken.
+        data_batch: `(x, y, sample_weight)` of `train_on_batch`/`test_on_batch`, or None.
+    """
+    if model._distribute_strategy is not None:
+        return False
+    if all(part is None or part.built for part in (
+            model._compile_metrics, model._compile_loss, model.optimizer)):
+        return True
+    if iterator is not None:
+        data_batch = getattr(getattr(iterator, "_distributed_dataset", None), "element_spec", None)
+    if data_batch is None:
+        return False
+    model._symbolic_build(data_batch=data_batch)
+    return True
 
 
 def replace_symbolic_build(model, build):
@@ -169,7 +204,8 @@ def missing_private_attributes():
         "KerasTensor": (outputs, ["_keras_history"]),
         "Layer": (dense, ["_flatten_layers", "_inbound_nodes"]),
         "Model": (model, ["_aggregate_additional_loss", "_initial_epoch", "_symbolic_build",
-                          "_maybe_symbolic_build"]),
+                          "_maybe_symbolic_build", "_distribute_strategy",
+                          "_compile_metrics", "_compile_loss"]),
         "BackupAndRestore": (backup, ["_save_model", "_current_epoch", "_last_batch_seen",
                                       "_batches_seen_since_last_saving"]),
     }
@@ -179,6 +215,13 @@ def missing_private_attributes():
     except ImportError as error:
         return [f"module {error.name}"]
     owners["saving_lib"] = (saving_lib, ["get_attr_skipset"])
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        from keras.src.backend.tensorflow.trainer import TFEpochIterator
+
+        epochs = TFEpochIterator(distribute_strategy=tf.distribute.get_strategy(),
+                                 x=np.zeros((2, 1), "float32"), batch_size=1)
+        owners["TFEpochIterator"] = (epochs, ["_distributed_dataset"])
     owners["global_state"] = (global_state, ["get_global_attribute", "set_global_attribute"])
     missing = [f"{owner}.{name}" for owner, (instance, names) in owners.items()
                for name in names if not hasattr(instance, name)]

@@ -49,3 +49,35 @@ def test_cached_skipsets_spare_the_reference_layers_and_save_the_same_weights(tm
     assert first.keys() == cached.keys() and len(first) == 4
     for name in first:
         np.testing.assert_array_equal(first[name], cached[name])
+
+
+def _traced_steps(model):
+    """`{"train": n, "test": n}`: how often `fit` and `evaluate` trace a step of `model`."""
+    traces = {"train": 0, "test": 0}
+    for kind in traces:
+        step = getattr(model, f"{kind}_step")
+        setattr(model, f"{kind}_step", lambda data, step=step, kind=kind: (
+            traces.__setitem__(kind, traces[kind] + 1), step(data))[1])
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.arange(8) % 2
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    model.evaluate(x, y, batch_size=4, verbose=0)
+    return traces
+
+
+def test_fit_and_evaluate_trace_a_step_once_without_a_strategy():
+    from dmnn_keras import DynamicModel
+
+    def model():
+        inputs = keras.Input((3,))
+        return DynamicModel(inputs, keras.layers.Dense(2)(keras.layers.Dense(4)(inputs)))
+
+    assert _traced_steps(model()) == {"train": 1, "test": 1}
+    # Keras' own hook builds the metrics and optimizer inside the first traced step, and
+    # tf.function traces a function that created variables twice.
+    keras_build = model()
+    keras_build._maybe_symbolic_build = lambda **kwargs: keras.Model._maybe_symbolic_build(
+        keras_build, **kwargs)
+    assert _traced_steps(keras_build) == {"train": 2, "test": 1}

@@ -13,7 +13,8 @@ from dmnn_keras.flops import (  # noqa: F401
     flops_table,
 )
 from dmnn_keras.flops import executed_flops as executed_flops_tensor  # noqa: F401
-from dmnn_keras.keras_compat import producing_layer, scale_additional_loss
+from dmnn_keras.keras_compat import (
+    build_before_first_step, producing_layer, scale_additional_loss)
 from dmnn_keras.keyword_arguments import MODEL_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.gate_controller import GateController
 from dmnn_keras.layers.resource_loss import ResourceLoss
@@ -341,6 +342,15 @@ class DynamicModel(keras.Model):
         self._dtype_config = None if policy is None else keras.dtype_policies.serialize(policy)
         if policy is not None:  # as keras-hub's Backbone: the policy its layers were built with
             self.dtype_policy = policy
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' hook before the first step of `fit`, `evaluate`, `*_on_batch`: one trace, not two.
+
+        Without a strategy too, the compiled metrics, losses and optimizer are
+        built from the data's shapes first (`keras_compat.build_before_first_step`).
+        """
+        if not build_before_first_step(self, iterator, data_batch):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def distill_from(self, teacher, weight=1.0, temperature=4.0):
         """Adds knowledge distillation from `teacher` to the training loss (before `compile`/`fit`).

@@ -389,9 +389,6 @@ def _run(config, wall_start, strategy=None, twin=None):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
-        # Built here, not in the first traced step: variables created there make
-        # tf.function trace the train step twice.
-        model.optimizer.build(model.trainable_variables)
     if config.strategy == "multi_worker":
         patch_multi_worker_build(model, strategy)
     # The gate threshold is calibrated on training images without augmentation: gates decide

@@ -19,7 +19,6 @@ def toy_fit(model, epochs=8, n=64, batch_size=16, learning_rate=0.05, optimizer=
     y = (x.mean(axis=(1, 2, 3)) > 127).astype("int32")
     optimizer = optimizer or keras.optimizers.SGD(learning_rate, momentum=0.9)
     model.compile(optimizer=optimizer, loss=LOSS)
-    model.optimizer.build(model.trainable_variables)  # as run_training: one trace, not two
     history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
     return history.history, dk.profile(model, x)
 

@@ -42,7 +42,6 @@ def _train_flops_ratio(target, steps=16):
     keras.utils.set_random_seed(1)
     model = dk.DMNNResNet(stack_sizes=(2, 1, 1, 1), flops_target=target, seed=1)
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=LOSS)
-    model.optimizer.build(model.trainable_variables)  # as run_training: one trace, not two
     x = images(64)
     y = (x.mean(axis=(1, 2, 3)) > 127).astype("int32")
     model.fit(x, y, batch_size=32, epochs=steps // 2, verbose=0)

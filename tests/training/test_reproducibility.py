@@ -24,7 +24,6 @@ def _train(seed):
     next(iter(train))
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.optimizer.build(model.trainable_variables)
     model.fit(train, epochs=1, verbose=0)
     return model.get_weights()
 
