@@ -16,6 +16,7 @@ BENCHMARKS.md is rewritten after each.
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -59,13 +60,13 @@ def measure_here(model_name, build):
     import numpy as np
 
     import dmnn_keras as dk
+    from dmnn_keras.keras_compat import replace_symbolic_build
 
     arguments, batch = MODELS[model_name]
     arguments = dict(arguments)
     model = getattr(dk, arguments.pop("builder"))(**arguments)
     if build == "keras":  # Keras' own hook: builds only under a strategy
-        model._maybe_symbolic_build = lambda **kwargs: keras.Model._maybe_symbolic_build(
-            model, **kwargs)
+        replace_symbolic_build(model, functools.partial(keras.Model._maybe_symbolic_build, model))
     traces = []
     step = model.train_step
     model.train_step = lambda data: (traces.append(1), step(data))[1]

@@ -85,7 +85,8 @@ def build_before_first_step(model, iterator=None, data_batch=None):
     step, and `tf.function` traces a function that created variables a second
     time: building first saves that second trace. Done while the compiled
     metrics, losses or optimizer are unbuilt (not for a layer never called,
-    such as the first controller's `state_dense`). Returns False when it did
+    such as the first controller's `state_dense`); as under a strategy, an
+    `evaluate` before any `fit` builds the optimizer too. Returns False when it did
     nothing: under a strategy (Keras' own build runs) or with no shapes to
     build from.
 

@@ -1,5 +1,7 @@
 """The private Keras attributes `dmnn_keras.keras_compat` wraps exist in the installed Keras, and work."""
 
+import functools
+
 import h5py
 import keras
 import numpy as np
@@ -78,6 +80,6 @@ def test_fit_and_evaluate_trace_a_step_once_without_a_strategy():
     # Keras' own hook builds the metrics and optimizer inside the first traced step, and
     # tf.function traces a function that created variables twice.
     keras_build = model()
-    keras_build._maybe_symbolic_build = lambda **kwargs: keras.Model._maybe_symbolic_build(
-        keras_build, **kwargs)
+    keras_compat.replace_symbolic_build(
+        keras_build, functools.partial(keras.Model._maybe_symbolic_build, keras_build))
     assert _traced_steps(keras_build) == {"train": 2, "test": 1}
