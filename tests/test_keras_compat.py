@@ -54,7 +54,10 @@ def test_cached_skipsets_spare_the_reference_layers_and_save_the_same_weights(tm
 
 
 def _traced_steps(model):
-    """`{"train": n, "test": n}`: how often `fit` and `evaluate` trace a step of `model`."""
+    """`({"train": n, "test": n}, weights)`: how often `fit` and `evaluate` trace a step of
+    `model`, and its weights after `fit` on shuffled batches."""
+    import tensorflow as tf
+
     traces = {"train": 0, "test": 0}
     for kind in traces:
         step = getattr(model, f"{kind}_step")
@@ -64,22 +67,29 @@ def _traced_steps(model):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
     y = np.arange(8) % 2
-    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    shuffled = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(8, seed=0).batch(4)
+    model.fit(shuffled, epochs=2, verbose=0)
     model.evaluate(x, y, batch_size=4, verbose=0)
-    return traces
+    return traces, model.get_weights()
 
 
 def test_fit_and_evaluate_trace_a_step_once_without_a_strategy():
     from dmnn_keras import DynamicModel
 
     def model():
+        keras.utils.set_random_seed(0)
         inputs = keras.Input((3,))
         return DynamicModel(inputs, keras.layers.Dense(2)(keras.layers.Dense(4)(inputs)))
 
-    assert _traced_steps(model()) == {"train": 1, "test": 1}
+    traces, weights = _traced_steps(model())
+    assert traces == {"train": 1, "test": 1}
     # Keras' own hook builds the metrics and optimizer inside the first traced step, and
     # tf.function traces a function that created variables twice.
     keras_build = model()
     keras_compat.replace_symbolic_build(
         keras_build, functools.partial(keras.Model._maybe_symbolic_build, keras_build))
-    assert _traced_steps(keras_build) == {"train": 2, "test": 1}
+    keras_traces, keras_weights = _traced_steps(keras_build)
+    assert keras_traces == {"train": 2, "test": 1}
+    # The same training: the build reads shapes only (no batch taken, no shuffle drawn).
+    for ours, theirs in zip(weights, keras_weights):
+        np.testing.assert_array_equal(ours, theirs)
