@@ -11,6 +11,7 @@ from dmnn_keras.flops_calibration import calibrate_flops
 from dmnn_keras.gate_statistics import gate_dynamics
 from dmnn_keras.gates import (
     all_gates_on, bound_gate_logits, fix_constant_gates, force_gates, predict_gates,
+    reward_gate_information,
 )
 from dmnn_keras.methods import GatingConfig
 from dmnn_keras.layers import (

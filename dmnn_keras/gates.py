@@ -104,12 +104,48 @@ def bound_gate_logits(model, bound):
     from dmnn_keras.layers.gumbel_gate import check_logit_bound
 
     check_logit_bound(bound)
+    return _set_on_gumbel_gates(model, "bound_gate_logits", "logit_bound",
+                                None if bound is None else float(bound))
+
+
+def reward_gate_information(model, weight):
+    """Sets `information_weight` on every `GumbelGate` of `model`, in place.
+
+    In training each gate then adds `-weight * I`, `I` the mutual information
+    between the batch's images and its decisions (`decision_information`):
+    a reward for gates that switch on for some images and off for others,
+    against gates constant over the data. Inference is unchanged. Call it
+    before `compile`/`fit` (the training function reads it when traced).
+
+    Args:
+        model: a gated model.
+        weight: a number >= 0 (0: none).
+
+    Returns:
+        The number of gates set.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    model = dk.DMNNResNet()
+    dk.reward_gate_information(model, 0.5)  # 4
+    ```
+    """
+    from dmnn_keras.layers.gumbel_gate import check_information_weight
+
+    check_information_weight(weight)
+    return _set_on_gumbel_gates(model, "reward_gate_information", "information_weight",
+                                float(weight))
+
+
+def _set_on_gumbel_gates(model, caller, attribute, value):
+    """Sets `attribute` to `value` on every `GumbelGate` of `model`; returns how many."""
     gates = gumbel_gates(model)
     if not gates:
-        raise ValueError("bound_gate_logits needs a gated model. "
+        raise ValueError(f"{caller} needs a gated model. "
                          f"Received: {model.name!r} without Gumbel gates")
     for gate in gates:
-        gate.logit_bound = None if bound is None else float(bound)
+        setattr(gate, attribute, value)
     return len(gates)
 
 

@@ -106,6 +106,9 @@ flags.DEFINE_string("difficulty_head", None, "DMNN: a block (e.g. conv3_block1) 
 flags.DEFINE_float("gate_logit_bound", None, "In training, penalise gate logits beyond "
                    "+-this value (mean squared excess) so the gates' straight-through gradient "
                    "does not vanish (default: none).")
+flags.DEFINE_float("gate_information_weight", None, "In training, reward gates whose "
+                   "decisions depend on the image: minus this times their mutual information "
+                   "with the batch's images (default: 0, none).")
 flags.DEFINE_float("forced_gate_rate", None, "Train with this share of sub-blocks on for every "
                    "image (1.0: the all-on DMNN, pre-trained before --init_from gates it).")
 flags.DEFINE_integer("teacher_epochs", None, "Train the static twin this many epochs first (in "

@@ -42,6 +42,12 @@ class GumbelGate(keras.layers.Layer):
             unbounded, they can run away until the gates stop training
             (`python -m benchmarks.gate_logits MODEL.keras` shows them).
             Training-only: inference is unchanged.
+        information_weight: float >= 0. In training, adds
+            `-information_weight * decision_information(logits)`: the mutual
+            information between the images of the batch and their gates'
+            decisions (see `decision_information`), rewarded so that a gate
+            switches differently for different images instead of being on (or
+            off) for all of them. 0: none. Training-only.
 
     Call args:
         logits: float tensor `[batch, groups]`.
@@ -61,7 +67,8 @@ class GumbelGate(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, temperature=1.0, min_active=0, seed=None, logit_bound=None, **kwargs):
+    def __init__(self, temperature=1.0, min_active=0, seed=None, logit_bound=None,
+                 information_weight=0.0, **kwargs):
         check_keyword_arguments(self, GumbelGate, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if not temperature > 0:
@@ -74,6 +81,8 @@ class GumbelGate(keras.layers.Layer):
             )
         check_logit_bound(logit_bound)
         self.logit_bound = None if logit_bound is None else float(logit_bound)
+        check_information_weight(information_weight)
+        self.information_weight = float(information_weight)
         self.temperature = float(temperature)
         self.min_active = int(min_active)
         self.seed = seed
@@ -96,6 +105,8 @@ class GumbelGate(keras.layers.Layer):
             if self.logit_bound is not None:
                 excess = ops.relu(ops.abs(logits) - self.logit_bound)
                 self.add_loss(ops.mean(ops.square(excess)))
+            if self.information_weight:
+                self.add_loss(-self.information_weight * decision_information(logits))
             uniform = keras.random.uniform(
                 ops.shape(logits), minval=1e-6, maxval=1.0 - 1e-6,
                 seed=self.seed_generator,
@@ -118,7 +129,7 @@ class GumbelGate(keras.layers.Layer):
         config = super().get_config()
         config.update(
             temperature=self.temperature, min_active=self.min_active, seed=self.seed,
-            logit_bound=self.logit_bound,
+            logit_bound=self.logit_bound, information_weight=self.information_weight,
         )
         return config
 
@@ -132,3 +143,37 @@ def check_logit_bound(logit_bound):
         raise ValueError(
             f"logit_bound must be None or a number > 0. Received: logit_bound={logit_bound!r}"
         )
+
+
+def decision_information(logits):
+    """Mutual information (nats) between a batch's images and their gates' decisions, mean over gates.
+
+    In training a gate with logit `l` is on with probability `p = sigmoid(l)`
+    (logistic noise). Per gate, over the batch:
+    `I = H(mean_i p_i) - mean_i H(p_i)`, with `H` the binary entropy: 0 for a
+    gate on (or off) for every image, or one that is a coin flip for every
+    image; `log 2` for a gate surely on for half of the images and surely
+    off for the others.
+
+    Args:
+        logits: float tensor `[batch, groups]`.
+
+    Returns:
+        A scalar in `[0, log 2]`.
+    """
+    p = ops.sigmoid(ops.cast(logits, GATE_DTYPE))
+    return ops.mean(binary_entropy(ops.mean(p, axis=0)) - ops.mean(binary_entropy(p), axis=0))
+
+
+def binary_entropy(p):
+    """`-(p log p + (1 - p) log(1 - p))` (nats), elementwise; p clipped away from 0 and 1."""
+    p = ops.clip(p, 1e-7, 1.0 - 1e-7)
+    return -(p * ops.log(p) + (1.0 - p) * ops.log(1.0 - p))
+
+
+def check_information_weight(information_weight):
+    """Raises ValueError unless `information_weight` is a number >= 0."""
+    if isinstance(information_weight, bool) or not isinstance(
+            information_weight, (int, float)) or not information_weight >= 0:
+        raise ValueError("information_weight must be a number >= 0. "
+                         f"Received: information_weight={information_weight!r}")

@@ -78,6 +78,7 @@ DEFAULT_PRESET = "cpu"
 PEER_TIMEOUT = 300.0  # seconds a multi-worker run waits for another worker (--peer_timeout)
 # The gate schedules and calibrations: unset for static models (and for a DMNN's twin).
 GATE_FIELDS = ("forced_gate_rate", "uncertainty_spread", "difficulty_head", "gate_logit_bound",
+               "gate_information_weight",
                "target_schedule_epochs", "target_correction_batches", "correction_shifts_gates",
                "noise_off_epochs", "start_temperature", "end_temperature", "recalibrate_batches",
                "calibrate_flops_batches", "fix_constant_gates")
@@ -136,6 +137,9 @@ class TrainConfig:
     # A classifier head after this block whose uncertainty the later controllers read (DMNN).
     difficulty_head: Optional[str] = None
     gate_logit_bound: Optional[float] = None  # training penalty on |gate logits| above it
+    # Training reward for gates whose decisions depend on the image (their mutual information
+    # with it over the batch, `GumbelGate(information_weight=...)`); 0: none.
+    gate_information_weight: float = 0.0
     # Train with this share of sub-blocks on for every image (1.0: the all-on network, the
     # pre-training of a partition DMNN before it learns its gates from init_from).
     forced_gate_rate: Optional[float] = None
@@ -367,6 +371,9 @@ def check_dynamic_recipe(config, entry):
         if not dmnn:
             _fail("difficulty_head", config.difficulty_head,
                   f"None for model={config.model!r} (DMNN gate controllers only)")
+    if isinstance(config.gate_information_weight, bool) or not isinstance(
+            config.gate_information_weight, (int, float)) or config.gate_information_weight < 0:
+        _fail("gate_information_weight", config.gate_information_weight, "a number >= 0")
     for name in ("gate_logit_bound", "start_temperature", "end_temperature"):
         value = getattr(config, name)
         if value is not None and not value > 0:

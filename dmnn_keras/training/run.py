@@ -9,7 +9,7 @@ import keras
 
 from dmnn_keras.data import get_dataset_info, load_dataset
 from dmnn_keras.flops_calibration import first_exit_share
-from dmnn_keras.gates import bound_gate_logits
+from dmnn_keras.gates import bound_gate_logits, reward_gate_information
 from dmnn_keras.keras_compat import cache_saving_skipsets, nested_layers
 from dmnn_keras.profiling import profile
 from dmnn_keras.training import callbacks as callbacks_lib
@@ -377,6 +377,8 @@ def _run(config, wall_start, strategy=None, twin=None):
             model = build_model(config, info.num_classes, (size, size, 3), num_categories)
         if config.gate_logit_bound:
             bound_gate_logits(model, config.gate_logit_bound)
+        if config.gate_information_weight:
+            reward_gate_information(model, config.gate_information_weight)
         if teacher_path:
             model.distill_from(load_model_or_preset(teacher_path, "teacher"), config.distill_weight,
                                config.distill_temperature)

@@ -136,6 +136,26 @@ def test_bound_gate_logits_adds_one_training_loss_per_gate():
         dk.bound_gate_logits(dk.ResNet(), 4.0)
 
 
+def test_reward_gate_information_adds_one_training_reward_per_gate():
+    model = dk.DMNNResNet(seed=0)
+    x = images(4)
+    model(x, training=True)
+    before = len(model.losses)
+    assert dk.reward_gate_information(model, 0.5) == len(model.gated_blocks)
+    model(x, training=True)
+    assert len(model.losses) == before + len(model.gated_blocks)
+    rewards = [loss for gate in dk.gates.gumbel_gates(model) for loss in gate.losses]
+    assert len(rewards) == len(model.gated_blocks)
+    # a reward: minus the weight times an information in [0, log 2]
+    assert all(-0.5 * np.log(2) - 1e-6 <= float(r) <= 0.0 for r in rewards)
+    model(x, training=False)
+    assert not any(gate.losses for gate in dk.gates.gumbel_gates(model))  # training only
+    with pytest.raises(ValueError, match="information_weight"):
+        dk.reward_gate_information(model, -1.0)
+    with pytest.raises(ValueError, match="gated model"):
+        dk.reward_gate_information(dk.ResNet(), 0.5)
+
+
 def test_force_gates_carries_rounding_across_blocks():
     # Per-stage groups (1, 1, 4, 4): plain rounding would turn every one-sub-block
     # block off at rate 0.5; the carried error alternates them instead.
