@@ -149,7 +149,8 @@ def decision_information(logits):
     """Mutual information (nats) between a batch's images and their gates' decisions, mean over gates.
 
     In training a gate with logit `l` is on with probability `p = sigmoid(l)`
-    (logistic noise). Per gate, over the batch:
+    (logistic noise at full scale; the reward reads this `p` also while a
+    schedule scales the noise down). Per gate, over the batch:
     `I = H(mean_i p_i) - mean_i H(p_i)`, with `H` the binary entropy: 0 for a
     gate on (or off) for every image, or one that is a coin flip for every
     image; `log 2` for a gate surely on for half of the images and surely
