@@ -85,7 +85,8 @@ def bound_gate_logits(model, bound):
 
     In training each gate then adds `mean(relu(|logits| - bound)^2)` to the
     model's losses (see `GumbelGate`); inference is unchanged. Call it before
-    `compile`/`fit` (the training function reads it when traced).
+    `compile`/`fit` (the training function reads it when traced); a saved
+    model does not keep it (set it again before training a loaded one).
 
     Args:
         model: a gated model.
@@ -115,7 +116,8 @@ def reward_gate_information(model, weight):
     between the batch's images and its decisions (`decision_information`):
     a reward for gates that switch on for some images and off for others,
     against gates constant over the data. Inference is unchanged. Call it
-    before `compile`/`fit` (the training function reads it when traced).
+    before `compile`/`fit` (the training function reads it when traced); a saved
+    model does not keep it (set it again before training a loaded one).
 
     Args:
         model: a gated model.

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import dmnn_keras as dk
 from dmnn_keras.training import run_training
+from dmnn_keras.training import run as run_module
 from dmnn_keras.training.callbacks import GATE_LOG_DIR, TENSORBOARD_DIR
 
 CLASSES = ("ant", "bee", "cat")
@@ -37,7 +38,8 @@ def read_events(log_dir):
     return events
 
 
-def test_fine_tune_a_dmnn_on_an_image_folder_with_a_new_head_and_gate_logs(tmp_path, capsys):
+def test_fine_tune_a_dmnn_on_an_image_folder_with_a_new_head_and_gate_logs(tmp_path, capsys,
+                                                                           monkeypatch):
     root = tmp_path / "images"
     write_image_folder(root)
     init = dk.DMNNResNet(num_classes=10, groups=2, seed=0)
@@ -46,9 +48,13 @@ def test_fine_tune_a_dmnn_on_an_image_folder_with_a_new_head_and_gate_logs(tmp_p
     init_path = str(tmp_path / "init.keras")
     init.save(init_path)
     out = tmp_path / "run"
+    rewarded = []  # (gates set, weight) of run_training's reward_gate_information calls
+    monkeypatch.setattr(run_module, "reward_gate_information", lambda model, weight: rewarded.append(
+        (dk.reward_gate_information(model, weight), weight)))
 
     report = run_training("tiny", dataset=f"folder:{root}", init_from=init_path, image_size=32,
-                          batch_size=4, epochs=2, output_dir=str(out), figures=False)
+                          batch_size=4, epochs=2, output_dir=str(out), figures=False,
+                          gate_information_weight=0.25)
 
     head = "predictions [(512, 10), (10,)] -> [(512, 3), (3,)]"
     assert f"init_from={init_path}: new {head}; every other weight kept" in capsys.readouterr().out
@@ -59,6 +65,7 @@ def test_fine_tune_a_dmnn_on_an_image_folder_with_a_new_head_and_gate_logs(tmp_p
     assert model.output_shape == (None, 3)
     assert model.get_config()["groups"] == 2  # the init model's architecture, not the preset's 4
     assert report["execution_rates"]["conv3_block1"] == 0.5  # its controller was kept
+    assert rewarded == [(len(BLOCKS), 0.25)]  # --gate_information_weight reached every gate
 
     events = read_events(out / TENSORBOARD_DIR / GATE_LOG_DIR)
     assert set(events) == {f"execution_rate/{b}" for b in BLOCKS} | {"flops_ratio",
