@@ -65,6 +65,7 @@ import dataclasses
 import os
 from typing import Optional, Union
 
+from dmnn_keras.layers.gumbel_gate import check_information_weight
 from dmnn_keras.training.registry import FAMILY_STAGES, get_model_entry
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -371,8 +372,9 @@ def check_dynamic_recipe(config, entry):
         if not dmnn:
             _fail("difficulty_head", config.difficulty_head,
                   f"None for model={config.model!r} (DMNN gate controllers only)")
-    if isinstance(config.gate_information_weight, bool) or not isinstance(
-            config.gate_information_weight, (int, float)) or config.gate_information_weight < 0:
+    try:  # the gates' own check of it
+        check_information_weight(config.gate_information_weight)
+    except ValueError:
         _fail("gate_information_weight", config.gate_information_weight, "a number >= 0")
     for name in ("gate_logit_bound", "start_temperature", "end_temperature"):
         value = getattr(config, name)
