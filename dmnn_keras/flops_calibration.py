@@ -2,11 +2,9 @@
 
 import numpy as np
 
-import keras
-
 from dmnn_keras.batch_norm import recalibrate_batch_norm
 from dmnn_keras.flops import executed_flops_per_image, full_flops, model_flops_table
-from dmnn_keras.gates import gate_probe, image_batches
+from dmnn_keras.gates import gate_probe, image_batches, probe_outputs
 from dmnn_keras.layers.gate_controller import GateController
 
 SHIFT_RANGE = 30.0
@@ -50,12 +48,10 @@ class InferenceFlopsRatio:
         self.images, self.batch_size = images, batch_size
 
     def __call__(self):
-        gates = {name: [] for name in self.names}
-        for start in range(0, len(self.images), self.batch_size):
-            outputs = self.probe(self.images[start:start + self.batch_size], training=False)
-            for name, value in zip(self.names, outputs[1:]):
-                gates[name].append(keras.ops.convert_to_numpy(value))
-        gates = {name: np.concatenate(values) for name, values in gates.items()}
+        # Called once per bisection step on the same images: one graph, traced once.
+        outputs = probe_outputs(self.probe, image_batches(self.images, self.batch_size),
+                                compiled=True)
+        gates = dict(zip(self.names, outputs[1:]))
         return float(executed_flops_per_image(self.table, gates).mean() / self.full)
 
 

@@ -57,3 +57,23 @@ def test_batch_norm_statistics_come_from_bn_images():
     dk.recalibrate_batch_norm(reference, threshold_images, batch_size=32)
     assert not np.allclose(stem.moving_mean.numpy(), stem_reference.moving_mean.numpy(),
                            rtol=1e-3, atol=1e-3)
+
+
+def test_the_compiled_probe_equals_eager_calls_and_reads_the_shifted_gates():
+    from dmnn_keras.gates import gate_probe, image_batches, probe_outputs
+
+    model = dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), groups=2, split="partition", seed=0)
+    probe, names = gate_probe(model)
+    x = _images(40)  # batches of 16, 16 and 8: the last one traces again
+    eager = probe_outputs(probe, image_batches(x, 16), compiled=False)
+    compiled = probe_outputs(probe, image_batches(x, 16), compiled=True)
+    assert [a.shape for a in compiled] == [(40, 10)] + [(40, 2)] * len(names)
+    np.testing.assert_allclose(compiled[0], eager[0], rtol=1e-4, atol=1e-3)
+    for a, b in zip(compiled[1:], eager[1:]):
+        np.testing.assert_array_equal(a, b)
+    for controller in model.controllers:  # every gate off: the traced graph must see it
+        controller.logits_dense.bias.assign(controller.logits_dense.bias.numpy() - 1e3)
+    after = probe_outputs(probe, image_batches(x, 16), compiled=True)
+    assert all((gates == 0).all() for gates in after[1:]) and any(g.any() for g in compiled[1:])
+    with pytest.raises(ValueError, match="at least one image"):
+        probe_outputs(probe, iter(()), compiled=True)
