@@ -195,7 +195,7 @@ def rebalance_sub_blocks(model, images, batches=10, batch_size=128):
     for _, block in getattr(model, "gated_blocks", []):
         if not isinstance(block, MultiPathBlock):
             continue
-        probe = keras.Model(model.inputs, block.input[0])
+        probe = keras.Model(model.inputs[0], block.input[0])  # called with a tensor, not a list
         inputs = [probe(x, training=False) for x in data]
         for j, path in enumerate(block.paths):
             for index, layer in enumerate(path):
