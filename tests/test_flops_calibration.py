@@ -77,3 +77,21 @@ def test_the_compiled_probe_equals_eager_calls_and_reads_the_shifted_gates():
     assert all((gates == 0).all() for gates in after[1:]) and any(g.any() for g in compiled[1:])
     with pytest.raises(ValueError, match="at least one image"):
         probe_outputs(probe, iter(()), compiled=True)
+
+
+def test_predict_gates_is_the_same_over_many_batches_compiled_and_one_batch_eager():
+    import tensorflow as tf
+
+    from dmnn_keras.gates import EAGER_PASS_BATCHES, batch_count
+
+    x = _images(18)
+    assert batch_count(x, 2) == 9 > EAGER_PASS_BATCHES and batch_count(x, 18) == 1
+    data = tf.data.Dataset.from_tensor_slices(x).batch(2)
+    assert batch_count(data, 64) == 9  # a dataset keeps its own batches
+    assert batch_count(data.filter(lambda image: True), 64) == -1  # unknown: eager
+    model = dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), groups=2, split="partition", seed=0)
+    many, many_logits = dk.predict_gates(model, x, batch_size=2, return_logits=True)
+    one, one_logits = dk.predict_gates(model, x, batch_size=18, return_logits=True)
+    np.testing.assert_allclose(many_logits, one_logits, rtol=1e-4, atol=1e-3)
+    for name in one:
+        np.testing.assert_array_equal(many[name], one[name])
