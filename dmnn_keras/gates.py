@@ -67,7 +67,9 @@ def predict_gates(model, images, batch_size=64, return_logits=False):
             labels)` batches. NaN/inf values, grayscale (1 channel) and RGBA
             (4 channels) are rejected with a ValueError, not converted (see
             `dmnn_keras.image_checks`), and so is an empty array or dataset.
-        batch_size: batch size for arrays (datasets keep their own).
+        batch_size: batch size for arrays (datasets keep their own). A pass
+            over more than `EAGER_PASS_BATCHES` (8) batches runs one compiled
+            graph (`probe_outputs`); fewer run eagerly.
         return_logits: also return the model's logits `[N, num_classes]`.
 
     Returns:

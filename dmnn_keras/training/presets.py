@@ -48,7 +48,7 @@ Presets:
     recipe and the choice of its values measured is in the README
     ("Training", "Results") and BENCHMARKS.md, with the commands that gave it.
     The epochs (5 for the twin, 3 for each dynamic network) fit the job in
-    19-22 minutes on 2 cores (the issue asks about 15); 6 and 4 took 20.
+    19-31 minutes on 2 cores (the issue asks about 15); 6 and 4 took 20.
   * `cpu_exits`: the main job's budget for an early-exit network
     (`EarlyExitModel`): the same twin (5 epochs), then exits after stages 2
     and 3 (`early_exits`), fine-tuned 3 epochs with the whole network and
