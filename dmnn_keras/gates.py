@@ -40,12 +40,11 @@ def probe_outputs(probe, batches, compiled):
 
     `compiled`: run `predict_on_batch`, one graph traced at the first call
     (again at most for a smaller last batch) and reused by every later call,
-    variables read at each call (a gate shift between calls is seen). Measured
-    on 2 CPU cores: the main job's trained DMNN over the 10,000 CIFAR-10 test
-    images in batches of 100, 10.3 s compiled against 30-48 s eager; the tiny
-    recipe's two calibrations under `MirroredStrategy` on 2 logical CPUs, 8.6 s
-    against 25 s. A pass over a few batches is faster eagerly (the trace costs
-    seconds; MobileNetV2 has 17 blocks). An empty `batches` is a ValueError.
+    variables read at each call (a gate shift between calls is seen): a long
+    pass, or many passes over the same images, skips eager execution's per-op
+    cost (worst for a model built under `MirroredStrategy`). A pass over a few
+    batches is faster eagerly: the trace costs seconds (MobileNetV2 has 17
+    blocks). An empty `batches` is a ValueError.
     """
     collected = []
     for batch in batches:
