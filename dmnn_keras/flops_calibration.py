@@ -4,7 +4,7 @@ import numpy as np
 
 from dmnn_keras.batch_norm import recalibrate_batch_norm
 from dmnn_keras.flops import executed_flops_per_image, full_flops, model_flops_table
-from dmnn_keras.gates import gate_probe, image_batches, probe_outputs
+from dmnn_keras.gates import first_batches, gate_probe, image_batches, probe_outputs
 from dmnn_keras.layers.gate_controller import GateController
 
 SHIFT_RANGE = 30.0
@@ -25,13 +25,7 @@ def _shift(controllers, delta):
 
 def calibration_array(images, batches, batch_size):
     """Up to `batches` batches of `images` (array or dataset) as one float32 array (N, H, W, C)."""
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
-    data = [np.asarray(b, "float32") for b, _ in zip(image_batches(images, batch_size),
-                                                       range(batches))]
-    if not data:
-        raise ValueError("images must hold at least one image. Received: an empty dataset")
-    return np.concatenate(data)
+    return np.concatenate(first_batches(images, batches, batch_size))
 
 
 class InferenceFlopsRatio:

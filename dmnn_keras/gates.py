@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from dmnn_keras.gate_decisions import FIXED_GATE_LOGIT, ON_THRESHOLD, constant_gates
-from dmnn_keras.image_checks import check_images
+from dmnn_keras.image_checks import check_batches, check_images
 from dmnn_keras.keras_compat import nested_layers
 
 
@@ -22,6 +22,19 @@ def image_batches(images, batch_size):
     images = check_images(images)
     for start in range(0, len(images), batch_size):
         yield images[start:start + batch_size]
+
+
+def first_batches(images, batches, batch_size):
+    """The first `batches` batches of `image_batches(images, batch_size)`, as float32 arrays.
+
+    `batches` must be an int >= 1 and `images` hold at least one image, else a ValueError.
+    """
+    check_batches(batches)
+    data = [np.asarray(batch, "float32")
+            for batch, _ in zip(image_batches(images, batch_size), range(batches))]
+    if not data:
+        raise ValueError("images must hold at least one image. Received: an empty dataset")
+    return data
 
 
 EAGER_PASS_BATCHES = 8  # a single pass over more batches than this runs the probe compiled

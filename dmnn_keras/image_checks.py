@@ -1,4 +1,4 @@
-"""`check_images`: the checks applied to image arrays a user hands to the library.
+"""`check_images`, `check_batches`: the checks applied to the images a user hands to the library.
 
 The models themselves stay graph-clean (no checks in `call`): an all-NaN batch
 gives finite, confident logits with every gate off, and a 1-channel batch is
@@ -67,3 +67,9 @@ def check_images(images, argument="images"):
                 f"NaN or inf values, the first {images[first]} at index {first}"
             )
     return images
+
+
+def check_batches(batches, argument="batches"):
+    """Raises ValueError unless `batches` (how many batches of images to use) is an int >= 1."""
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+        raise ValueError(f"{argument} must be an int >= 1. Received: {argument}={batches!r}")

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from dmnn_keras.batch_norm import recentre_batch_norm
-from dmnn_keras.gates import image_batches
+from dmnn_keras.gates import first_batches
 from dmnn_keras.keras_compat import nested_layers
 from dmnn_keras.layers.channel_gated_block import ChannelGatedBlock
 from dmnn_keras.layers.gumbel_gate import GumbelGate
@@ -183,15 +183,7 @@ def rebalance_sub_blocks(model, images, batches=10, batch_size=128):
         batches: number of batches measured.
         batch_size: batch size for arrays.
     """
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
-    data = []
-    for step, batch in enumerate(image_batches(images, batch_size)):
-        if step >= batches:
-            break
-        data.append(np.asarray(batch, "float32"))
-    if not data:
-        raise ValueError("images must hold at least one image. Received: an empty dataset")
+    data = first_batches(images, batches, batch_size)
     for _, block in getattr(model, "gated_blocks", []):
         if not isinstance(block, MultiPathBlock):
             continue

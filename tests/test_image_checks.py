@@ -61,3 +61,28 @@ def test_non_numeric_images_are_rejected(model):
 def test_valid_images_pass(model):
     gates = dk.predict_gates(model, _images().astype("uint8"))
     assert gates["conv2_block1"].shape == (2, 4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda batches: dk.gates.first_batches(_images(), batches, 1),
+    lambda batches: dk.warm_start.rebalance_sub_blocks(None, _images(), batches=batches),
+    lambda batches: dk.training.gate_schedules.FlopsCalibration(_images(), batches=batches),
+    lambda batches: dk.training.gate_schedules.ConstantGateFixing(_images(), batches=batches),
+    lambda batches: dk.training.gate_schedules.BatchNormRecalibration(_images(), batches=batches),
+])
+@pytest.mark.parametrize("batches", [0, True, 2.0])
+def test_a_batch_count_that_is_not_an_int_of_at_least_1_is_rejected(make, batches):
+    with pytest.raises(ValueError, match=rf"batches must be an int >= 1\. Received: "
+                                         rf"batches={batches!r}$"):
+        make(batches)
+
+
+def test_first_batches_stops_at_the_count_and_needs_an_image():
+    images = _images(count=5).astype("float64")
+    first = dk.gates.first_batches(images, 2, batch_size=2)
+    assert [b.shape[0] for b in first] == [2, 2] and all(b.dtype == np.float32 for b in first)
+    np.testing.assert_array_equal(np.concatenate(first), images[:4].astype("float32"))
+    labelled = tf.data.Dataset.from_tensor_slices((images, np.arange(5))).batch(3)
+    assert [b.shape[0] for b in dk.gates.first_batches(labelled, 9, batch_size=1)] == [3, 2]
+    with pytest.raises(ValueError, match="images must hold at least one image. Received: an empty"):
+        dk.gates.first_batches(labelled.take(0), 1, batch_size=1)

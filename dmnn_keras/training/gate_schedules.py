@@ -23,6 +23,7 @@ from dmnn_keras.gates import fix_constant_gates, gumbel_gates, sublayers
 from dmnn_keras.flops_calibration import (
     InferenceFlopsRatio, calibrate_flops, calibration_array, shift_gate_thresholds,
 )
+from dmnn_keras.image_checks import check_batches
 from dmnn_keras.layers.resource_loss import ResourceLoss
 
 
@@ -250,8 +251,7 @@ class BatchNormRecalibration(keras.callbacks.Callback):
 
     def __init__(self, images, batches=50):
         super().__init__()
-        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-            raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+        check_batches(batches)
         self.images = images
         self.batches = batches
         self.images_used = 0
@@ -277,8 +277,7 @@ class FlopsCalibration(keras.callbacks.Callback):
 
     def __init__(self, images, batches=20, bn_images=None, target=None):
         super().__init__()
-        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-            raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+        check_batches(batches)
         self.images = images
         self.bn_images = bn_images
         self.batches = batches
@@ -308,8 +307,7 @@ class ConstantGateFixing(keras.callbacks.Callback):
 
     def __init__(self, images, batches=20, batch_size=128):
         super().__init__()
-        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-            raise ValueError(f"batches must be an int >= 1. Received: batches={batches!r}")
+        check_batches(batches)
         self.images, self.batches, self.batch_size = images, batches, batch_size
         self.fixed = None
 
