@@ -123,7 +123,7 @@ def main(argv=None):
     if args.child:
         print(json.dumps(measure_here(*args.child)))
         return
-    from benchmarks.report import write_section
+    from benchmarks.report import save_json, write_section
 
     results = {}
     if os.path.exists(RESULTS) and not args.fresh:
@@ -138,10 +138,7 @@ def main(argv=None):
                     continue
                 runs.append(measure(name, build))
                 print(name, build, runs[-1], flush=True)
-                os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-                with open(RESULTS + ".tmp", "w") as f:
-                    json.dump(results, f, indent=1)
-                os.replace(RESULTS + ".tmp", RESULTS)
+                save_json(RESULTS, results)
                 write_section(SECTION, section(results), command=(
                     "python -m benchmarks.first_step --models "
                     f"{','.join(args.models)} --repeats {args.repeats}"))

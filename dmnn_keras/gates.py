@@ -37,7 +37,9 @@ def first_batches(images, batches, batch_size):
     return data
 
 
-EAGER_PASS_BATCHES = 8  # a single pass over more batches than this runs the probe compiled
+# A single pass over more batches than this runs the probe compiled. Where the two modes break
+# even for the CIFAR presets: BENCHMARKS.md, gate_reading (1 batch and 8 measured).
+EAGER_PASS_BATCHES = 8
 
 
 def batch_count(images, batch_size):
