@@ -89,6 +89,9 @@ def measure_here(preset, strategy, mode, images, batch_size):
     data = load_dataset("cifar10", "test", batch_size=batch_size, training=False,
                         max_examples=images)
     pixels, labels = map(np.concatenate, zip(*data.as_numpy_iterator()))
+    if len(pixels) < images:
+        raise ValueError(f"--images must be at most the {len(pixels):,} CIFAR-10 test images. "
+                         f"Received: {images}")
     with make_strategy(strategy).scope():
         model = dk.from_preset(preset)
     probe, _ = gate_probe(model)
