@@ -1,12 +1,14 @@
-"""Evaluates a saved dmnn_keras model on a dataset split; writes report.json and the figures.
+r"""Evaluates a saved dmnn_keras model or a trained preset on a dataset split; writes the report.
 
     python recipes/evaluate.py --model_path=runs/cpu/model.keras
+    python recipes/evaluate.py --model_path=dmnn_resnet_cifar10  # a shipped preset
     python recipes/evaluate.py --model_path=m.keras --dataset=cifar10 --split=test \
         --max_examples=1000 --output_dir=runs/eval
     python recipes/evaluate.py --model_path=runs/cpu/model.keras --force_gates=1 \
         --recalibrate_batches=20  # the all-on network, with its own BatchNorm statistics
 
-Writes into `--output_dir` (default: the model's directory + "/eval"):
+Writes into `--output_dir` (default: the model's directory + "/eval"; for a
+shipped preset, runs/<preset>/eval):
 report.json (top1_error, params, flops, executed_flops_mean, flops_ratio,
 per-block execution rates, gate_dynamics, ...), flops_histogram.png (Fig. 5),
 execution_heatmap.png (Fig. 7), flops_extremes.png (Fig. 6), and prints the
@@ -27,13 +29,15 @@ from recipes import cli  # noqa: E402  (first: TensorFlow starts without its sta
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model_path", None, "A .keras file saved by recipes/train.py.")
+flags.DEFINE_string("model_path", None, "A .keras file saved by recipes/train.py, or a trained "
+                    "preset: a shipped name such as dmnn_resnet_cifar10, or a preset directory.")
 flags.DEFINE_string("dataset", "cifar10", "cifar10, cifar100, imagenet2012 or folder:<root>.")
 flags.DEFINE_string("split", None, "Split (default: the dataset's eval split).")
 flags.DEFINE_integer("max_examples", None, "Evaluate the first N examples only.")
 flags.DEFINE_integer("batch_size", 250, "Evaluation batch size.")
 flags.DEFINE_integer("image_size", None, "Eval crop size (default: the model's input size).")
-flags.DEFINE_string("output_dir", None, "Where to write (default <model dir>/eval).")
+flags.DEFINE_string("output_dir", None, "Where to write (default <model dir>/eval; for a "
+                    "shipped preset runs/<preset>/eval).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default $TFDS_DATA_DIR).")
 flags.DEFINE_bool("figures", True, "Write the PNG figures.")
 flags.DEFINE_float("force_gates", None,
@@ -63,12 +67,14 @@ def main(argv):
     import dmnn_keras as dk
     from dmnn_keras.training import evaluate_and_report
     from dmnn_keras.training import report as report_lib
-    from dmnn_keras.training.model_files import ModelFileError, load_keras_model
+    from dmnn_keras.presets import is_preset, list_presets, load_metadata
+    from dmnn_keras.training.model_files import load_model_or_preset
 
     try:
-        model = load_keras_model(FLAGS.model_path)
-    except ModelFileError as error:
+        model = load_model_or_preset(FLAGS.model_path)
+    except ValueError as error:  # a missing or corrupt file, or not a preset
         raise cli.Failure(error) from None
+    preset = is_preset(FLAGS.model_path)
     eval_dir = "eval"
     if FLAGS.force_gates is not None:
         try:
@@ -83,19 +89,30 @@ def main(argv):
                                      data_dir=FLAGS.data_dir, seed=0)
         recalibrated = dk.recalibrate_batch_norm(model, train, batches=FLAGS.recalibrate_batches)
         eval_dir += f"_bn{FLAGS.recalibrate_batches}"
-    output_dir = FLAGS.output_dir or os.path.join(os.path.dirname(FLAGS.model_path) or ".", eval_dir)
+    model_dir = os.path.dirname(FLAGS.model_path.rstrip(os.sep)) or "."
+    model_name = os.path.splitext(os.path.basename(FLAGS.model_path.rstrip(os.sep)))[0]
+    if preset:  # the package's directory is not the user's: runs/<preset> for a shipped name
+        model_dir = os.path.join("runs", model_name) if (
+            FLAGS.model_path in list_presets()) else FLAGS.model_path
+    output_dir = FLAGS.output_dir or os.path.join(model_dir, eval_dir)
     os.makedirs(output_dir, exist_ok=True)
-    model_name = os.path.splitext(os.path.basename(FLAGS.model_path))[0]
     run_flags = {name: FLAGS[name].value for name in
                  ("model_path", "dataset", "split", "max_examples", "batch_size", "image_size",
                   "force_gates", "recalibrate_batches")}
     run_flags["model"] = model_name
     config_path = os.path.join(os.path.dirname(FLAGS.model_path), "config.json")
-    if os.path.exists(config_path):  # written by recipes/train.py next to the model
+    config = None
+    if preset:  # the recipe that trained it, in its metadata (save_to_preset writes one)
+        try:
+            config = load_metadata(FLAGS.model_path).get("training", {}).get("config")
+        except FileNotFoundError:  # a preset directory made by hand
+            pass
+    elif os.path.exists(config_path):  # written by recipes/train.py next to the model
         import json
 
         with open(config_path) as f:
             config = json.load(f)
+    if config:
         run_flags["model"] = config.get("model", model_name)
         run_flags["flops_target"] = config.get("flops_target")
     report = evaluate_and_report(

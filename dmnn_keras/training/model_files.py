@@ -49,6 +49,14 @@ def load_keras_model(path, name="model_path", **kwargs):
     return keras.models.load_model(path, safe_mode=True, **kwargs)
 
 
+def trained_preset_choices():
+    """What a trained preset may be, for error messages: the shipped names or a directory."""
+    from dmnn_keras.presets import list_presets
+
+    return (f"a trained preset: a shipped preset's name ({', '.join(list_presets())}) or a "
+            "directory written by dmnn_keras.save_to_preset")
+
+
 def load_model_or_preset(path, name="model_path"):
     """A `.keras` file (`load_keras_model`) or a trained preset: a shipped preset's name
     (`dmnn_keras.presets.list_presets()`) or a directory written by `save_to_preset`."""
@@ -56,6 +64,9 @@ def load_model_or_preset(path, name="model_path"):
 
     if is_preset(path) or os.path.isdir(path):  # a directory without a config: from_preset says so
         return from_preset(path)
+    if not path or not os.path.isfile(path):
+        raise ModelFileError(f"{name} must be an existing .keras file or "
+                             f"{trained_preset_choices()}. Received: {name}={path!r}")
     return load_keras_model(path, name)
 
 

@@ -303,6 +303,8 @@ def check_dynamic_recipe(config, entry):
     from dmnn_keras.layers.multi_path_block import SPLITS
     from dmnn_keras.layers.resource_loss import RATE_LOSSES
     from dmnn_keras.methods import GatingConfig
+    from dmnn_keras.presets import is_preset
+    from dmnn_keras.training.model_files import trained_preset_choices
 
     if config.block_split not in SPLITS:
         _fail("block_split", config.block_split, f"one of {SPLITS}")
@@ -316,8 +318,8 @@ def check_dynamic_recipe(config, entry):
         _fail("teacher_epochs", config.teacher_epochs, "an int >= 0")
     for name in ("init_from", "teacher"):
         path = getattr(config, name)
-        if path is not None and not os.path.isfile(path):
-            _fail(name, path, "None or an existing .keras model file")
+        if path is not None and not (os.path.isfile(path) or is_preset(path)):
+            _fail(name, path, f"None, an existing .keras model file or {trained_preset_choices()}")
     dmnn = entry.gated and entry.multi_path
     exits = check_early_exits(config, entry)
     if (config.teacher_epochs or config.init_from) and not (dmnn or exits):

@@ -19,9 +19,9 @@ def env():
     return environment
 
 
-def run(args, timeout=240, **kwargs):
+def run(args, timeout=240, cwd=REPO, **kwargs):
     return subprocess.run([sys.executable] + args, capture_output=True, text=True, env=env(),
-                          timeout=timeout, cwd=REPO, **kwargs)
+                          timeout=timeout, cwd=cwd, **kwargs)
 
 
 def load_recipe(path, name):

@@ -66,6 +66,23 @@ def test_tiny_run_writes_every_artefact_and_evaluate_reproduces_it(tmp_path):
     assert forced["flops_ratio"] == 1.0 and set(forced["execution_rates"].values()) == {1.0}
 
 
+def test_evaluate_takes_a_shipped_preset_and_writes_under_runs(tmp_path):
+    from dmnn_keras.presets import load_metadata
+
+    result = run([EVALUATE, "--model_path=dmnn_resnet_cifar10", "--max_examples=100",
+                  "--batch_size=100", "--figures=false"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "runs" / "dmnn_resnet_cifar10" / "eval" /
+                         "report.json").read_text())
+    training = load_metadata("dmnn_resnet_cifar10")["training"]["config"]
+    # The recipe that trained it comes from the preset's metadata, as train.py's config.json.
+    assert report["model"] == training["model"] == "dmnn_resnet"
+    assert report["flags"]["flops_target"] == training["flops_target"]
+    assert report["eval_examples"] == 100 and 0.7 < report["top1_accuracy"] <= 1.0
+    assert set(report["execution_rates"]) == {"conv2_block1", "conv3_block1", "conv4_block1",
+                                              "conv5_block1"}
+
+
 @pytest.mark.parametrize("flag, message", [
     ("--model=nope", "model must be one of"),
     ("--dataset=mnist", "Expected one of"),

@@ -88,11 +88,13 @@ def test_early_exits_fine_tune_from_a_static_model_and_meet_the_target(tmp_path)
     root = tmp_path / "images"
     write_image_folder(root, per_class=10)
     keras.utils.set_random_seed(0)
-    init_path = str(tmp_path / "static.keras")
-    dk.ResNet(width_multiplier=0.125, input_shape=(32, 32, 3), num_classes=3).save(init_path)
+    init_path, teacher_path = str(tmp_path / "static.keras"), str(tmp_path / "static_preset")
+    static = dk.ResNet(width_multiplier=0.125, input_shape=(32, 32, 3), num_classes=3)
+    static.save(init_path)
+    dk.save_to_preset(static, teacher_path)  # --teacher takes a preset as well as a .keras file
 
     report = run_training(
-        "cpu_static", dataset=f"folder:{root}", init_from=init_path, teacher=init_path,
+        "cpu_static", dataset=f"folder:{root}", init_from=init_path, teacher=teacher_path,
         image_size=32, batch_size=4, epochs=1, output_dir=str(tmp_path / "run"), figures=False,
         early_exits=("conv4_block1", "conv3_block1"), calibrate_flops_batches=6,
         flops_target=0.7, verbose=0)

@@ -1,9 +1,13 @@
 """The dynamic-network recipe's fields are checked by name before anything trains."""
 
+import os
+
 import pytest
 
+import dmnn_keras as dk
 from dmnn_keras.models.catalog import MODEL_SPECS
 from dmnn_keras.training import resolve_config
+from dmnn_keras.training.model_files import ModelFileError, load_model_or_preset
 from dmnn_keras.training.registry import static_twin_name
 
 
@@ -107,3 +111,21 @@ def test_main_job_trains_the_cpu_exits_recipe_beside_its_dmnn():
                  "max_train_examples", "latency_images", "target_schedule_epochs",
                  "noise_off_epochs", "target_correction_batches"):
         assert getattr(beside, name) == getattr(exits, name), name
+
+
+def test_init_from_and_teacher_take_a_trained_preset_or_a_keras_file(tmp_path):
+    preset_path = os.path.join(os.path.dirname(dk.__file__), "presets", "resnet_cifar10")
+    config = resolve_config("cpu", teacher_epochs=0, compare_exits=(), init_from="resnet_cifar10",
+                            teacher=preset_path)
+    assert (config.init_from, config.teacher) == ("resnet_cifar10", preset_path)
+    shipped = "dmnn_resnet_cifar10, exits_resnet_cifar10, resnet_cifar10"
+    for name in ("init_from", "teacher"):
+        with pytest.raises(ValueError, match=(
+                rf"^{name} must be None, an existing .keras model file or a trained preset: a "
+                rf"shipped preset's name \({shipped}\) or a directory written by "
+                rf"dmnn_keras.save_to_preset. Received: {name}='resnet_cifar1'$")):
+            resolve_config("cpu", teacher_epochs=0, compare_exits=(), **{name: "resnet_cifar1"})
+    with pytest.raises(ModelFileError, match=(
+            rf"^teacher must be an existing .keras file or a trained preset: a shipped preset's "
+            rf"name \({shipped}\) .* Received: teacher='{tmp_path}/none.keras'$")):
+        load_model_or_preset(str(tmp_path / "none.keras"), "teacher")
