@@ -145,8 +145,9 @@ flags.DEFINE_integer("calibrate_flops_batches", None, "After training, shift eve
 flags.DEFINE_boolean("fix_constant_gates", None, "With --calibrate_flops_batches: after the "
                      "calibration, fix the gates that none of those batches switches "
                      "(dmnn_keras.fix_constant_gates): TFLite runs their sub-blocks without IF.")
-flags.DEFINE_integer("latency_images", None, "With --teacher_epochs: measure the TFLite "
-                     "latency of the DMNN and its twin on N test images (0 = off).")
+flags.DEFINE_integer("latency_images", None, "With --teacher_epochs, or a static --init_from: "
+                     "measure the TFLite latency of the trained network and of that twin on N "
+                     "test images (0 = off).")
 flags.DEFINE_list("early_exits", None, "Static models: exits after these blocks, e.g. "
                   "conv3_block1,conv4_block1 (an EarlyExitModel: a confident image stops at the "
                   "first exit; with --calibrate_flops_batches the confidence threshold meets "

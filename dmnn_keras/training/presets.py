@@ -163,7 +163,7 @@ class TrainConfig:
     calibrate_flops_batches: int = 0  # threshold shift meeting the target + BN recalibration
     # ... then the gates that none of those batches switches fixed (constants at export)
     fix_constant_gates: bool = False
-    latency_images: int = 0  # with teacher_epochs: TFLite latency vs the twin on N test images
+    latency_images: int = 0  # TFLite latency vs the twin (teacher_epochs or a static init_from)
     early_exits: tuple = ()  # static model: exits after these blocks (EarlyExitModel)
     exit_loss_weight: float = 1.0  # each exit's loss against the final classifier's 1
     # DMNN with teacher_epochs: also fine-tune the twin with exits after these blocks (its

@@ -12,6 +12,10 @@
     (`dmnn_keras.gate_statistics.gate_dynamics`: distinct per-image costs and
     gate patterns, constant gates, spread of the per-image FLOPs ratio, mean
     ratio of confidently correct vs misclassified images);
+  * `static_twin` (the twin the run trained first and started from) or
+    `started_from` (the static `init_from` model, trained elsewhere, on the
+    same eval images: `model_path`, `model`, `top1_accuracy`, `flops`), and
+    `latency_vs_twin` (TFLite batch-1 latency of both);
   * with `compare_exits`, `exits_beside`: the early-exit network trained
     from the same twin (`output_dir`, `early_exits`, `flops_target`,
     top-1, MACs, `latency_vs_twin`, training cost), printed beside the
@@ -128,19 +132,24 @@ def flops_target_lines(report):
 
 
 def static_twin_lines(report):
-    """The run beside the static twin it was warm-started and distilled from (if any)."""
-    twin = report.get("static_twin")
-    if not twin:
+    """The run beside the static twin it was warm-started from (if any): trained by the run
+    (`static_twin`, charged in the training cost) or given as `init_from` (`started_from`)."""
+    twin, given = report.get("static_twin"), report.get("started_from")
+    if not (twin or given):
         return []
+    beside = (f"its static twin {twin['model']} ({twin['epochs']} epochs, the teacher)" if twin
+              else f"the static model it started from, {given['model_path']} (trained elsewhere)")
+    twin = twin or given
     return [
-        f"  beside its static twin {twin['model']} ({twin['epochs']} epochs, the teacher): "
+        f"  beside {beside}: "
         f"top-1 {100 * report['top1_accuracy']:.2f}% vs {100 * twin['top1_accuracy']:.2f}% "
         f"({100 * (report['top1_accuracy'] - twin['top1_accuracy']):+.2f} points), "
         f"MACs/image {report['executed_flops_mean'] / twin['flops']:.2f}x the twin's "
         f"{twin['flops']:,}",
+    ] + ([
         f"  training cost, teacher included: {report['total_train_images']:,} images, "
         f"{report['total_train_seconds']:.0f} s",
-    ] + ([
+    ] if "total_train_images" in report else []) + ([
         f"  TFLite batch-1 latency, 1 thread, learned gates, {latency['images']} test images: "
         f"{latency['mean_ms']:.3f} ms vs the twin's {latency['twin_mean_ms']:.3f} ms per image "
         f"({latency['mean_ratio']:.2f}x; medians {latency['median_ratio']:.2f}x)"

@@ -16,7 +16,7 @@ from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
 from dmnn_keras.training.evaluation import eval_dataset, evaluate_model, progress
-from dmnn_keras.training.model_files import load_keras_model, load_model_or_preset
+from dmnn_keras.training.model_files import load_model_or_preset
 from dmnn_keras.training.presets import (
     GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
 )
@@ -476,11 +476,38 @@ def _run(config, wall_start, strategy=None, twin=None):
         image_size=config.image_size, verbose=bool(config.verbose),
         **training,
     )
-    if twin and config.latency_images:
-        report["latency_vs_twin"] = latency_vs_twin(model, twin["model_path"], config)
+    started_from = None if twin else static_start(config, replaced, (size, size, 3))
+    if started_from:
+        report["started_from"] = started_from
+    reference = twin or started_from
+    if reference and config.latency_images:
+        report["latency_vs_twin"] = latency_vs_twin(model, reference["model_path"], config)
     report["wall_time_seconds"] = time.perf_counter() - wall_start
     report_lib.write_report(report, output_dir)
     return report
+
+
+def static_start(config, replaced, input_shape):
+    """The static model a run warm-started from (`init_from`, trained elsewhere), evaluated.
+
+    What a user would otherwise keep, on the run's eval images: `{model_path,
+    model, top1_accuracy, flops}`. None when there is nothing to compare with:
+    no `init_from`, a twin trained by the run (`static_twin` instead), a gated
+    or early-exit `init_from`, or one that classifies other classes
+    (`replaced`) or other image sizes.
+    """
+    if not config.init_from or config.teacher_epochs or replaced:
+        return None
+    from dmnn_keras.models.early_exit import EarlyExitModel
+
+    static = load_model_or_preset(config.init_from, "init_from")
+    if (isinstance(static, EarlyExitModel) or static.get_config().get("gating") is not None
+            or tuple(static.input_shape[1:]) != tuple(input_shape)):
+        return None
+    evaluation = evaluate_model(static, config.dataset, None, EVAL_BATCH_SIZE,
+                                config.max_eval_examples, config.data_dir, config.image_size)
+    return {"model_path": config.init_from, "model": static.name,
+            "top1_accuracy": evaluation["accuracy"], "flops": int(evaluation["profile"]["flops"])}
 
 
 def latency_vs_twin(model, twin_path, config):
@@ -492,7 +519,7 @@ def latency_vs_twin(model, twin_path, config):
                         training=False, max_examples=config.latency_images,
                         image_size=config.image_size, data_dir=config.data_dir)
     images = next(data.as_numpy_iterator())[0]
-    twin, dynamic = compare_latency([load_keras_model(twin_path), model], images)
+    twin, dynamic = compare_latency([load_model_or_preset(twin_path, "init_from"), model], images)
     return {"images": int(len(images)), "threads": 1, "twin_median_ms": twin["median_ms"],
             "median_ms": dynamic["median_ms"], "twin_mean_ms": twin["mean_ms"],
             "mean_ms": dynamic["mean_ms"],

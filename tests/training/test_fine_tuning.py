@@ -14,6 +14,7 @@ import dmnn_keras as dk
 from dmnn_keras.training import run_training
 from dmnn_keras.training import run as run_module
 from dmnn_keras.training.callbacks import GATE_LOG_DIR, TENSORBOARD_DIR
+from dmnn_keras.training.evaluation import evaluate_model
 
 CLASSES = ("ant", "bee", "cat")
 BLOCKS = ("conv2_block1", "conv3_block1", "conv4_block1", "conv5_block1")
@@ -66,6 +67,7 @@ def test_fine_tune_a_dmnn_on_an_image_folder_with_a_new_head_and_gate_logs(tmp_p
     assert model.get_config()["groups"] == 2  # the init model's architecture, not the preset's 4
     assert report["execution_rates"]["conv3_block1"] == 0.5  # its controller was kept
     assert rewarded == [(len(BLOCKS), 0.25)]  # --gate_information_weight reached every gate
+    assert "started_from" not in report  # a DMNN with a new head: nothing to compare with
 
     events = read_events(out / TENSORBOARD_DIR / GATE_LOG_DIR)
     assert set(events) == {f"execution_rate/{b}" for b in BLOCKS} | {"flops_ratio",
@@ -97,7 +99,7 @@ def test_early_exits_fine_tune_from_a_static_model_and_meet_the_target(tmp_path)
         "cpu_static", dataset=f"folder:{root}", init_from=init_path, teacher=teacher_path,
         image_size=32, batch_size=4, epochs=1, output_dir=str(tmp_path / "run"), figures=False,
         early_exits=("conv4_block1", "conv3_block1"), calibrate_flops_batches=6,
-        flops_target=0.7, verbose=0)
+        flops_target=0.7, latency_images=6, verbose=0)
 
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     assert isinstance(model, dk.EarlyExitModel)
@@ -109,6 +111,14 @@ def test_early_exits_fine_tune_from_a_static_model_and_meet_the_target(tmp_path)
     assert abs(calibration["flops_ratio"] - 0.7) <= 0.12  # 24 images: steps of 1/24 of an exit
     assert set(report["path_rates"]) == {"conv3_block1_exit", "conv4_block1_exit"}
     assert report["flops"] == dk.profile(model)["flops"]
+    # Beside the static model it started from, on the same 6 validation images, and its latency.
+    started_from = report["started_from"]
+    assert started_from["model_path"] == init_path
+    assert started_from["flops"] == dk.profile(static)["flops"]
+    assert started_from["top1_accuracy"] == evaluate_model(static, f"folder:{root}",
+                                                           image_size=32)["accuracy"]
+    assert report["eval_examples"] == 6
+    assert report["latency_vs_twin"]["images"] == 6
 
     with pytest.raises(ValueError, match="init_from must classify the dataset's 3 classes"):
         dk.ResNet(width_multiplier=0.125, input_shape=(32, 32, 3), num_classes=5).save(

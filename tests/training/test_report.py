@@ -52,3 +52,18 @@ def test_summary_counts_the_fixed_gates():
     report["table_row"] = table_row(report)
     assert "fixed gates (fix_constant_gates): 3/4 constants" in summary(report, "runs/x")
     assert "fixed gates" not in summary_of(0.62, {})
+
+
+def test_summary_puts_the_run_beside_the_static_model_it_started_from():
+    given = dict(model_path="resnet_cifar10", model="resnet_cifar10", top1_accuracy=0.7972,
+                 flops=7_330_000)
+    latency = dict(images=200, mean_ms=0.84, twin_mean_ms=1.0, mean_ratio=0.84,
+                   median_ratio=0.82)
+    report = dict(REPORT, top1_accuracy=0.8098, executed_flops_mean=4_385_000, flags={},
+                  started_from=given, latency_vs_twin=latency)
+    report["table_row"] = table_row(report)
+    text = summary(report, "runs/x")
+    assert ("beside the static model it started from, resnet_cifar10 (trained elsewhere): top-1 "
+            "80.98% vs 79.72% (+1.26 points), MACs/image 0.60x the twin's 7,330,000") in text
+    assert "training cost" not in text  # the given model's training is not the run's
+    assert "0.840 ms vs the twin's 1.000 ms per image (0.84x; medians 0.82x)" in text
