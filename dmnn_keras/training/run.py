@@ -476,7 +476,7 @@ def _run(config, wall_start, strategy=None, twin=None):
         image_size=config.image_size, verbose=bool(config.verbose),
         **training,
     )
-    started_from = None if twin else static_start(config, replaced, (size, size, 3))
+    started_from = None if twin else static_start(config, model, replaced, (size, size, 3))
     if started_from:
         report["started_from"] = started_from
     reference = twin or started_from
@@ -487,16 +487,17 @@ def _run(config, wall_start, strategy=None, twin=None):
     return report
 
 
-def static_start(config, replaced, input_shape):
-    """The static model a run warm-started from (`init_from`, trained elsewhere), evaluated.
+def static_start(config, model, replaced, input_shape):
+    """The static model a dynamic `model` was warm-started from (`init_from`, trained elsewhere).
 
-    What a user would otherwise keep, on the run's eval images: `{model_path,
-    model, top1_accuracy, flops}`. None when there is nothing to compare with:
-    no `init_from`, a twin trained by the run (`static_twin` instead), a gated
-    or early-exit `init_from`, or one that classifies other classes
-    (`replaced`) or other image sizes.
+    What a user would otherwise keep, evaluated on the run's eval images:
+    `{model_path, model, top1_accuracy, flops}`. None when there is nothing
+    to compare with: a static `model`, no `init_from`, a twin trained by the
+    run (`static_twin` instead), a gated or early-exit `init_from`, or one
+    that classifies other classes (`replaced`) or other image sizes.
     """
-    if not config.init_from or config.teacher_epochs or replaced:
+    dynamic = bool(getattr(model, "gated_blocks", None)) or bool(config.early_exits)
+    if not (dynamic and config.init_from) or config.teacher_epochs or replaced:
         return None
     from dmnn_keras.models.early_exit import EarlyExitModel
 

@@ -170,3 +170,25 @@ def test_compare_exits_with_a_wrong_block_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="cannot run as few MACs as the DMNN: an image leaving "
                                          "at the first exit runs 0.509"):
         exits_beside_target(dataclasses.replace(config, flops_target=0.5), 10, (32, 32, 3))
+
+
+def test_only_a_dynamic_run_from_a_static_model_on_its_classes_is_put_beside_it(tmp_path):
+    from dmnn_keras.training.presets import resolve_config
+    from dmnn_keras.training.run import static_start
+
+    path = str(tmp_path / "static.keras")
+    static = dk.ResNet(width_multiplier=0.125, input_shape=(32, 32, 3), num_classes=10)
+    static.save(path)
+    dmnn = dk.DMNNResNet(width_multiplier=0.125, groups=2, seed=0)
+    config = resolve_config("tiny", init_from=path, max_eval_examples=8)
+    assert static_start(config, static, {}, (32, 32, 3)) is None  # a static fine-tune
+    assert static_start(config, dmnn, {"predictions": "..."}, (32, 32, 3)) is None  # a new head
+    assert static_start(config, dmnn, {}, (64, 64, 3)) is None  # another image size
+    assert static_start(dataclasses.replace(config, init_from=None), dmnn, {}, (32, 32, 3)) is None
+    dmnn_path = str(tmp_path / "dmnn.keras")
+    dmnn.save(dmnn_path)  # a gated init_from: it keeps its gates, no static model to compare
+    assert static_start(dataclasses.replace(config, init_from=dmnn_path), dmnn, {},
+                        (32, 32, 3)) is None
+    given = static_start(config, dmnn, {}, (32, 32, 3))
+    assert given["model_path"] == path and given["flops"] == dk.profile(static)["flops"]
+    assert given["top1_accuracy"] == evaluate_model(static, "cifar10", max_examples=8)["accuracy"]
