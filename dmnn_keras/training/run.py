@@ -362,8 +362,9 @@ def _run(config, wall_start, strategy=None, twin=None):
             # forced_gate_rate is the run's own: a DMNN pre-trained all-on learns its gates.
             kwargs = dict(seed=config.seed, num_categories=num_categories,
                           forced_gate_rate=config.forced_gate_rate, **resource_loss_kwargs(config))
+            init_model = load_model_or_preset(init_from, "init_from")
             model, replaced = start_from(
-                load_model_or_preset(init_from, "init_from"), info.num_classes, (size, size, 3),
+                init_model, info.num_classes, (size, size, 3),
                 groups=config.groups, flops_target=config.flops_target, calibration_images=train,
                 calibration_batches=REBALANCE_BATCHES,
                 split="cross" if config.block_split == "cross" else "partition", **kwargs,
@@ -371,8 +372,9 @@ def _run(config, wall_start, strategy=None, twin=None):
             if config.verbose and chief:
                 made = "".join(f"new {name} {shapes}; " for name, shapes in replaced.items())
                 kept = "every other weight" if replaced else "every weight"
-                print(f"init_from={init_from}: {made}{kept} kept (backbone, gates, controllers)",
-                      flush=True)
+                what = ("backbone; the gate controllers start fresh" if init_model.get_config().get(
+                    "gating") is None else "backbone, gates, controllers")
+                print(f"init_from={init_from}: {made}{kept} kept ({what})", flush=True)
         else:
             model = build_model(config, info.num_classes, (size, size, 3), num_categories)
         if config.gate_logit_bound:

@@ -35,6 +35,9 @@ def test_warm_started_distilled_run_under_mirrored_strategy(tmp_path):
     result = run(["-c", MIRRORED_WARM_START, str(tmp_path / "run")], timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("REPORT", 1)[1])
+    # The DMNN starts from the twin: its controllers are new, not kept from it.
+    assert (f"init_from={tmp_path / 'run' / 'teacher' / 'model.keras'}: every weight kept "
+            "(backbone; the gate controllers start fresh)") in result.stdout
     assert report["flags"]["num_replicas"] == 2
     # Global batch 32 split over 2 replicas: 128 examples -> 4 steps, lr scaled by 32 / 256.
     assert report["steps_per_epoch"] == 4
