@@ -11,6 +11,7 @@ from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
 from dmnn_keras.methods import GatingConfig
+from dmnn_keras.models.gating import DIFFICULTY_SUFFIX
 
 # How each sub-block layer takes its part of the static block's layer (by name suffix):
 # "out" slices output channels, "in" input channels, "in_out" both (the 3x3's diagonal block),
@@ -279,6 +280,13 @@ def from_static(static_model, groups=4, flops_target=0.5, calibration_images=Non
 
 
 HEAD_LAYER = "predictions"
+
+
+def _is_class_head(layer_name):
+    """Whether a layer has one output per class: the classifier, or a DMNN's difficulty head."""
+    return layer_name == HEAD_LAYER or layer_name.endswith(DIFFICULTY_SUFFIX)
+
+
 # Layers whose weights are training state that starts over with every run instead of being
 # copied: the resource loss's target and Lagrange multiplier, the gates' temperature and noise.
 RUN_STATE_LAYERS = (ResourceLoss, GumbelGate)
@@ -291,7 +299,9 @@ def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
     `init_from` is built again for `num_classes` classes and `input_shape`
     images, and every weight is copied except the classification head
     (`predictions`) when the class count differs: that head starts freshly
-    initialised. Then a static model becomes a DMNN through `from_static`
+    initialised, and so does a DMNN's difficulty head (`{block}_difficulty`,
+    one logit per class; its controllers read it from the first step and the
+    run trains it with the labels). Then a static model becomes a DMNN through `from_static`
     (`groups`, `flops_target`, the calibration and `kwargs`); a DMNN keeps
     its architecture, gates and controllers (and category heads), takes
     `flops_target` and `kwargs` (e.g. `resource_loss_weight`, `seed`), and
@@ -352,7 +362,8 @@ def _rebuild(model, changes, fresh_controllers=False):
 
     With `fresh_controllers`, the gate controllers keep their initial
     weights. Returns `(new_model, {layer name: "old shapes -> new shapes"})`;
-    a layer other than the head whose weights do not fit is a ValueError.
+    a layer other than a class head (`_is_class_head`) whose weights do not
+    fit is a ValueError.
     """
     config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
     new = type(model)(**{**config, **changes})
@@ -370,7 +381,7 @@ def _rebuild(model, changes, fresh_controllers=False):
         if source is not None and tuple(source.shape) == tuple(variable.shape):
             variable.assign(source)
             continue
-        if layer != HEAD_LAYER:
+        if not _is_class_head(layer):
             raise ValueError(
                 f"init_from must have the architecture it is built again with: weight "
                 f"{variable.path!r} has shape {None if source is None else tuple(source.shape)}, "

@@ -217,6 +217,30 @@ def test_start_from_a_dmnn_keeps_backbone_gates_and_controllers():
     np.testing.assert_allclose(model(x, training=False), dmnn(x, training=False), atol=1e-5)
 
 
+def test_start_from_a_dmnn_with_a_difficulty_head_for_another_class_count():
+    """The difficulty head has one logit per class: like the classifier it starts fresh."""
+    tiny = dict(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125, groups=2, split="partition",
+                difficulty_head="conv3_block1", uncertainty_spread=1.0)
+    dmnn = dk.DynamicResNet(num_classes=10, **tiny)
+    _randomise_batch_norms(dmnn)
+    model, replaced = start_from(dmnn, 3, (32, 32, 3), flops_target=0.6)
+    heads = [v.path for v in model.weights if v.path.startswith(("predictions/",
+                                                                 "conv3_block1_difficulty/"))]
+    assert sorted(replaced) == ["conv3_block1_difficulty", "predictions"]
+    assert replaced["conv3_block1_difficulty"] == "[(256, 10), (10,)] -> [(256, 3), (3,)]"
+    # Every other weight kept, the controllers' difficulty inputs too.
+    new = {v.path: v.numpy() for v in model.weights}
+    kept = [(v.path, v.numpy()) for v in dmnn.weights
+            if v.path not in heads and not v.path.startswith("resource_loss")
+            and not v.path.endswith(("temperature_value", "noise_scale"))]
+    assert len(kept) > 50 and all(np.array_equal(value, new[path]) for path, value in kept)
+    x, y = _images(4), np.arange(4) % 3
+    outputs = model(x, training=True)
+    assert outputs["difficulty"].shape == (4, 3) and outputs["logits"].shape == (4, 3)
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0)  # the new heads train on 3 classes
+
+
 def test_a_dmnn_pre_trained_all_on_starts_gating_where_it_ended():
     """forced_gate_rate=1.0 trains the all-on partition net; start_from(forced_gate_rate=None) gates it."""
     all_on = dk.DMNNResNet(num_classes=10, groups=2, split="partition", flops_target=1.0,
