@@ -11,6 +11,7 @@ from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
 from dmnn_keras.methods import GatingConfig
+from dmnn_keras.models.early_exit import EXIT_SUFFIX, EarlyExitModel
 from dmnn_keras.models.gating import DIFFICULTY_SUFFIX
 
 # How each sub-block layer takes its part of the static block's layer (by name suffix):
@@ -354,6 +355,70 @@ def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
     if static:
         model = from_static(model, groups, flops_target, calibration_images, calibration_batches,
                             split=split, **kwargs)
+    return model, replaced
+
+
+def start_exits_from(init_from, exits, num_classes, input_shape, exit_loss_weight=1.0):
+    """The early-exit network a training run starts from: a trained model of this library, fitted to new data.
+
+    The static network (`init_from` itself, or an `EarlyExitModel`'s
+    backbone) is built again for `num_classes` classes and `input_shape`
+    images with every weight copied, except the classifier (`predictions`)
+    when the class count differs: it starts freshly initialised. Exits go
+    after the blocks `exits`; an early-exit `init_from` keeps its exit grid,
+    and its heads on the same blocks keep their weights unless the class
+    count differs (then they start fresh too, and are listed in `replaced`).
+
+    Args:
+        init_from: a trained static `DynamicResNet` / `DynamicMobileNetV2`
+            with its classification head, or an `EarlyExitModel` on one.
+        exits: the blocks to put exits after (as `EarlyExitModel`'s `exits`).
+        num_classes: classes of the new data.
+        input_shape: `(H, W, 3)` of the new data.
+        exit_loss_weight: as in `EarlyExitModel`.
+
+    Returns:
+        `(model, replaced)`: the `EarlyExitModel`, and `{layer name: "old
+        shapes -> new shapes"}` of the class heads made new.
+
+    Example:
+    ```python
+    import dmnn_keras as dk
+    from dmnn_keras.warm_start import start_exits_from
+    static = dk.ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, num_classes=10)
+    model, replaced = start_exits_from(static, ("conv3_block1",), 3, (32, 32, 3))
+    replaced  # {'predictions': '[(512, 10), (10,)] -> [(512, 3), (3,)]'}
+    ```
+    """
+    grid, heads = 2, {}
+    if isinstance(init_from, EarlyExitModel):
+        config = init_from.get_config()
+        grid = config["grid"]
+        heads = {name: init_from.get_layer(name) for name in init_from.exit_names}
+        backbone = keras.saving.deserialize_keras_object(config["backbone"])
+        for layer in backbone.layers:  # the exit model shares its backbone's layers
+            layer.set_weights(init_from.get_layer(layer.name).get_weights())
+        init_from = backbone
+    static = {layer.name: layer for layer in init_from.layers}.get(HEAD_LAYER)
+    if not hasattr(init_from, "get_config") or getattr(init_from, "gated_blocks", None) or \
+            not isinstance(static, keras.layers.Dense):
+        raise ValueError(
+            f"init_from must be a static model of this library with its classification head "
+            f"({HEAD_LAYER!r}), or an early-exit model on one, to put exits on. Received: "
+            f"{type(init_from).__name__} {init_from.name!r}"
+        )
+    backbone, replaced = _rebuild(
+        init_from, dict(num_classes=int(num_classes), input_shape=tuple(input_shape)))
+    model = EarlyExitModel(backbone, exits=exits, grid=grid, exit_loss_weight=exit_loss_weight)
+    for name in model.exit_names:
+        old, new = heads.get(name), model.get_layer(name)
+        if old is None:
+            continue
+        shapes = [tuple(w.shape) for w in old.weights], [tuple(w.shape) for w in new.weights]
+        if shapes[0] == shapes[1]:
+            new.set_weights(old.get_weights())
+        else:
+            replaced[name] = f"{shapes[0]} -> {shapes[1]}"
     return model, replaced
 
 

@@ -117,9 +117,10 @@ flags.DEFINE_float("teacher_learning_rate", None, "Learning rate (for a batch of
                    "twin trained by --teacher_epochs (default: --learning_rate).")
 flags.DEFINE_string("init_from", None, "Start from this trained .keras model or preset (a shipped "
                     "name such as resnet_cifar10, or a preset directory) of the library: a "
-                    "static one is warm-started into a DMNN, a DMNN keeps its gates; new "
-                    "class heads (classifier, difficulty head) when --dataset has another "
-                    "class count.")
+                    "static one is warm-started into a DMNN, a DMNN keeps its gates; with "
+                    "--early_exits a static or early-exit one gets the exits (an early-exit "
+                    "one keeps its heads); new class heads (classifier, difficulty head, "
+                    "exit heads) when --dataset has another class count.")
 flags.DEFINE_string("teacher", None, "Distil from this .keras model or preset (same classes).")
 flags.DEFINE_float("distill_weight", None, "Weight of the distillation KL (0 = off).")
 flags.DEFINE_float("distill_temperature", None, "Distillation temperature.")

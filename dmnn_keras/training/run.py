@@ -109,19 +109,19 @@ def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_exam
     return report
 
 
-def exit_model(config, backbone, num_classes):
-    """`EarlyExitModel` on `backbone` with the config's exits (a ValueError if it does not fit)."""
+def exit_model(config, backbone):
+    """`EarlyExitModel` on a newly built static `backbone` with the config's exits (ValueError if they do not fit)."""
     from dmnn_keras.models.early_exit import EarlyExitModel
 
-    if getattr(backbone, "gated_blocks", None) or getattr(backbone, "exit_names", None):
-        raise ValueError("init_from must be a static network to put early exits on. Received: "
-                         f"{backbone.name!r}, a dynamic model")
-    classes = int(backbone.outputs[0].shape[-1])
-    if classes != num_classes:
-        raise ValueError(f"init_from must classify the dataset's {num_classes} classes. Received: "
-                         f"a model with {classes} outputs")
     return EarlyExitModel(backbone, exits=tuple(config.early_exits),
                           exit_loss_weight=config.exit_loss_weight)
+
+
+def print_init_from(init_from, replaced, what):
+    """Prints what the run took from `init_from`: the class heads made new (`replaced`), and `what` was kept."""
+    made = "".join(f"new {name} {shapes}; " for name, shapes in replaced.items())
+    kept = "every other weight" if replaced else "every weight"
+    print(f"init_from={init_from}: {made}{kept} kept ({what})", flush=True)
 
 
 def finished_report(directory):
@@ -157,8 +157,7 @@ def exits_beside_target(config, num_classes, input_shape):
     """
     exits_config = exits_beside_config(config)
     try:
-        exits = exit_model(exits_config, build_model(exits_config, num_classes, input_shape),
-                           num_classes)
+        exits = exit_model(exits_config, build_model(exits_config, num_classes, input_shape))
     except ValueError as error:
         raise ValueError(f"compare_exits={tuple(config.compare_exits)!r} does not fit the twin "
                          f"{exits_config.model!r}: {error}") from None
@@ -337,7 +336,7 @@ def _run(config, wall_start, strategy=None, twin=None):
         )
     size = config.image_size or info.image_size
     if config.early_exits and config.teacher_epochs:  # the exit names, before the twin trains
-        exit_model(config, build_model(config, info.num_classes, (size, size, 3)), info.num_classes)
+        exit_model(config, build_model(config, info.num_classes, (size, size, 3)))
     exits_target = exits_beside_target(config, info.num_classes, (size, size, 3)) if (
         config.compare_exits) else None
     if twin is None and config.teacher_epochs:
@@ -352,10 +351,20 @@ def _run(config, wall_start, strategy=None, twin=None):
     with strategy.scope():
         num_categories = info.num_categories if with_categories else 0
         replaced = None
-        if config.early_exits:
-            model = exit_model(config, load_model_or_preset(init_from, "init_from") if init_from
-                               else build_model(config, info.num_classes, (size, size, 3)),
-                               info.num_classes)
+        if config.early_exits and init_from:
+            from dmnn_keras.warm_start import start_exits_from
+
+            init_model = load_model_or_preset(init_from, "init_from")
+            model, replaced = start_exits_from(init_model, tuple(config.early_exits),
+                                               info.num_classes, (size, size, 3),
+                                               config.exit_loss_weight)
+            if config.verbose and chief:
+                heads = [name for name in model.exit_names if name not in replaced
+                         and name in getattr(init_model, "exit_names", ())]
+                print_init_from(init_from, replaced, ", ".join(["backbone"] + heads) if heads
+                                else "backbone; the exit heads start fresh")
+        elif config.early_exits:
+            model = exit_model(config, build_model(config, info.num_classes, (size, size, 3)))
         elif init_from:
             from dmnn_keras.warm_start import start_from
 
@@ -370,11 +379,9 @@ def _run(config, wall_start, strategy=None, twin=None):
                 split="cross" if config.block_split == "cross" else "partition", **kwargs,
             )
             if config.verbose and chief:
-                made = "".join(f"new {name} {shapes}; " for name, shapes in replaced.items())
-                kept = "every other weight" if replaced else "every weight"
-                what = ("backbone; the gate controllers start fresh" if init_model.get_config().get(
-                    "gating") is None else "backbone, gates, controllers")
-                print(f"init_from={init_from}: {made}{kept} kept ({what})", flush=True)
+                print_init_from(init_from, replaced, "backbone; the gate controllers start fresh"
+                                if init_model.get_config().get("gating") is None
+                                else "backbone, gates, controllers")
         else:
             model = build_model(config, info.num_classes, (size, size, 3), num_categories)
         if config.gate_logit_bound:

@@ -191,12 +191,12 @@ def test_bad_arguments_are_refused_by_name():
     softmax = keras.Model(static.inputs[0], keras.layers.Softmax()(static.outputs[0]))
     with pytest.raises(ValueError, match="classifier_activation='softmax'"):
         dk.EarlyExitModel(softmax)
-    from dmnn_keras.training.run import exit_model
+    from dmnn_keras.warm_start import start_exits_from
 
-    with pytest.raises(ValueError, match="init_from must be a static network"):
-        exit_model(dk.training.resolve_config("cpu_static", early_exits=("conv3_block1",),
-                                              calibrate_flops_batches=1),
-                   dk.DMNNResNet(groups=2), 10)
+    with pytest.raises(ValueError, match="init_from must be a static model of this library with "
+                                         "its classification head .*, or an early-exit model on "
+                                         "one, to put exits on. Received: DynamicResNet"):
+        start_exits_from(dk.DMNNResNet(groups=2), ("conv3_block1",), 10, (32, 32, 3))
 
 
 def test_the_exit_heads_compute_in_the_backbone_dtype_policy():

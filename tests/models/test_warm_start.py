@@ -8,7 +8,7 @@ import pytest
 
 import dmnn_keras as dk
 from dmnn_keras.batch_norm import batch_norm_layers
-from dmnn_keras.warm_start import start_from
+from dmnn_keras.warm_start import start_exits_from, start_from
 
 pytestmark = pytest.mark.slow  # 40 s or more per file: run first (tests/conftest.py)
 
@@ -239,6 +239,37 @@ def test_start_from_a_dmnn_with_a_difficulty_head_for_another_class_count():
     assert outputs["difficulty"].shape == (4, 3) and outputs["logits"].shape == (4, 3)
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=1, verbose=0)  # the new heads train on 3 classes
+
+
+def test_start_exits_from_a_static_or_an_early_exit_model():
+    static = dk.ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125, num_classes=10)
+    _randomise_batch_norms(static)
+    exits = dk.EarlyExitModel(static, exits=("conv3_block1", "conv4_block1"), grid=1,
+                              exit_loss_weight=0.5)
+    for name in exits.exit_names:  # trained heads, not their initialisation
+        head = exits.get_layer(name)
+        head.set_weights([np.random.default_rng(3).normal(0, 0.1, w.shape) for w in head.weights])
+    x = _images(4)
+    # Same classes and exits: the early-exit model itself, a new object.
+    model, replaced = start_exits_from(exits, ("conv3_block1", "conv4_block1"), 10, (32, 32, 3),
+                                       exit_loss_weight=0.5)
+    assert replaced == {} and model is not exits and model.get_config()["grid"] == 1
+    for a, b in zip(exits(x, training=True).values(), model(x, training=True).values()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+    # Another class count: the classifier and the kept exit's head start fresh; a new exit too.
+    model, replaced = start_exits_from(exits, ("conv3_block1", "conv2_block1"), 3, (40, 40, 3))
+    assert replaced == {"predictions": "[(256, 10), (10,)] -> [(256, 3), (3,)]",
+                        "conv3_block1_exit": "[(64, 10), (10,)] -> [(64, 3), (3,)]"}
+    assert model.exit_names == ("conv2_block1_exit", "conv3_block1_exit")
+    for name in ("conv1_conv", "conv4_block1"):  # the backbone copied
+        for a, b in zip(static.get_layer(name).get_weights(), model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert model(np.zeros((2, 40, 40, 3), "float32")).shape == (2, 3)
+    # A static model: its backbone, the exits start fresh (grid 2, the default).
+    model, replaced = start_exits_from(static, ("conv3_block1",), 10, (32, 32, 3))
+    assert replaced == {} and model.get_config()["grid"] == 2
+    np.testing.assert_allclose(model(x, training=True)["logits"], static(x, training=True),
+                               rtol=1e-5, atol=1e-4)  # the final classifier: the static model
 
 
 def test_a_dmnn_pre_trained_all_on_starts_gating_where_it_ended():

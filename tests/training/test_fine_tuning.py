@@ -120,12 +120,27 @@ def test_early_exits_fine_tune_from_a_static_model_and_meet_the_target(tmp_path)
     assert report["eval_examples"] == 6
     assert report["latency_vs_twin"]["images"] == 6
 
-    with pytest.raises(ValueError, match="init_from must classify the dataset's 3 classes"):
-        dk.ResNet(width_multiplier=0.125, input_shape=(32, 32, 3), num_classes=5).save(
-            tmp_path / "five.keras")
-        run_training("cpu_static", dataset=f"folder:{root}", init_from=str(tmp_path / "five.keras"),
-                     image_size=32, batch_size=4, epochs=1, output_dir=str(tmp_path / "bad"),
-                     early_exits=("conv3_block1",), calibrate_flops_batches=1, verbose=0)
+
+
+def test_early_exits_fine_tune_the_shipped_exits_preset_on_other_classes(tmp_path, capsys):
+    root = tmp_path / "images"
+    write_image_folder(root)
+    report = run_training(
+        "cpu_static", dataset=f"folder:{root}", init_from="exits_resnet_cifar10", image_size=32,
+        batch_size=4, epochs=1, output_dir=str(tmp_path / "run"), figures=False,
+        early_exits=("conv3_block1", "conv4_block1"), calibrate_flops_batches=1, verbose=1)
+    heads = {"predictions": "[(512, 10), (10,)] -> [(512, 3), (3,)]",
+             "conv3_block1_exit": "[(512, 10), (10,)] -> [(512, 3), (3,)]",
+             "conv4_block1_exit": "[(1024, 10), (10,)] -> [(1024, 3), (3,)]"}
+    printed = "".join(f"new {name} {shapes}; " for name, shapes in heads.items())
+    assert (f"init_from=exits_resnet_cifar10: {printed}every other weight kept (backbone; the "
+            f"exit heads start fresh)") in capsys.readouterr().out
+    assert report["init_from_replaced"] == heads
+    heads_of_exits = ("conv3_block1_exit", "conv4_block1_exit")
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert isinstance(model, dk.EarlyExitModel) and model.exit_names == heads_of_exits
+    assert model(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 3)
+    assert "started_from" not in report  # other classes: nothing to compare with
 
 
 def test_compare_exits_finds_the_exits_network_of_an_interrupted_main_job(tmp_path):
