@@ -365,8 +365,8 @@ def start_exits_from(init_from, exits, num_classes, input_shape, exit_loss_weigh
     backbone) is built again for `num_classes` classes and `input_shape`
     images with every weight copied, except the classifier (`predictions`)
     when the class count differs: it starts freshly initialised. Exits go
-    after the blocks `exits`; an early-exit `init_from` keeps its exit grid,
-    and its heads on the same blocks keep their weights unless the class
+    after the blocks `exits`; an early-exit `init_from` keeps its exit grid
+    and confidence threshold, and its heads on the same blocks keep their weights unless the class
     count differs (then they start fresh too, and are listed in `replaced`).
 
     Args:
@@ -390,10 +390,10 @@ def start_exits_from(init_from, exits, num_classes, input_shape, exit_loss_weigh
     replaced  # {'predictions': '[(512, 10), (10,)] -> [(512, 3), (3,)]'}
     ```
     """
-    grid, heads = 2, {}
+    grid, threshold, heads = 2, 0.9, {}
     if isinstance(init_from, EarlyExitModel):
         config = init_from.get_config()
-        grid = config["grid"]
+        grid, threshold = config["grid"], init_from.confidence_threshold
         heads = {name: init_from.get_layer(name) for name in init_from.exit_names}
         backbone = keras.saving.deserialize_keras_object(config["backbone"])
         for layer in backbone.layers:  # the exit model shares its backbone's layers
@@ -409,7 +409,8 @@ def start_exits_from(init_from, exits, num_classes, input_shape, exit_loss_weigh
         )
     backbone, replaced = _rebuild(
         init_from, dict(num_classes=int(num_classes), input_shape=tuple(input_shape)))
-    model = EarlyExitModel(backbone, exits=exits, grid=grid, exit_loss_weight=exit_loss_weight)
+    model = EarlyExitModel(backbone, exits=exits, grid=grid, exit_loss_weight=exit_loss_weight,
+                           confidence_threshold=threshold)
     for name in model.exit_names:
         old, new = heads.get(name), model.get_layer(name)
         if old is None:
@@ -420,6 +421,23 @@ def start_exits_from(init_from, exits, num_classes, input_shape, exit_loss_weigh
         else:
             replaced[name] = f"{shapes[0]} -> {shapes[1]}"
     return model, replaced
+
+
+def with_classes(model, num_classes):
+    """`model` built again for `num_classes` classes: keras-hub's `from_preset(..., num_classes=n)`.
+
+    Every weight is copied except those of the class heads (the classifier,
+    a DMNN's difficulty head, an early-exit model's exit heads), which start
+    freshly initialised when the class count differs. A DMNN's run state
+    starts over, as in `start_from`.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1. Received: num_classes={num_classes!r}")
+    if isinstance(model, EarlyExitModel):
+        config = model.get_config()
+        return start_exits_from(model, config["exits"], num_classes, tuple(model.input_shape[1:]),
+                                config["exit_loss_weight"])[0]
+    return _rebuild(model, dict(num_classes=num_classes))[0]
 
 
 def _rebuild(model, changes, fresh_controllers=False):

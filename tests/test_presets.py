@@ -86,14 +86,35 @@ def test_from_preset_keywords_replace_its_constructor_arguments():
     from dmnn_keras.models.dynamic_model import logits_tensor
 
     assert logits_tensor(fresh).shape[-1] == 3  # (a difficulty head's model: a dict output)
-    with pytest.raises(ValueError, match=r"from_preset\('dmnn_resnet_cifar10', num_classes=3\) "
+    with pytest.raises(ValueError, match=r"from_preset\('dmnn_resnet_cifar10', groups=4\) "
                                          r"does not fit this model: the preset has no layer "
                                          r"'\w+' with weights of shapes .*need load_weights=False$"):
-        dk.from_preset("dmnn_resnet_cifar10", num_classes=3)
+        dk.from_preset("dmnn_resnet_cifar10", groups=4)
     with pytest.raises(ValueError, match=r"from_preset's keywords must be constructor arguments "
                                          r"of the preset \(\[.*'include_top'.*\]\)\. "
                                          r"Received: includ_top=False$"):
         dk.from_preset("dmnn_resnet_cifar10", includ_top=False)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_from_preset_with_another_class_count_makes_only_the_class_heads_new(name):
+    """keras-hub's `from_preset(preset, num_classes=n)`: the preset's weights, new class heads."""
+    preset = dk.from_preset(name)
+    model = dk.from_preset(name, num_classes=3)
+    assert type(model) is type(preset)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    assert model(x).shape == (2, 3)
+    heads = {"predictions", "conv3_block1_difficulty", "conv3_block1_exit", "conv4_block1_exit"}
+    weights = {v.path: v.numpy() for v in model.weights}
+    new = {path.split("/")[0] for path, value in weights.items() if value.shape[-1:] == (3,)}
+    assert new == {layer.name for layer in preset.layers} & heads  # every head of the preset
+    for v in preset.weights:  # all but the heads and a DMNN's run state (as start_from)
+        if v.path.split("/")[0] not in heads and not v.path.startswith("resource_loss/") and \
+                not v.path.endswith(("temperature_value", "noise_scale")):
+            np.testing.assert_array_equal(v.numpy(), weights[v.path], err_msg=v.path)
+    with pytest.raises(ValueError, match=r"^num_classes must be an int >= 1. Received: "
+                                         r"num_classes=0$"):
+        dk.from_preset(name, num_classes=0)
 
 
 def test_unknown_preset_names_the_shipped_ones(tmp_path):

@@ -102,3 +102,5 @@ def test_preset_snippet_runs(tmp_path, monkeypatch):
     model, backbone = namespace["model"], namespace["backbone"]
     assert (tmp_path / "my_preset" / "model.weights.h5").exists()
     assert tuple(backbone.output.shape) == (None, int(model.get_layer("avg_pool").output.shape[-1]))
+    exits = namespace["exits"]
+    assert type(exits).__name__ == "EarlyExitModel" and exits.get_layer("predictions").units == 3

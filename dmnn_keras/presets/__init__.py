@@ -82,7 +82,10 @@ def from_preset(preset, load_weights=True, **kwargs):
         **kwargs: constructor arguments that replace the preset's, as
             keras-hub's `from_preset(preset, **kwargs)`; e.g.
             `include_top=False, pooling="avg"`: the backbone, its gates and
-            controllers, without the classifier (weights copied by layer name).
+            controllers, without the classifier (weights copied by layer name);
+            `num_classes=n` (any preset, early-exit ones too): every weight
+            but the class heads', which start fresh when `n` differs (the
+            classifier, a DMNN's difficulty head, the exit heads).
 
     Returns:
         the model, e.g. a `DynamicResNet`.
@@ -97,6 +100,7 @@ def from_preset(preset, load_weights=True, **kwargs):
     dk.profile(model, images)["executed_flops"].shape  # (2,)
     backbone = dk.from_preset("dmnn_resnet_cifar10", include_top=False, pooling="avg")
     backbone(images).shape  # (2, 512): features, for a head of your own
+    dk.from_preset("exits_resnet_cifar10", num_classes=3)(images).shape  # (2, 3): new heads
     ```
     """
     import keras
@@ -104,6 +108,11 @@ def from_preset(preset, load_weights=True, **kwargs):
     from dmnn_keras.models.dynamic_model import load_builder_weights
 
     directory = preset_dir(preset)
+    if "num_classes" in kwargs:
+        from dmnn_keras.warm_start import with_classes
+
+        num_classes = kwargs.pop("num_classes")
+        return with_classes(from_preset(preset, load_weights, **kwargs), num_classes)
     with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
         config = json.load(f)
     unknown = sorted(set(kwargs) - set(config["config"]))
@@ -120,8 +129,8 @@ def from_preset(preset, load_weights=True, **kwargs):
             model, directory,
             received=f"from_preset({preset!r}, "
             + ", ".join(f"{key}={value!r}" for key, value in kwargs.items()) + ")",
-            remedy="Keywords that change the shape of a layer's weights (e.g. num_classes, "
-            "groups, width_multiplier) need load_weights=False",
+            remedy="Keywords that change the shape of a layer's weights (e.g. groups, "
+            "width_multiplier) need load_weights=False",
         )
     elif load_weights:
         model.load_weights(os.path.join(directory, WEIGHTS_FILE))
