@@ -490,7 +490,8 @@ def _run(config, wall_start, strategy=None, twin=None):
         report["started_from"] = started_from
     reference = twin or started_from
     if reference and config.latency_images:
-        report["latency_vs_twin"] = latency_vs_twin(model, reference["model_path"], config)
+        report["latency_vs_twin"] = latency_vs_twin(
+            model, reference["model_path"], config, "twin" if twin else "init_from")
     report["wall_time_seconds"] = time.perf_counter() - wall_start
     report_lib.write_report(report, output_dir)
     return report
@@ -510,6 +511,7 @@ def static_start(config, model, replaced, input_shape):
         return None
     from dmnn_keras.models.early_exit import EarlyExitModel
 
+    # Loaded from its file again: the model the user would keep, whatever the run did to its copy.
     static = load_model_or_preset(config.init_from, "init_from")
     if (isinstance(static, EarlyExitModel) or static.get_config().get("gating") is not None
             or tuple(static.input_shape[1:]) != tuple(input_shape)):
@@ -520,8 +522,12 @@ def static_start(config, model, replaced, input_shape):
             "top1_accuracy": evaluation["accuracy"], "flops": int(evaluation["profile"]["flops"])}
 
 
-def latency_vs_twin(model, twin_path, config):
-    """TFLite batch-1 latency (1 thread, learned gates) of `model` and the twin on test images."""
+def latency_vs_twin(model, twin_path, config, twin_name="twin"):
+    """TFLite batch-1 latency (1 thread, learned gates) of `model` and the twin on test images.
+
+    `twin_name` names the twin in the error when its file is gone: `twin`
+    (trained by the run) or `init_from` (trained elsewhere).
+    """
     from dmnn_keras.export.latency import compare_latency
 
     info = get_dataset_info(config.dataset)
@@ -529,7 +535,7 @@ def latency_vs_twin(model, twin_path, config):
                         training=False, max_examples=config.latency_images,
                         image_size=config.image_size, data_dir=config.data_dir)
     images = next(data.as_numpy_iterator())[0]
-    twin, dynamic = compare_latency([load_model_or_preset(twin_path, "init_from"), model], images)
+    twin, dynamic = compare_latency([load_model_or_preset(twin_path, twin_name), model], images)
     return {"images": int(len(images)), "threads": 1, "twin_median_ms": twin["median_ms"],
             "median_ms": dynamic["median_ms"], "twin_mean_ms": twin["mean_ms"],
             "mean_ms": dynamic["mean_ms"],

@@ -207,3 +207,19 @@ def test_only_a_dynamic_run_from_a_static_model_on_its_classes_is_put_beside_it(
     given = static_start(config, dmnn, {}, (32, 32, 3))
     assert given["model_path"] == path and given["flops"] == dk.profile(static)["flops"]
     assert given["top1_accuracy"] == evaluate_model(static, "cifar10", max_examples=8)["accuracy"]
+
+
+def test_a_missing_twin_is_named_as_the_run_knows_it(tmp_path):
+    """The twin the run trained is `twin` in the error, one trained elsewhere `init_from`."""
+    from dmnn_keras.training.model_files import ModelFileError
+    from dmnn_keras.training.presets import resolve_config
+    from dmnn_keras.training.run import latency_vs_twin
+
+    root = tmp_path / "images"
+    write_image_folder(root)
+    config = resolve_config("tiny", dataset=f"folder:{root}", image_size=32, latency_images=2)
+    gone = str(tmp_path / "gone.keras")
+    for name in ("twin", "init_from"):
+        with pytest.raises(ModelFileError, match=f"^{name} must be an existing .keras file or .*"
+                                                 f"Received: {name}='{gone}'$"):
+            latency_vs_twin(None, gone, config, name)
