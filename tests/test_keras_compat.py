@@ -93,3 +93,19 @@ def test_fit_and_evaluate_trace_a_step_once_without_a_strategy():
     # The same training: the build reads shapes only (no batch taken, no shuffle drawn).
     for ours, theirs in zip(weights, keras_weights):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_clone_model_gives_a_plain_functional_and_from_config_the_library_model():
+    """What docs/troubleshooting.md says of `keras.models.clone_model`: Keras drops the subclass."""
+    import dmnn_keras as dk
+
+    model = dk.EarlyExitModel(dk.ResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.125,
+                                        input_shape=(32, 32, 3), num_classes=10))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    clone = keras.models.clone_model(model)
+    assert isinstance(clone, keras.Model) and not isinstance(clone, dk.DynamicModel)
+    assert isinstance(clone.predict(x, verbose=0), dict)  # the training outputs: logits and exits
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    assert type(copy) is dk.EarlyExitModel
+    np.testing.assert_array_equal(copy.predict(x, verbose=0), model.predict(x, verbose=0))
