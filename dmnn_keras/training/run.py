@@ -16,7 +16,7 @@ from dmnn_keras.training import callbacks as callbacks_lib
 from dmnn_keras.training import figures as figures_lib
 from dmnn_keras.training import report as report_lib
 from dmnn_keras.training.evaluation import eval_dataset, evaluate_model, progress
-from dmnn_keras.training.model_files import load_model_or_preset
+from dmnn_keras.training.model_files import ModelFileError, load_model_or_preset
 from dmnn_keras.training.presets import (
     GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
 )
@@ -389,8 +389,13 @@ def _run(config, wall_start, strategy=None, twin=None):
         if config.gate_information_weight:
             reward_gate_information(model, config.gate_information_weight)
         if teacher_path:
-            model.distill_from(load_model_or_preset(teacher_path, "teacher"), config.distill_weight,
-                               config.distill_temperature)
+            try:
+                model.distill_from(load_model_or_preset(teacher_path, "teacher"),
+                                   config.distill_weight, config.distill_temperature)
+            except ModelFileError:
+                raise
+            except ValueError as error:  # e.g. another class count: the recipe's one-line error
+                raise ModelFileError(f"{error} (teacher={teacher_path!r})") from None
         elif config.inplace_distill_weight:
             model.distill_in_place(config.inplace_distill_weight, config.distill_temperature)
         if config.weight_decay and config.weight_decay_mode == "l2":

@@ -141,6 +141,16 @@ def test_early_exits_fine_tune_the_shipped_exits_preset_on_other_classes(tmp_pat
     assert isinstance(model, dk.EarlyExitModel) and model.exit_names == heads_of_exits
     assert model(np.zeros((1, 32, 32, 3), "float32")).shape == (1, 3)
     assert "started_from" not in report  # other classes: nothing to compare with
+    # A teacher of other classes: the recipes' one-line error (a ModelFileError), before training.
+    from dmnn_keras.training.model_files import ModelFileError
+
+    with pytest.raises(ModelFileError, match=r"^teacher must output 3 logits like the student. "
+                                             r"Received: a teacher with 10 outputs "
+                                             r"\(teacher='resnet_cifar10'\)$"):
+        run_training("cpu_static", dataset=f"folder:{root}", init_from="exits_resnet_cifar10",
+                     teacher="resnet_cifar10", image_size=32, batch_size=4, epochs=1,
+                     output_dir=str(tmp_path / "bad"), early_exits=("conv3_block1",),
+                     calibrate_flops_batches=1, verbose=0)
 
 
 def test_compare_exits_finds_the_exits_network_of_an_interrupted_main_job(tmp_path):
