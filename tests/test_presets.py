@@ -115,6 +115,9 @@ def test_from_preset_with_another_class_count_makes_only_the_class_heads_new(nam
     with pytest.raises(ValueError, match=r"^num_classes must be an int >= 1. Received: "
                                          r"num_classes=0$"):
         dk.from_preset(name, num_classes=0)
+    if name != "exits_resnet_cifar10":
+        with pytest.raises(ValueError, match=r"Received: include_top=False, num_classes=3$"):
+            dk.from_preset(name, include_top=False, pooling="avg", num_classes=3)
 
 
 def test_unknown_preset_names_the_shipped_ones(tmp_path):

@@ -111,6 +111,12 @@ def from_preset(preset, load_weights=True, **kwargs):
     if "num_classes" in kwargs:
         from dmnn_keras.warm_start import with_classes
 
+        if kwargs.get("include_top") is False:
+            raise ValueError(
+                "from_preset's num_classes sizes the class heads of a model with its classifier; "
+                "without it (include_top=False) the preset's difficulty head, which its gate "
+                "controllers read, is kept as trained. Received: include_top=False, "
+                f"num_classes={kwargs['num_classes']!r}")
         num_classes = kwargs.pop("num_classes")
         return with_classes(from_preset(preset, load_weights, **kwargs), num_classes)
     with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
