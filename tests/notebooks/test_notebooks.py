@@ -101,6 +101,12 @@ def test_quickstart(tmp_path, monkeypatch):
     preset = results["preset dmnn_resnet_cifar10"]
     assert preset["test accuracy"] > 0.7 and preset["training time (s)"] == "preset"
     assert 0.5 < preset["executed / static"] < 0.7
+    # The early-exit preset (83% on the first 1,000 test images, card) at 0.6x the twin's MACs.
+    exits = results["preset exits_resnet_cifar10"]
+    assert exits["test accuracy"] > 0.7 and 0.5 < exits["executed / static"] < 0.7
+    # Fine-tuned on 2 classes from from_preset(num_classes=2), its threshold calibrated.
+    tuned = results["exits preset fine-tuned: vehicles vs animals"]
+    assert 0.0 <= tuned["test accuracy"] <= 1.0 and 0.0 < tuned["executed / full"] <= 1.0
     for figure in ("flops_histogram.png", "execution_heatmap.png", "flops_extremes.png"):
         assert (tmp_path / figure).stat().st_size > 1000
     assert len(outputs_of(notebook, "image/png")) == 3
