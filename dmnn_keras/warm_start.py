@@ -11,7 +11,7 @@ from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.multi_path_block import MultiPathBlock
 from dmnn_keras.layers.resource_loss import ResourceLoss
 from dmnn_keras.methods import GatingConfig
-from dmnn_keras.models.early_exit import EXIT_SUFFIX, EarlyExitModel
+from dmnn_keras.models.early_exit import EarlyExitModel
 from dmnn_keras.models.gating import DIFFICULTY_SUFFIX
 
 # How each sub-block layer takes its part of the static block's layer (by name suffix):
@@ -302,9 +302,10 @@ def start_from(init_from, num_classes, input_shape, groups=4, flops_target=0.5,
     (`predictions`) when the class count differs: that head starts freshly
     initialised, and so does a DMNN's difficulty head (`{block}_difficulty`,
     one logit per class; its controllers read it from the first step and the
-    run trains it with the labels). Then a static model becomes a DMNN through `from_static`
-    (`groups`, `flops_target`, the calibration and `kwargs`); a DMNN keeps
-    its architecture, gates and controllers (and category heads), takes
+    run trains it with the labels). Then a static model becomes a DMNN
+    through `from_static` (`groups`, `flops_target`, the calibration and
+    `kwargs`); a DMNN keeps its architecture, gates and controllers (and
+    category heads), takes
     `flops_target` and `kwargs` (e.g. `resource_loss_weight`, `seed`), and
     starts its run state over (resource-loss target and multiplier, gate
     temperature and noise scale). A DMNN trained with forced gates that
@@ -366,8 +367,9 @@ def start_exits_from(init_from, exits, num_classes, input_shape, exit_loss_weigh
     images with every weight copied, except the classifier (`predictions`)
     when the class count differs: it starts freshly initialised. Exits go
     after the blocks `exits`; an early-exit `init_from` keeps its exit grid
-    and confidence threshold, and its heads on the same blocks keep their weights unless the class
-    count differs (then they start fresh too, and are listed in `replaced`).
+    and confidence threshold, and its heads on the same blocks keep their
+    weights unless the class count differs (then they start fresh too, and
+    are listed in `replaced`).
 
     Args:
         init_from: a trained static `DynamicResNet` / `DynamicMobileNetV2`

@@ -110,7 +110,7 @@ def evaluate_and_report(model, config_dict, dataset, split, output_dir, max_exam
 
 
 def exit_model(config, backbone):
-    """`EarlyExitModel` on a newly built static `backbone` with the config's exits (ValueError if they do not fit)."""
+    """`EarlyExitModel` on a newly built static `backbone` with the config's exits (ValueError: no fit)."""
     from dmnn_keras.models.early_exit import EarlyExitModel
 
     return EarlyExitModel(backbone, exits=tuple(config.early_exits),
@@ -118,7 +118,7 @@ def exit_model(config, backbone):
 
 
 def print_init_from(init_from, replaced, what):
-    """Prints what the run took from `init_from`: the class heads made new (`replaced`), and `what` was kept."""
+    """Prints what the run took from `init_from`: the class heads made new (`replaced`), `what` it kept."""
     made = "".join(f"new {name} {shapes}; " for name, shapes in replaced.items())
     kept = "every other weight" if replaced else "every weight"
     print(f"init_from={init_from}: {made}{kept} kept ({what})", flush=True)
