@@ -292,8 +292,10 @@ def quickstart():
         """),
         md("""
         Trained from scratch like this, a DMNN runs about half of its MACs per image but stays
-        several points below its static twin: after 15 epochs on the whole training set the
-        library's benchmark measured 71.2% against 79.7% (`BENCHMARKS.md`, `cifar10_pareto`).
+        far below its static twin: 10-12 points after 4 epochs on 10,000 images
+        (`benchmarks/cifar10_tradeoff.py`, `BENCHMARKS.md`). Even warm-started from a trained
+        twin and distilled from it for 10 epochs, at 0.5× the twin's MACs it measured 71.2%
+        against the twin's 79.7% (`benchmarks/cifar10_pareto.py`, row `dmnn_t050_s0`).
         Trained 25 epochs with the library's recipe (distilled from its own all-on network, a
         difficulty head, a scheduled target), the `dmnn_resnet_cifar10` preset has 80.98% at
         0.6× the twin's MACs, 0.8 point below the twin trained as long (81.77%); the

@@ -121,7 +121,6 @@ def test_early_exits_fine_tune_from_a_static_model_and_meet_the_target(tmp_path)
     assert report["latency_vs_twin"]["images"] == 6
 
 
-
 def test_early_exits_fine_tune_the_shipped_exits_preset_on_other_classes(tmp_path, capsys):
     root = tmp_path / "images"
     write_image_folder(root)
