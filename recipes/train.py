@@ -102,7 +102,8 @@ flags.DEFINE_float("uncertainty_spread", None, "DMNN resource loss: per-image FL
 flags.DEFINE_string("difficulty_head", None, "DMNN: a block (e.g. conv3_block1) after which a "
                     "classifier head, trained on the labels, gives the later controllers its "
                     "uncertainty as an input and, with uncertainty_spread, the per-image FLOPs "
-                    "targets (default: none).")
+                    "targets (default: none; the main job's ResNet DMNN: conv3_block1, and "
+                    "--difficulty_head= turns it off).")
 flags.DEFINE_float("gate_logit_bound", None, "In training, penalise gate logits beyond "
                    "+-this value (mean squared excess) so the gates' straight-through gradient "
                    "does not vanish (default: none).")

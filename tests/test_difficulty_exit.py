@@ -17,26 +17,29 @@ from benchmarks.difficulty_exit import (  # noqa: E402
     with_exit,
 )
 
-# Four images: head confidences 0.9, 0.6, 0.8, 0.3; leaving costs 1, running on costs 5.
-HEAD_PROBS = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+# Four images: head confidences 0.9, 0.6, 0.8, 0.7; leaving costs 1, running on costs 5.
+CONFIDENCE = np.array([0.9, 0.6, 0.8, 0.7])
+HEAD_LOGITS = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 2.0], [0.0, 1.0]])
 EXIT_MACS = np.ones(4)
 FULL_MACS = np.full(4, 5.0)
 
 
 def test_confident_images_take_the_heads_answer_and_cost():
     logits = np.array([[0.0, 1.0]] * 4)  # the DMNN says class 1 for every image
-    predictions, macs = with_exit(HEAD_PROBS, EXIT_MACS, logits, FULL_MACS, 0.8)
+    predictions, macs = with_exit(CONFIDENCE, HEAD_LOGITS, EXIT_MACS, logits, FULL_MACS, 0.8)
     assert predictions.tolist() == [0, 1, 1, 1] and macs.tolist() == [1, 5, 1, 5]
+    predictions, _ = with_exit(CONFIDENCE, HEAD_LOGITS, EXIT_MACS, -logits, FULL_MACS, 0.8)
+    assert predictions.tolist() == [0, 0, 1, 0]  # the two that go on take the DMNN's class 0
 
 
 def test_tau_is_the_confidence_of_the_last_image_that_must_leave():
     # Mean MACs 5 with none leaving, 4 with the most confident leaving, 3 with two, 2 with three.
-    assert tau_for_macs(HEAD_PROBS, EXIT_MACS, FULL_MACS, 3.0) == 0.8
-    assert tau_for_macs(HEAD_PROBS, EXIT_MACS, FULL_MACS, 3.5) == 0.8
-    assert tau_for_macs(HEAD_PROBS, EXIT_MACS, FULL_MACS, 4.0) == 0.9
-    assert tau_for_macs(HEAD_PROBS, EXIT_MACS, FULL_MACS, 5.0) == float("inf")
+    assert tau_for_macs(CONFIDENCE, EXIT_MACS, FULL_MACS, 3.0) == 0.8
+    assert tau_for_macs(CONFIDENCE, EXIT_MACS, FULL_MACS, 3.5) == 0.8
+    assert tau_for_macs(CONFIDENCE, EXIT_MACS, FULL_MACS, 4.0) == 0.9
+    assert tau_for_macs(CONFIDENCE, EXIT_MACS, FULL_MACS, 5.0) == float("inf")
     with pytest.raises(ValueError, match="budget 0 MACs is below the cost of every image leaving"):
-        tau_for_macs(HEAD_PROBS, EXIT_MACS, FULL_MACS, 0.5)
+        tau_for_macs(CONFIDENCE, EXIT_MACS, FULL_MACS, 0.5)
 
 
 def test_the_best_way_to_run_within_the_budget_and_the_table():
@@ -66,7 +69,7 @@ def test_a_tiny_dmnn_with_a_difficulty_head_is_measured_and_summarised():
     full = float(dk.profile(model, data[0])["flops"])
     for part in out.values():
         assert np.all(part["exit_macs"] < part["full_macs"]) and np.all(part["full_macs"] <= full)
-        np.testing.assert_allclose(part["head_probs"].sum(-1), 1.0, rtol=1e-6)
+        assert np.all((part["confidence"] >= 0.1) & (part["confidence"] <= 1.0))  # 10 classes
     summary = summarise(out, twin_macs=full)
     assert summary["alone"]["macs"] <= 1.0 and summary["head"]["macs"] < summary["alone"]["macs"]
     assert summary["calibrated"]["macs"] <= 0.6 + 1e-9  # tau chosen on these same images

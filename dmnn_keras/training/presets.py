@@ -32,7 +32,7 @@ Presets:
     head after stage 2 (`difficulty_head`: a classifier trained on the labels,
     whose uncertainty the controllers of stages 3 and 4 read and which spreads
     the per-image FLOPs targets, `uncertainty_spread` 6; +0.5 point on this
-    job over 2 seeds, README), the FLOPs target
+    job over 2 seeds, README; ResNet DMNNs only, `FAMILY_PRESETS`), the FLOPs target
     annealed from 1.0 to 0.71 over the first epoch (0.71 of the DMNN's own MACs,
     0.6 of the twin's: the share where the benchmark's DMNN stopped losing to
     the static net of equal MACs, `benchmarks/cifar10_pareto.py`) with per-block rates (`rate_loss="block"`) and a Lagrange
@@ -71,7 +71,7 @@ import os
 from typing import Optional, Union
 
 from dmnn_keras.layers.gumbel_gate import check_information_weight
-from dmnn_keras.training.registry import FAMILY_STAGES, get_model_entry
+from dmnn_keras.training.registry import FAMILY_STAGES, MODELS, get_model_entry
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 SCHEDULES = ("cosine", "step", "constant")
@@ -201,8 +201,8 @@ PRESETS = {
         schedule="cosine", warmup_epochs=0.5, max_train_examples=50000,
         rate_loss="block", dual_step=0.5, target_schedule_epochs=1.0,
         target_correction_batches=10, noise_off_epochs=1, calibrate_flops_batches=20,
-        fix_constant_gates=True, latency_images=200, difficulty_head="conv3_block1",
-        uncertainty_spread=6.0, compare_exits=("conv3_block1", "conv4_block1"),
+        fix_constant_gates=True, latency_images=200,
+        compare_exits=("conv3_block1", "conv4_block1"),
     ),
     # The main job's budget for an early-exit network: the same twin, then exits after stages 2
     # and 3 fine-tuned with it and distilled from it, the threshold set to 0.6 of its MACs.
@@ -228,6 +228,12 @@ PRESETS = {
         learning_rate=0.1, schedule="constant", max_train_examples=256,
         max_eval_examples=128, verbose=2,
     ),
+}
+
+# Settings of a preset for one model family only (its block names): with another `model` they
+# are left out unless given.
+FAMILY_PRESETS = {
+    "cpu": {"resnet": dict(difficulty_head="conv3_block1", uncertainty_spread=6.0)},
 }
 
 
@@ -473,6 +479,12 @@ def resolve_config(preset=DEFAULT_PRESET, **overrides):
         raise ValueError(f"Unknown TrainConfig fields {unknown}. Allowed: {sorted(fields)}")
     values = dict(PRESETS[preset], config=preset)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    entry = MODELS.get(values.get("model", TrainConfig.model))  # unknown: check_config says so
+    if entry is not None:
+        family = FAMILY_PRESETS.get(preset, {}).get(entry.family, {})
+        values.update({k: v for k, v in family.items() if overrides.get(k) is None})
+    if values.get("difficulty_head") == "":  # given empty (`--difficulty_head=`): no head
+        values["difficulty_head"] = None
     if values.get("stack_sizes") is not None:
         values["stack_sizes"] = tuple(int(n) for n in values["stack_sizes"])
     values["decay_epochs"] = tuple(values.get("decay_epochs", ()))

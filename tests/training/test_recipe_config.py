@@ -98,6 +98,24 @@ def test_main_job_preset_is_the_warm_start_recipe():
         resolve_config("cpu", init_from=__file__)
 
 
+def test_main_job_difficulty_head_is_for_resnet_dmnns_and_can_be_turned_off():
+    for model in ("dmnn_resnet", "dmnn_resnet50"):  # both have a conv3_block1
+        config = resolve_config("cpu", model=model)
+        assert (config.difficulty_head, config.uncertainty_spread) == ("conv3_block1", 6.0)
+    # MobileNetV2 has no conv3_block1: the preset leaves the head (and its spread) out ...
+    config = resolve_config("cpu", model="dmnn_mobilenet_v2")
+    assert (config.difficulty_head, config.uncertainty_spread) == (None, None)
+    from dmnn_keras.training.registry import build_model
+
+    assert build_model(config, 10, (32, 32, 3)).groups == 2  # conv3_block1 would not build
+    # ... unless given; given empty (`--difficulty_head=`) there is none.
+    config = resolve_config("cpu", model="dmnn_mobilenet_v2", difficulty_head="block_6")
+    assert config.difficulty_head == "block_6"
+    config = resolve_config("cpu", difficulty_head="", uncertainty_spread=0.0)
+    assert (config.difficulty_head, config.uncertainty_spread) == (None, 0.0)
+    assert resolve_config("cpu_scratch").difficulty_head is None  # only the main job's preset
+
+
 def test_main_job_trains_the_cpu_exits_recipe_beside_its_dmnn():
     from dmnn_keras.training.run import exits_beside_config
 
