@@ -45,27 +45,23 @@ def parse_args(argv=None):
     return args
 
 
-def softmax(logits):
-    """Softmax of `[N, C]` logits, in float64."""
-    z = np.asarray(logits, np.float64)
-    z = np.exp(z - z.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
+def with_exit(confidence, head_logits, exit_macs, logits, full_macs, tau):
+    """Per-image predictions `[N]` and MACs `[N]` when images with head confidence >= tau stop there.
 
-
-def with_exit(head_probs, exit_macs, logits, full_macs, tau):
-    """Per-image predictions `[N]` and MACs `[N]` when images with head confidence >= tau stop there."""
-    leaves = head_probs.max(-1) >= tau
-    return (np.where(leaves, head_probs.argmax(-1), np.argmax(logits, -1)),
+    `confidence` `[N]`: the head's top softmax probability (`top_probability`,
+    what an `ExitCascade` compares); `head_logits`, `logits`: `[N, classes]`.
+    """
+    leaves = confidence >= tau
+    return (np.where(leaves, np.argmax(head_logits, -1), np.argmax(logits, -1)),
             np.where(leaves, exit_macs, full_macs))
 
 
-def tau_for_macs(head_probs, exit_macs, full_macs, budget):
+def tau_for_macs(confidence, exit_macs, full_macs, budget):
     """The largest tau whose mean MACs are <= `budget` (inf if every image may go on; ValueError if none is).
 
     Images leave in order of confidence, most confident first; tau is the
     confidence of the last one that has to leave.
     """
-    confidence = head_probs.max(-1)
     order = np.argsort(-confidence, kind="stable")
     saved = np.concatenate([[0.0], np.cumsum((full_macs - exit_macs)[order])])
     mean = (full_macs.sum() - saved) / len(confidence)  # mean MACs with the first k leaving
@@ -83,6 +79,7 @@ def measure(model, test, calibration):
 
     import dmnn_keras as dk
     from dmnn_keras.flops import executed_flops_per_image, flops_table, model_flops_table
+    from dmnn_keras.layers.exit_cascade import top_probability
 
     head = model.get_layer(HEAD).output
     head_table = flops_table(model.inputs, head)
@@ -90,9 +87,10 @@ def measure(model, test, calibration):
     out = {}
     for name, (images, labels) in (("test", test), ("calibration", calibration)):
         gates, logits = dk.predict_gates(model, images, batch_size=250, return_logits=True)
+        head_logits = head_model.predict(images, batch_size=250, verbose=0)
         out[name] = dict(
-            labels=np.asarray(labels), logits=np.asarray(logits),
-            head_probs=softmax(head_model.predict(images, batch_size=250, verbose=0)),
+            labels=np.asarray(labels), logits=np.asarray(logits), head_logits=head_logits,
+            confidence=np.asarray(top_probability(head_logits)),
             full_macs=executed_flops_per_image(model_flops_table(model), gates),
             exit_macs=executed_flops_per_image(
                 head_table, {b["name"]: gates[b["name"]] for b in head_table["blocks"]}))
@@ -107,17 +105,18 @@ def summarise(out, twin_macs):
         return {"top1": float(np.mean(predictions == test["labels"])),
                 "macs": float(np.mean(macs) / twin_macs), **extra}
 
-    args = (test["head_probs"], test["exit_macs"], test["logits"], test["full_macs"])
-    sweep = [row(*with_exit(*args, tau), tau=tau,
-                 exits=float(np.mean(test["head_probs"].max(-1) >= tau))) for tau in TAUS]
-    tau = tau_for_macs(calibration["head_probs"], calibration["exit_macs"],
+    args = (test["confidence"], test["head_logits"], test["exit_macs"], test["logits"],
+            test["full_macs"])
+    sweep = [row(*with_exit(*args, tau), tau=tau, exits=float(np.mean(test["confidence"] >= tau)))
+             for tau in TAUS]
+    tau = tau_for_macs(calibration["confidence"], calibration["exit_macs"],
                        calibration["full_macs"], MACS_SHARE * twin_macs)
     return {
         "alone": row(np.argmax(test["logits"], -1), test["full_macs"]),
-        "head": row(test["head_probs"].argmax(-1), test["exit_macs"]),
+        "head": row(np.argmax(test["head_logits"], -1), test["exit_macs"]),
         "sweep": sweep,
         "calibrated": row(*with_exit(*args, tau), tau=tau,
-                          exits=float(np.mean(test["head_probs"].max(-1) >= tau))),
+                          exits=float(np.mean(test["confidence"] >= tau))),
     }
 
 
