@@ -468,9 +468,23 @@ def check_compare_exits(config, dmnn):
 def resolve_config(preset=DEFAULT_PRESET, **overrides):
     """A validated `TrainConfig`: the preset, then every override that is not None.
 
-    Fills `weight_decay` from the model family when neither sets it and
-    `output_dir` with `runs/<preset>`.
+    Fills the preset's settings for the model's family (`FAMILY_PRESETS`)
+    that no override gives, `weight_decay` from the model family when neither
+    sets it, and `output_dir` with `runs/<preset>`.
     """
+    return _resolve(preset, overrides, family_presets=True)
+
+
+def update_config(config, **overrides):
+    """A resolved `TrainConfig` with every override that is not None, validated again.
+
+    The preset's family settings are not filled again: a field that `config`
+    leaves None (e.g. `difficulty_head` given empty) stays None.
+    """
+    return _resolve(config.config, {**config.to_dict(), **overrides}, family_presets=False)
+
+
+def _resolve(preset, overrides, family_presets):
     if preset not in PRESETS:
         _fail("config", preset, f"one of {sorted(PRESETS)}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -480,7 +494,7 @@ def resolve_config(preset=DEFAULT_PRESET, **overrides):
     values = dict(PRESETS[preset], config=preset)
     values.update({k: v for k, v in overrides.items() if v is not None})
     entry = MODELS.get(values.get("model", TrainConfig.model))  # unknown: check_config says so
-    if entry is not None:
+    if entry is not None and family_presets:
         family = FAMILY_PRESETS.get(preset, {}).get(entry.family, {})
         values.update({k: v for k, v in family.items() if overrides.get(k) is None})
     if values.get("difficulty_head") == "":  # given empty (`--difficulty_head=`): no head

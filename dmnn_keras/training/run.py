@@ -18,7 +18,7 @@ from dmnn_keras.training import report as report_lib
 from dmnn_keras.training.evaluation import eval_dataset, evaluate_model, progress
 from dmnn_keras.training.model_files import ModelFileError, load_model_or_preset
 from dmnn_keras.training.presets import (
-    GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate,
+    GATE_FIELDS, TrainConfig, check_config, resolve_config, scaled_learning_rate, update_config,
 )
 from dmnn_keras.training.gate_schedules import (
     BatchNormRecalibration, ConstantGateFixing, FlopsCalibration, FlopsTargetSchedule,
@@ -280,7 +280,7 @@ def run_training(config=None, **overrides):
     if config is None or isinstance(config, str):
         config = resolve_config(config or "cpu", **overrides)
     elif overrides:
-        config = resolve_config(config.config, **{**config.to_dict(), **overrides})
+        config = update_config(config, **overrides)
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, a preset name or None. Received: {config!r}")
     wall_start = time.perf_counter()

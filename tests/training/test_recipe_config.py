@@ -47,7 +47,7 @@ from dmnn_keras.training.registry import static_twin_name
     (dict(model="aig_resnet", uncertainty_spread=1.0), "uncertainty_spread"),
     (dict(model="resnet", difficulty_head="conv3_block1"), "difficulty_head"),
     (dict(model="aig_resnet", difficulty_head="conv3_block1"), "difficulty_head"),
-    (dict(difficulty_head=""), "difficulty_head"),
+    (dict(difficulty_head=3), "difficulty_head"),  # "" is none (`--difficulty_head=`)
     (dict(early_exits=("conv3_block1",), calibrate_flops_batches=2), "early_exits"),  # gated
     (dict(model="resnet", early_exits="conv3_block1", calibrate_flops_batches=2), "early_exits"),
     (dict(model="resnet", early_exits=("conv3_block1",)), "calibrate_flops_batches"),
@@ -114,6 +114,12 @@ def test_main_job_difficulty_head_is_for_resnet_dmnns_and_can_be_turned_off():
     config = resolve_config("cpu", difficulty_head="", uncertainty_spread=0.0)
     assert (config.difficulty_head, config.uncertainty_spread) == (None, 0.0)
     assert resolve_config("cpu_scratch").difficulty_head is None  # only the main job's preset
+    # run_training(config, **overrides) updates a resolved config: "none" stays none.
+    from dmnn_keras.training.presets import update_config
+
+    updated = update_config(config, epochs=1)
+    assert (updated.difficulty_head, updated.uncertainty_spread, updated.epochs) == (None, 0.0, 1)
+    assert update_config(resolve_config("cpu"), epochs=1).difficulty_head == "conv3_block1"
 
 
 def test_main_job_trains_the_cpu_exits_recipe_beside_its_dmnn():
