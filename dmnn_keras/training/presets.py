@@ -479,9 +479,22 @@ def update_config(config, **overrides):
     """A resolved `TrainConfig` with every override that is not None, validated again.
 
     The preset's family settings are not filled again: a field that `config`
-    leaves None (e.g. `difficulty_head` given empty) stays None.
+    leaves None (e.g. `difficulty_head` given empty) stays None. A `model` of
+    another family swaps them: the old family's values that no override gives
+    are dropped, and the new family's are filled, as `resolve_config` would.
     """
-    return _resolve(config.config, {**config.to_dict(), **overrides}, family_presets=False)
+    values = {**config.to_dict(), **overrides}
+    old, new = (_family(model) for model in (config.model, values.get("model")))
+    if old != new:
+        for name, value in FAMILY_PRESETS.get(config.config, {}).get(old, {}).items():
+            if overrides.get(name) is None and values.get(name) == value:
+                values.pop(name)
+    return _resolve(config.config, values, family_presets=old != new)
+
+
+def _family(model):
+    entry = MODELS.get(model)  # an unknown model: check_config names it
+    return entry.family if entry is not None else None
 
 
 def _resolve(preset, overrides, family_presets):
@@ -493,9 +506,9 @@ def _resolve(preset, overrides, family_presets):
         raise ValueError(f"Unknown TrainConfig fields {unknown}. Allowed: {sorted(fields)}")
     values = dict(PRESETS[preset], config=preset)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    entry = MODELS.get(values.get("model", TrainConfig.model))  # unknown: check_config says so
-    if entry is not None and family_presets:
-        family = FAMILY_PRESETS.get(preset, {}).get(entry.family, {})
+    if family_presets:
+        model_family = _family(values.get("model", TrainConfig.model))
+        family = FAMILY_PRESETS.get(preset, {}).get(model_family, {})
         values.update({k: v for k, v in family.items() if overrides.get(k) is None})
     if values.get("difficulty_head") == "":  # given empty (`--difficulty_head=`): no head
         values["difficulty_head"] = None

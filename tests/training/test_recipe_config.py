@@ -120,6 +120,13 @@ def test_main_job_difficulty_head_is_for_resnet_dmnns_and_can_be_turned_off():
     updated = update_config(config, epochs=1)
     assert (updated.difficulty_head, updated.uncertainty_spread, updated.epochs) == (None, 0.0, 1)
     assert update_config(resolve_config("cpu"), epochs=1).difficulty_head == "conv3_block1"
+    # Another family's model: the main job's ResNet head goes, as resolve_config would leave it.
+    mobilenet = update_config(resolve_config("cpu"), model="dmnn_mobilenet_v2")
+    assert (mobilenet.difficulty_head, mobilenet.uncertainty_spread) == (None, None)
+    assert build_model(mobilenet, 10, (32, 32, 3)).groups == 2
+    assert update_config(mobilenet, model="dmnn_resnet").difficulty_head == "conv3_block1"
+    kept = update_config(resolve_config("cpu"), model="dmnn_mobilenet_v2", difficulty_head="block_6")
+    assert (kept.difficulty_head, kept.uncertainty_spread) == ("block_6", None)
 
 
 def test_main_job_trains_the_cpu_exits_recipe_beside_its_dmnn():
