@@ -25,6 +25,7 @@ from dmnn_keras.layers import (
     LCController,
     MultiPathBlock,
     ResourceLoss,
+    SwitchableBatchNorm,
     TargetRateLoss,
 )
 from dmnn_keras.models import (

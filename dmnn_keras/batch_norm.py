@@ -5,6 +5,7 @@ import keras
 import numpy as np
 
 from dmnn_keras.gates import gumbel_gates, image_batches, sublayers
+from dmnn_keras.layers.switchable_batch_norm import SwitchableBatchNorm
 
 
 def batch_norm_layers(model):
@@ -104,6 +105,9 @@ def recalibrate_batch_norm(model, images, batches=None, batch_size=128):
     old_moving = [(v, np.array(v.numpy())) for v in model.variables if id(v) in moving]
     momenta = [bn.momentum for bn in norms]
     gates = gumbel_gates(model)
+    switchable = sublayers(model, SwitchableBatchNorm)
+    for layer in switchable:  # a set's exact mean over the batches it occurs in
+        layer.count_batches(True)
     for bn in norms:
         bn.moving_mean.assign(np.zeros(bn.moving_mean.shape, "float32"))
         bn.moving_variance.assign(np.zeros(bn.moving_variance.shape, "float32"))
@@ -124,6 +128,10 @@ def recalibrate_batch_norm(model, images, batches=None, batch_size=128):
     finally:
         for bn, momentum in zip(norms, momenta):
             bn.momentum = momentum
+        for layer in switchable:  # a set no image ran keeps its statistics
+            unseen = {id(v) for seen, bn in zip(layer.count_batches(False), layer.norms)
+                      if not seen for v in (bn.moving_mean, bn.moving_variance)}
+            kept += [(v, value) for v, value in old_moving if id(v) in unseen]
         for variable, value in kept:
             variable.assign(value)
     if not count:

@@ -110,7 +110,9 @@ def copy_static_block_whole(static_block, block):
     for static_layer in static_block.paths[0]:
         name = static_layer.name[len("path0_"):]
         if name in CROSS_LAYERS:
-            getattr(block, CROSS_LAYERS[name]).set_weights(static_layer.get_weights())
+            layer = getattr(block, CROSS_LAYERS[name])
+            for target in getattr(layer, "norms", [layer]):  # a SwitchableBatchNorm: every set
+                target.set_weights(static_layer.get_weights())
     for static_layer, layer in zip(static_block.shortcut or (), block.shortcut or ()):
         layer.set_weights(static_layer.get_weights())
 

@@ -84,8 +84,19 @@ def _masked_branch(layer, x, values):
         return tf.repeat(values[:, segment], layer.width // groups, axis=1)[:, None, None, :]
 
     y = _conv(x, layer.conv1, layer.bn1, None, relu=True) * mask(s1, g1)
-    y = _conv(y, layer.conv2, layer.bn2, None, relu=True) * mask(s2, g2)
-    return _conv(y, layer.conv3, layer.bn3, None, relu=False)
+    if not layer.switchable_norms:
+        y = _conv(y, layer.conv2, layer.bn2, None, relu=True) * mask(s2, g2)
+        return _conv(y, layer.conv3, layer.bn3, None, relu=False)
+    sets = tf.one_hot(tf.cast(tf.reduce_sum(
+        tf.cast(values > ON_THRESHOLD, tf.float32) * (2.0 ** np.arange(g1, dtype=np.float32)),
+        axis=1), tf.int32), 2 ** g1)  # [batch, 2**G]: each image's set of sub-blocks
+
+    def switched(y, bn):  # each image's set's BatchNorm, in inference
+        scale, shift = (tf.constant(np.stack(a)) for a in zip(*map(bn_scale_shift, bn.norms)))
+        return y * (sets @ scale)[:, None, None, :] + (sets @ shift)[:, None, None, :]
+
+    y = tf.nn.relu(switched(_conv(y, layer.conv2, None, None, relu=False), layer.bn2))
+    return switched(_conv(y * mask(s2, g2), layer.conv3, None, None, relu=False), layer.bn3)
 
 
 def _conv(x, conv, bn, out_channels, relu, in_channels=None, bias=True):
@@ -160,17 +171,26 @@ def _tied_dynamic_branch(layer, x, shortcut, binary, known):
     """
     groups = layer.gate_groups[0]
     k = layer.width // groups
-    _, shift3 = bn_scale_shift(layer.bn3)
     index = tf.reduce_sum(binary[0] * tf.constant([2.0 ** i for i in range(groups)]))
+    switchable = layer.switchable_norms
+
+    def norm(bn, on):  # the set's own BatchNorm (switchable norms), else the one BatchNorm
+        return bn.norms[sum(2 ** i for i in on)] if switchable else bn
 
     def run(on, total):
         channels = np.concatenate([np.arange(i * k, (i + 1) * k) for i in on])
         y = _conv(x, layer.conv1, layer.bn1, channels, relu=True)
-        y = _conv(y, layer.conv2, layer.bn2, channels, relu=True, in_channels=channels)
-        return total + _conv(y, layer.conv3, layer.bn3, None, relu=False, in_channels=channels,
-                             bias=False)  # (BN3's shift is in the running sum once)
+        y = _conv(y, layer.conv2, norm(layer.bn2, on), channels, relu=True, in_channels=channels)
+        y = _conv(y, layer.conv3, norm(layer.bn3, on), None, relu=False, in_channels=channels,
+                  bias=False)  # (BN 3's shift is in the running sum)
+        if switchable:  # the set's shift in place of the empty set's
+            y = tf.nn.bias_add(y, tf.constant(shift3(on) - shift3(())))
+        return total + y
 
-    total = shortcut + tf.constant(shift3)
+    def shift3(on):
+        return bn_scale_shift(norm(layer.bn3, on))[1]
+
+    total = shortcut + tf.constant(shift3(()))  # (no sub-block on: the empty set's shift)
     patterns = [p for p in range(2 ** groups) if all(
         value is None or (value > ON_THRESHOLD) == bool(p >> i & 1)
         for i, value in enumerate(known))]

@@ -10,4 +10,5 @@ from dmnn_keras.layers.gumbel_gate import GumbelGate
 from dmnn_keras.layers.lcnet import LCController
 from dmnn_keras.layers.multi_path_block import MultiPathBlock, bottleneck_path_width
 from dmnn_keras.layers.resource_loss import ResourceLoss
+from dmnn_keras.layers.switchable_batch_norm import SwitchableBatchNorm
 from dmnn_keras.layers.target_rate_loss import TargetRateLoss

@@ -5,6 +5,7 @@ from keras import ops
 
 from dmnn_keras.flops import conv_flops
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
+from dmnn_keras.layers.switchable_batch_norm import SwitchableBatchNorm
 from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer,
     block_output_shape,
@@ -60,7 +61,10 @@ class ChannelGatedBlock(keras.layers.Layer):
     its blocks between sub-blocks that run together. With every gate on it is
     the static bottleneck. Its MACs: `paths[i]` = conv 1, conv 3 and the
     3x3 within group i (`g_i * g_i = g_i`), `pairs` = `[i, j, 3x3 MACs of
-    group i into group j]` for `i != j`.
+    group i into group j]` for `i != j`. Its BatchNorms 2 and 3 see sums over
+    the sub-blocks that run, so their statistics depend on the set:
+    `switchable_norms=True` gives each set its own (slimmable networks'
+    switchable BatchNorm), which the DMNN's cross split uses.
 
     Args:
         filters: output channels (4 * width in ResNet).
@@ -69,6 +73,9 @@ class ChannelGatedBlock(keras.layers.Layer):
         gate_groups: (gates of conv 1, gates of conv 2); each must divide width.
         layer_gate: whether the gate values start with a layer gate.
         tie_gates: conv 1 and conv 2 share their gates (see above).
+        switchable_norms: with `tie_gates`, BatchNorms 2 and 3 are
+            `SwitchableBatchNorm`s: each image uses the BatchNorm of its set
+            of running sub-blocks (`2 ** G` sets), whose sums they normalise.
         gated: False: a plain bottleneck (every channel on), call takes `x`.
         **kwargs: `Layer` arguments; every sublayer gets the block's `dtype`
             policy, and the gate values are cast to its compute dtype.
@@ -93,7 +100,7 @@ class ChannelGatedBlock(keras.layers.Layer):
     """
 
     def __init__(self, filters, width, strides=1, gate_groups=(8, 4), layer_gate=False,
-                 gated=True, tie_gates=False, **kwargs):
+                 gated=True, tie_gates=False, switchable_norms=False, **kwargs):
         check_keyword_arguments(self, ChannelGatedBlock, kwargs, LAYER_ARGUMENTS)
         super().__init__(**kwargs)
         if strides not in (1, 2):
@@ -116,6 +123,10 @@ class ChannelGatedBlock(keras.layers.Layer):
         self.layer_gate = bool(layer_gate)
         self.gated = gated
         self.tie_gates = bool(tie_gates)
+        if switchable_norms and not self.tie_gates:
+            raise ValueError("switchable_norms=True needs tie_gates=True (a BatchNorm per set of "
+                             f"sub-blocks). Received: tie_gates={tie_gates}")
+        self.switchable_norms = bool(switchable_norms)
         self.num_gates = (gate_groups[0] if self.tie_gates
                           else int(self.layer_gate) + sum(gate_groups))
 
@@ -124,9 +135,9 @@ class ChannelGatedBlock(keras.layers.Layer):
         self.conv1 = conv_layer(width, 1, 1, "1_conv", policy)
         self.bn1 = batch_norm_layer("1_bn", policy)
         self.conv2 = conv_layer(width, 3, strides, "2_conv", policy)
-        self.bn2 = batch_norm_layer("2_bn", policy)
+        self.bn2 = self._summed_norm("2_bn")
         self.conv3 = conv_layer(filters, 1, 1, "3_conv", policy)
-        self.bn3 = batch_norm_layer("3_bn", policy)
+        self.bn3 = self._summed_norm("3_bn")
         self.shortcut = None  # created in build() once the input channels are known
 
     def build(self, input_shape):
@@ -150,6 +161,9 @@ class ChannelGatedBlock(keras.layers.Layer):
             ]
         shape = x_shape
         for layer in (self.conv1, self.bn1, self.conv2, self.bn2, self.conv3, self.bn3):
+            if isinstance(layer, SwitchableBatchNorm):
+                layer.build([shape, (None, layer.num_sets)])
+                continue
             layer.build(shape)
             shape = tuple(layer.compute_output_shape(shape))
         if self.shortcut:
@@ -200,6 +214,25 @@ class ChannelGatedBlock(keras.layers.Layer):
         mask = ops.repeat(values[:, segment], self.width // groups, axis=1)
         return mask[:, None, None, :]
 
+    def _summed_norm(self, name):
+        """BatchNorm 2 or 3, which see sums over the sub-blocks that run: one per set if switchable."""
+        if self.switchable_norms:
+            return SwitchableBatchNorm(2 ** self.gate_groups[0], name=name, dtype=self.dtype_policy)
+        return batch_norm_layer(name, self.dtype_policy)
+
+    def _norm_by_set(self, values, batch):
+        """`norm(bn, x, training)`: `bn(x)`, with switchable norms `bn([x, each image's set])`."""
+        if not self.switchable_norms:
+            return lambda bn, x, training: bn(x, training=training)
+        sets = self.gate_groups[0]
+        if values is None:  # a plain bottleneck: every sub-block runs
+            index = ops.full((batch,), 2 ** sets - 1, "int32")
+        else:
+            bits = ops.cast(values > 0.5, "int32") * ops.array([2 ** i for i in range(sets)], "int32")
+            index = ops.sum(bits, axis=1)
+        one_hot = ops.one_hot(index, 2 ** sets, dtype="float32")
+        return lambda bn, x, training: bn([x, one_hot], training=training)
+
     def run_shortcut(self, x, training=None):
         if self.shortcut is None:
             return x
@@ -212,13 +245,14 @@ class ChannelGatedBlock(keras.layers.Layer):
         else:
             x, values = inputs, None
         s1, s2 = self.segment_slices()
+        norm = self._norm_by_set(values, ops.shape(x)[0])
         y = ops.relu(self.bn1(self.conv1(x), training=training))
         if values is not None:
             y = y * self._mask(values, s1, self.gate_groups[0])
-        y = ops.relu(self.bn2(self.conv2(y), training=training))
+        y = ops.relu(norm(self.bn2, self.conv2(y), training))
         if values is not None:
             y = y * self._mask(values, s2, self.gate_groups[1])
-        y = self.bn3(self.conv3(y), training=training)
+        y = norm(self.bn3, self.conv3(y), training)
         if values is not None and self.layer_gate:
             y = y * values[:, 0, None, None, None]
         return ops.relu(self.run_shortcut(x, training) + y)
@@ -231,6 +265,6 @@ class ChannelGatedBlock(keras.layers.Layer):
         config.update(
             filters=self.filters, width=self.width, strides=self.strides,
             gate_groups=list(self.gate_groups), layer_gate=self.layer_gate, gated=self.gated,
-            tie_gates=self.tie_gates,
+            tie_gates=self.tie_gates, switchable_norms=self.switchable_norms,
         )
         return config

@@ -103,11 +103,21 @@ def test_dynamic_parity_on_real_images(converted, images):
 
 
 def test_cross_split_parity_one_branch_per_set_of_sub_blocks(images, tmp_path):
-    """split="cross": an IF per set of sub-blocks, in a row; every set occurs, outputs match."""
+    """split="cross": an IF per set of sub-blocks, in a row; every set occurs, outputs match.
+
+    Every set of sub-blocks has its own BatchNorms 2 and 3 (switchable), here
+    all different, so a branch that folded another set's would not match.
+    """
     keras.utils.set_random_seed(0)
-    model = scale_logits(varied_gates(dk.DMNNResNet(
-        stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
-        num_classes=10, groups=2, split="cross", seed=0)), 0.3)
+    model = dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25,
+                          input_shape=(32, 32, 3), num_classes=10, groups=2, split="cross", seed=0)
+    rng = np.random.default_rng(0)
+    for block in model.layers:
+        for bn in (block.bn2.norms + block.bn3.norms) if hasattr(block, "bn2") else ():
+            c = bn.gamma.shape[0]
+            bn.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
+                            rng.normal(0, 0.3, c), rng.uniform(0.5, 2.0, c)])
+    model = scale_logits(varied_gates(model), 0.3)
     path = str(tmp_path / "cross.tflite")
     gates, logits = check_parity(model, images, path)
     assert np.abs(logits).max() > 0.1  # the 1e-4 tolerance is meaningful
@@ -115,6 +125,10 @@ def test_cross_split_parity_one_branch_per_set_of_sub_blocks(images, tmp_path):
     assert {tuple(g) for block in per_block.transpose(1, 0, 2) for g in block} == {
         (0, 0), (0, 1), (1, 0), (1, 1)}
     assert analyze(path).count(" IF(") == 4 * 3  # 2 sub-blocks: one IF per set (A, B, both)
+    static = run_tflite(to_tflite(model, str(tmp_path / "static.tflite"), mode="static")["path"],
+                        images[:10])  # every set on: the both-on set's BatchNorms
+    expected = dk.force_gates(model, 1.0)(images[:10], training=False).numpy()
+    assert np.abs(static["logits"] - expected).max() <= 1e-4
     # All in the main graph: one IF per set, in a row, not nested.
     main = analyze(path).split("Subgraph#1 ")[0]
     assert main.count(" IF(") == 4 * 3

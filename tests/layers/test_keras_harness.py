@@ -57,6 +57,10 @@ CASES = {
     "cross_gated_block": ("ChannelGatedBlock", dict(filters=16, width=4, strides=2,
                                                     gate_groups=(2, 2), tie_gates=True),
                           (X, (2, 2)), (2, 2, 2, 16)),
+    "cross_switchable_gated_block": ("ChannelGatedBlock", dict(
+        filters=16, width=4, strides=2, gate_groups=(2, 2), tie_gates=True,
+        switchable_norms=True), (X, (2, 2)), (2, 2, 2, 16)),
+    "switchable_batch_norm": ("SwitchableBatchNorm", dict(num_sets=4), (X, (2, 4)), X),
     "lc_gated_block": ("ChannelGatedBlock", dict(filters=8, width=4, gate_groups=(4, 2),
                                                  layer_gate=True),
                        (X, (2, 7)), X),
