@@ -5,13 +5,13 @@ from keras import ops
 
 from dmnn_keras.flops import conv_flops
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
-from dmnn_keras.layers.switchable_batch_norm import SwitchableBatchNorm
 from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer,
     block_output_shape,
     conv_layer,
     shortcut_kind,
 )
+from dmnn_keras.layers.switchable_batch_norm import SwitchableBatchNorm
 
 
 def channel_gate_groups(width, gates=(8, 4)):
