@@ -209,10 +209,12 @@ long enough for the twin to pass 75% (the issue's bar). Rows:
     0.99x, with no constant gate left to fix. Seed 1 not run. Its process was stopped
     (SIGSTOP) for 21 min while the test suite ran: 140 min of wall time is ~119 trained.
   * `dmnn_switch_difficulty_inplace_t060_s0`: dmnn_difficulty_inplace_t060 with the cross
-    split, whose BatchNorms 2 and 3 are now switchable (one per set of running sub-blocks,
-    `layers.SwitchableBatchNorm`; dmnn_cross_inplace_t060_s0 was trained with one BatchNorm
-    each, before they were): the cross split's all-on network is the twin, and its one
-    BatchNorm per layer was one measured reason it lost 12 points.
+    split and switchable BatchNorms 2 and 3 (`switchable_norms=True`: one per set of running
+    sub-blocks, `layers.SwitchableBatchNorm`): the cross split's all-on network is the twin,
+    and its one BatchNorm per layer was one measured reason it lost 12 points.
+    `dmnn_cross_difficulty_inplace_t060_s0`: the same with one BatchNorm per layer, the
+    comparison (trained at commit 5a062b7, the code before switchable norms, with this row
+    added).
   Rows kept from earlier variants (in the results file, not rerun) are listed
   under the table with what differed.
 """
@@ -377,7 +379,10 @@ ROWS = {
     "dmnn_info_difficulty_inplace_t060_s0": dict(INPLACE, seed=0, difficulty_head=DIFFICULTY_HEAD,
                                                  gate_information_weight=0.5),
     "dmnn_switch_difficulty_inplace_t060_s0": dict(INPLACE, seed=0, block_split="cross",
+                                                   switchable_norms=True,
                                                    difficulty_head=DIFFICULTY_HEAD),
+    "dmnn_cross_difficulty_inplace_t060_s0": dict(INPLACE, seed=0, block_split="cross",
+                                                  difficulty_head=DIFFICULTY_HEAD),
 }
 # The families: the twins (two seeds) whose MACs, latency and training step their rows are
 # measured against and whose DMNNs get one verdict each. A DMNN belongs to its twin's family;

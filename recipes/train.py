@@ -91,6 +91,9 @@ flags.DEFINE_enum("block_split", None, list(SPLITS), "DMNN ResNet sub-blocks: "
                   "'preserve' keeps the block's parameters (paper), 'partition' splits the static "
                   "block's channels (warm-startable), 'cross' also keeps the 3x3 between "
                   "sub-blocks that run together (all on: the static block).")
+flags.DEFINE_bool("switchable_norms", None, "--block_split=cross: a BatchNorm per set of "
+                  "running sub-blocks after the 3x3 and the last 1x1 (switchable BatchNorm), "
+                  "whose sums depend on the set.")
 flags.DEFINE_float("dual_step", None, "Step of the resource loss's Lagrange multiplier per "
                    "training step (0: the paper's fixed penalty; default: the builder's).")
 flags.DEFINE_enum("rate_loss", None, list(RATE_LOSSES), "DMNN resource loss: execution "

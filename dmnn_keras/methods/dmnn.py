@@ -17,17 +17,15 @@ class DMNN(GatingMethod):
     name = "dmnn"
     multi_path = True
 
-    def block(self, wiring, x, stage, name, cross=False, **block_kwargs):
-        """`cross=True` (ResNet `split="cross"`): a `ChannelGatedBlock(tie_gates=True,
-        switchable_norms=True)`."""
+    def block(self, wiring, x, stage, name, cross=False, switchable_norms=False, **block_kwargs):
+        """`cross=True` (ResNet `split="cross"`): a `ChannelGatedBlock(tie_gates=True)`."""
         config = wiring.config
         groups = block_kwargs["groups"]
         if cross:
             block = ChannelGatedBlock(
                 block_kwargs["filters"], block_kwargs["path_width"] * groups,
                 strides=block_kwargs["strides"], gate_groups=(groups, groups), tie_gates=True,
-                switchable_norms=True,
-                name=name, dtype=wiring.dtype)
+                switchable_norms=switchable_norms, name=name, dtype=wiring.dtype)
             min_active = 0  # a bottleneck always has a shortcut (identity or projection)
         else:
             block = MultiPathBlock(gated=True, name=name, dtype=wiring.dtype, **block_kwargs)

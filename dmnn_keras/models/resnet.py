@@ -34,7 +34,10 @@ class DynamicResNet(DynamicModel):
     which `dmnn_keras.from_static` can warm-start from a trained static twin),
     or `split="cross"`: those channels, with the 3x3's blocks between the
     sub-blocks that run together kept (every gate on: the static block); see
-    `bottleneck_path_width`.
+    `bottleneck_path_width`. The cross split's BatchNorms after the 3x3 and
+    the last 1x1 normalise sums over the sub-blocks that run;
+    `switchable_norms=True` gives each set of sub-blocks its own
+    (`SwitchableBatchNorm`).
 
     Stems: "imagenet" = 7x7/2 conv + 3x3/2 max-pool (stage 0 at 1/4 of the
     input); "cifar" = 3x3/1 conv + 2x2/2 max-pool (stage 0 at 16x16 for a
@@ -54,6 +57,8 @@ class DynamicResNet(DynamicModel):
             XNNPACK (BENCHMARKS.md, tflite_block_cost and tflite_latency).
             Gatings other than "dmnn" need groups=1.
         split: "preserve", "partition" or "cross" (see above; DMNN only).
+        switchable_norms: `split="cross"` only: a BatchNorm per set of
+            running sub-blocks (see above).
         ungated_blocks: blocks that always run whole (one path, no
             controller): a tuple of block names, e.g. `("conv2_block1",)`, or
             "first_of_stage" (ConvNet-AIG keeps the downsampling blocks on).
@@ -120,6 +125,7 @@ class DynamicResNet(DynamicModel):
         width_multiplier=1.0,
         groups=4,
         split="preserve",
+        switchable_norms=False,
         ungated_blocks=(),
         num_classes=1000,
         input_shape=None,
@@ -139,6 +145,9 @@ class DynamicResNet(DynamicModel):
         if split == "cross" and gating_config.gating != "dmnn":
             raise ValueError("split='cross' ties each block's sub-blocks to DMNN gates: it needs "
                              f"gating='dmnn'. Received: gating={gating_config.gating!r}")
+        if switchable_norms and split != "cross":
+            raise ValueError("switchable_norms=True is for split='cross' (the split whose "
+                             f"sub-blocks share BatchNorms). Received: split={split!r}")
         classifier_activation = check_applications_arguments(
             include_top, weights, pooling, classifier_activation)
         inputs, input_shape = model_inputs(input_tensor, input_shape)
@@ -193,8 +202,8 @@ class DynamicResNet(DynamicModel):
                     x, stage, names[-1], gate=gate,
                     kind="bottleneck", filters=filters, groups=g,
                     path_width=bottleneck_path_width(in_channels, width, filters, g, split=split),
-                    strides=strides, **({"cross": True} if split == "cross" and gate and g > 1
-                                        else {}),
+                    strides=strides, **({"cross": True, "switchable_norms": bool(switchable_norms)}
+                                        if split == "cross" and gate and g > 1 else {}),
                 )
                 x = wiring.after_block(x, names[-1], num_classes, trained=include_top)
         check_ungated(ungated_blocks, names)
@@ -218,6 +227,7 @@ class DynamicResNet(DynamicModel):
             width_multiplier=width_multiplier,
             groups=tuple(groups) if isinstance(groups, (list, tuple)) else groups,
             split=split,
+            **({"switchable_norms": True} if switchable_norms else {}),  # (older configs: none)
             ungated_blocks=ungated_blocks if isinstance(ungated_blocks, str) else tuple(
                 ungated_blocks),
             num_classes=num_classes,

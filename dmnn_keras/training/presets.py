@@ -136,6 +136,7 @@ class TrainConfig:
     peer_timeout: float = PEER_TIMEOUT  # multi_worker: seconds to wait for another worker
     # === Dynamic-network recipe (DMNN models; see dmnn_keras.training.run) ===
     block_split: str = "preserve"  # DMNN ResNets' `split`
+    switchable_norms: bool = False  # block_split="cross": a BatchNorm per set of sub-blocks
     dual_step: Optional[float] = None
     rate_loss: Optional[str] = None  # "block" / "gate" / "bounded" (DMNN; None: the builder's)
     # Per-image FLOPs targets raised by the image's own uncertainty (DMNN; None: the builder's, 0).
@@ -319,6 +320,11 @@ def check_dynamic_recipe(config, entry):
 
     if config.block_split not in SPLITS:
         _fail("block_split", config.block_split, f"one of {SPLITS}")
+    if not isinstance(config.switchable_norms, bool):
+        _fail("switchable_norms", config.switchable_norms, "True or False")
+    if config.switchable_norms and config.block_split != "cross":
+        raise ValueError("switchable_norms=True needs block_split='cross' (the split whose "
+                         f"sub-blocks share BatchNorms). Received: block_split={config.block_split!r}")
     if config.rate_loss is not None and config.rate_loss not in RATE_LOSSES:
         _fail("rate_loss", config.rate_loss, f"None or one of {RATE_LOSSES}")
     if config.dual_step is not None and not config.dual_step >= 0:

@@ -67,6 +67,8 @@ def build_model(config, num_classes, input_shape, num_categories=0):
                           forced_gate_rate=config.forced_gate_rate)
             if entry.family == "resnet":
                 kwargs["split"] = config.block_split
+                if config.switchable_norms:
+                    kwargs["switchable_norms"] = True
         kwargs.update(resource_loss_kwargs(config, entry.multi_path))
     if num_categories and not (entry.gated and entry.multi_path):
         raise ValueError(

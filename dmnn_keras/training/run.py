@@ -376,7 +376,8 @@ def _run(config, wall_start, strategy=None, twin=None):
                 init_model, info.num_classes, (size, size, 3),
                 groups=config.groups, flops_target=config.flops_target, calibration_images=train,
                 calibration_batches=REBALANCE_BATCHES,
-                split="cross" if config.block_split == "cross" else "partition", **kwargs,
+                split="cross" if config.block_split == "cross" else "partition",
+                **({"switchable_norms": True} if config.switchable_norms else {}), **kwargs,
             )
             if config.verbose and chief:
                 print_init_from(init_from, replaced, "backbone; the gate controllers start fresh"

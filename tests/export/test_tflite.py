@@ -102,18 +102,21 @@ def test_dynamic_parity_on_real_images(converted, images):
                 np.testing.assert_array_equal(concurrent[key], value)
 
 
-def test_cross_split_parity_one_branch_per_set_of_sub_blocks(images, tmp_path):
+@pytest.mark.parametrize("switchable_norms", [False, True])
+def test_cross_split_parity_one_branch_per_set_of_sub_blocks(switchable_norms, images, tmp_path):
     """split="cross": an IF per set of sub-blocks, in a row; every set occurs, outputs match.
 
-    Every set of sub-blocks has its own BatchNorms 2 and 3 (switchable), here
-    all different, so a branch that folded another set's would not match.
+    With switchable norms every set of sub-blocks has its own BatchNorms 2 and
+    3, here all different, so a branch that folded another set's would not match.
     """
     keras.utils.set_random_seed(0)
     model = dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25,
-                          input_shape=(32, 32, 3), num_classes=10, groups=2, split="cross", seed=0)
+                          input_shape=(32, 32, 3), num_classes=10, groups=2, split="cross", seed=0,
+                          switchable_norms=switchable_norms)
     rng = np.random.default_rng(0)
     for block in model.layers:
-        for bn in (block.bn2.norms + block.bn3.norms) if hasattr(block, "bn2") else ():
+        for bn in (getattr(block.bn2, "norms", [block.bn2]) + getattr(block.bn3, "norms", [block.bn3])
+                   if hasattr(block, "bn2") else ()):
             c = bn.gamma.shape[0]
             bn.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.3, c),
                             rng.normal(0, 0.3, c), rng.uniform(0.5, 2.0, c)])

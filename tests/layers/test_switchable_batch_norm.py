@@ -84,7 +84,7 @@ def test_recalibration_keeps_the_statistics_of_sets_no_image_ran():
     import dmnn_keras as dk
 
     model = dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
-                          num_classes=10, groups=2, split="cross", seed=0)
+                          num_classes=10, groups=2, split="cross", switchable_norms=True, seed=0)
     norm = model.get_layer("conv3_block1").bn3
     old = [np.array(bn.moving_mean) + 1.0 for bn in norm.norms]
     for bn, mean in zip(norm.norms, old):
@@ -95,3 +95,6 @@ def test_recalibration_keeps_the_statistics_of_sets_no_image_ran():
     for s in range(3):
         np.testing.assert_array_equal(norm.norms[s].moving_mean, old[s])
     assert np.abs(np.array(norm.norms[3].moving_mean) - old[3]).max() > 1e-3
+    with pytest.raises(ValueError, match="switchable_norms=True is for split='cross'.*'partition'"):
+        dk.DMNNResNet(stack_sizes=(1, 1, 1, 1), width_multiplier=0.25, input_shape=(32, 32, 3),
+                      groups=2, split="partition", switchable_norms=True)

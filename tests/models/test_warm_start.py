@@ -97,6 +97,11 @@ def test_cross_split_all_on_is_exactly_the_dense_static_network_and_one_sub_bloc
     static_flops = static.get_layer("conv3_block1").compute_flops()
     assert flops["always_on"] + 2 * one + 2 * hw * 9 * k * k == (
         static_flops["always_on"] + sum(static_flops["paths"]))
+    # With switchable BatchNorms every set starts from the static BatchNorms: all on, the same.
+    switched = dk.from_static(static, groups=2, split="cross", switchable_norms=True)
+    assert isinstance(switched.get_layer("conv3_block1").bn3, dk.SwitchableBatchNorm)
+    assert switched.get_config()["switchable_norms"] is True
+    assert _close(expected, dk.force_gates(switched, 1.0).predict(x, verbose=0))
 
 
 def test_start_from_a_static_model_takes_the_cross_split():

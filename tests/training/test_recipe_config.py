@@ -129,6 +129,21 @@ def test_main_job_difficulty_head_is_for_resnet_dmnns_and_can_be_turned_off():
     assert (kept.difficulty_head, kept.uncertainty_spread) == ("block_6", None)
 
 
+def test_switchable_norms_are_for_the_cross_split():
+    from dmnn_keras.layers import SwitchableBatchNorm
+    from dmnn_keras.training.registry import build_model
+
+    config = resolve_config("cpu_scratch", block_split="cross", switchable_norms=True, groups=2)
+    model = build_model(config, 10, (32, 32, 3))
+    assert isinstance(model.get_layer("conv3_block1").bn3, SwitchableBatchNorm)
+    assert not resolve_config("cpu_scratch", block_split="cross").switchable_norms
+    with pytest.raises(ValueError, match="switchable_norms=True needs block_split='cross'.*"
+                                         "'partition'"):
+        resolve_config("cpu", switchable_norms=True)
+    with pytest.raises(ValueError, match="switchable_norms.*True or False"):
+        resolve_config("cpu", block_split="cross", switchable_norms="yes")
+
+
 def test_main_job_trains_the_cpu_exits_recipe_beside_its_dmnn():
     from dmnn_keras.training.run import exits_beside_config
 
