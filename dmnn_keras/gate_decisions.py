@@ -108,6 +108,18 @@ def forced_pattern(rate, sizes, min_active=0):
     return pattern
 
 
+def set_one_hot(gates):
+    """Each image's set of on gates, one-hot: `[batch, G]` gates -> `[batch, 2**G]`, float32.
+
+    The set's index reads the on gates as bits, gate i as `2**i` (all on:
+    `2**G - 1`), as the tied-gate export numbers its branches.
+    """
+    groups = int(gates.shape[-1])
+    bits = ops.cast(ops.convert_to_tensor(gates) > ON_THRESHOLD, "int32")
+    index = ops.sum(bits * ops.convert_to_tensor([2 ** i for i in range(groups)], "int32"), axis=1)
+    return ops.one_hot(index, 2 ** groups, dtype=GATE_DTYPE)
+
+
 def tile_pattern(pattern, batch_size):
     """`pattern` `[groups]` repeated for every sample: gates `[batch_size, groups]`, float32."""
     return ops.tile(ops.convert_to_tensor([pattern], GATE_DTYPE), [batch_size, 1])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dmnn_keras import AIGController, ChannelGate, GateController, GumbelGate
-from dmnn_keras.gate_decisions import carried_active, forced_pattern, hard_gates
+from dmnn_keras.gate_decisions import carried_active, forced_pattern, hard_gates, set_one_hot
 
 
 def reference_gates(scores, min_active):
@@ -50,3 +50,8 @@ def test_static_gates_of_pruning_mode():
     controller(np.zeros((1, 4, 4, 8), "float32"))
     controller.gate_logits.assign([[0.0, -1.0], [0.0, -0.5], [0.0, -3.0]])  # all off
     np.testing.assert_array_equal(controller.static_gates(), [0, 1, 0])
+
+
+def test_set_one_hot_reads_the_on_gates_as_bits():
+    gates = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], "float32")
+    np.testing.assert_array_equal(np.asarray(set_one_hot(gates)), np.eye(4, dtype="float32"))

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from dmnn_keras.export.batch_norm_folding import bn_scale_shift, folded_conv_weights
 from dmnn_keras.export.tf_ops import dense, global_average_pool, runtime_zeros
-from dmnn_keras.gate_decisions import ON_THRESHOLD, hard_gates
+from dmnn_keras.gate_decisions import ON_THRESHOLD, hard_gates, set_one_hot
 
 
 def _hidden(controller, x):
@@ -87,9 +87,7 @@ def _masked_branch(layer, x, values):
     if not layer.switchable_norms:
         y = _conv(y, layer.conv2, layer.bn2, None, relu=True) * mask(s2, g2)
         return _conv(y, layer.conv3, layer.bn3, None, relu=False)
-    sets = tf.one_hot(tf.cast(tf.reduce_sum(
-        tf.cast(values > ON_THRESHOLD, tf.float32) * (2.0 ** np.arange(g1, dtype=np.float32)),
-        axis=1), tf.int32), 2 ** g1)  # [batch, 2**G]: each image's set of sub-blocks
+    sets = set_one_hot(values)  # [batch, 2**G]: each image's set of sub-blocks
 
     def switched(y, bn):  # each image's set's BatchNorm, in inference
         scale, shift = (tf.constant(np.stack(a)) for a in zip(*map(bn_scale_shift, bn.norms)))

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from dmnn_keras.flops import conv_flops
+from dmnn_keras.gate_decisions import set_one_hot
 from dmnn_keras.keyword_arguments import LAYER_ARGUMENTS, check_keyword_arguments
 from dmnn_keras.layers.multi_path_block import (
     batch_norm_layer,
@@ -224,13 +225,9 @@ class ChannelGatedBlock(keras.layers.Layer):
         """`norm(bn, x, training)`: `bn(x)`, with switchable norms `bn([x, each image's set])`."""
         if not self.switchable_norms:
             return lambda bn, x, training: bn(x, training=training)
-        sets = self.gate_groups[0]
         if values is None:  # a plain bottleneck: every sub-block runs
-            index = ops.full((batch,), 2 ** sets - 1, "int32")
-        else:
-            bits = ops.cast(values > 0.5, "int32") * ops.array([2 ** i for i in range(sets)], "int32")
-            index = ops.sum(bits, axis=1)
-        one_hot = ops.one_hot(index, 2 ** sets, dtype="float32")
+            values = ops.ones((batch, self.gate_groups[0]))
+        one_hot = set_one_hot(values)
         return lambda bn, x, training: bn([x, one_hot], training=training)
 
     def run_shortcut(self, x, training=None):
